@@ -1,0 +1,168 @@
+//! Server functions: comfydeck's JSON API. Each one checks its input and calls the engine;
+//! nothing else happens here. Paths are stable and documented in the README so `curl` works.
+//!
+//! Reads are `GET` with query parameters; writes are `POST` with a JSON body whose keys are the
+//! argument names (e.g. `{"patch": {"theme": "dark"}}`). Errors come back as
+//! `{"message": "…"}` with 400 for bad input, 401 without a login, 404 for unknown ids.
+
+use engine::model::*;
+use leptos::prelude::*;
+use leptos::server_fn::codec::{GetUrl, Json, JsonEncoding};
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+/// The error every API call returns: a sentence for the user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub message: String,
+    /// Set by the auth layer when the session is missing or expired.
+    #[serde(default)]
+    pub login_required: bool,
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        let message = match value {
+            ServerFnErrorErr::Request(_) => {
+                "The dashboard cannot be reached; check your connection".to_string()
+            }
+            other => other.to_string(),
+        };
+        ApiError {
+            message,
+            login_required: false,
+        }
+    }
+}
+
+/// What the header needs to know about the current visitor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub auth_mode: AuthMode,
+    pub version: String,
+}
+
+/// Everything the Settings page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingsPageData {
+    pub settings: SettingsView,
+    pub api_tokens: Vec<ApiTokenInfo>,
+    pub auth_mode: AuthMode,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use std::sync::Arc;
+
+    use engine::{Engine, EngineError};
+    use leptos::prelude::*;
+
+    use super::ApiError;
+
+    pub fn engine() -> Result<Arc<Engine>, ApiError> {
+        use_context::<Arc<Engine>>().ok_or_else(|| ApiError {
+            message: "the engine is not running".into(),
+            login_required: false,
+        })
+    }
+
+    /// Maps an engine error to the HTTP status its kind deserves, keeping its message.
+    pub fn fail(e: EngineError) -> ApiError {
+        use leptos_axum::ResponseOptions;
+        let status = match &e {
+            EngineError::Invalid(_) => http::StatusCode::BAD_REQUEST,
+            EngineError::NotFound(_) => http::StatusCode::NOT_FOUND,
+            _ => {
+                tracing::error!(error = %e, "API call failed");
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        if let Some(options) = use_context::<ResponseOptions>() {
+            options.set_status(status);
+        }
+        ApiError {
+            message: e.to_string(),
+            login_required: false,
+        }
+    }
+}
+
+#[server(endpoint = "session", prefix = "/api", input = GetUrl)]
+pub async fn get_session() -> Result<SessionInfo, ApiError> {
+    let engine = server::engine()?;
+    Ok(SessionInfo {
+        auth_mode: engine.auth_mode(),
+        version: engine::VERSION.to_string(),
+    })
+}
+
+#[server(endpoint = "status", prefix = "/api", input = GetUrl)]
+pub async fn get_status() -> Result<HomeStatus, ApiError> {
+    let engine = server::engine()?;
+    engine.home_status().await.map_err(server::fail)
+}
+
+#[server(endpoint = "settings", prefix = "/api", input = GetUrl)]
+pub async fn get_settings() -> Result<SettingsPageData, ApiError> {
+    let engine = server::engine()?;
+    Ok(SettingsPageData {
+        settings: engine.settings_view(),
+        api_tokens: engine.api_tokens().await.map_err(server::fail)?,
+        auth_mode: engine.auth_mode(),
+    })
+}
+
+#[server(endpoint = "settings/update", prefix = "/api", input = Json)]
+pub async fn update_settings(patch: SettingsPatch) -> Result<SettingsView, ApiError> {
+    let engine = server::engine()?;
+    engine.update_settings(patch).await.map_err(server::fail)
+}
+
+#[server(endpoint = "settings/hf/validate", prefix = "/api", input = Json)]
+pub async fn validate_hf_token() -> Result<HfTokenCheck, ApiError> {
+    let engine = server::engine()?;
+    Ok(engine.check_hf_token().await)
+}
+
+#[server(endpoint = "activity", prefix = "/api", input = GetUrl)]
+pub async fn list_activity(
+    kind: Option<String>,
+    page: Option<u32>,
+) -> Result<ActivityPage, ApiError> {
+    let engine = server::engine()?;
+    let kind = match kind.as_deref().filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => Some(ActivityKind::parse(k).ok_or_else(|| {
+            server::fail(engine::EngineError::Invalid(format!(
+                "unknown activity kind {k:?}; use one of settings, auth, error, system"
+            )))
+        })?),
+    };
+    engine
+        .activity(kind, page.unwrap_or(1), ACTIVITY_PAGE_SIZE)
+        .await
+        .map_err(server::fail)
+}
+
+#[server(endpoint = "activity/clear", prefix = "/api", input = Json)]
+pub async fn clear_activity() -> Result<u64, ApiError> {
+    let engine = server::engine()?;
+    engine.clear_activity().await.map_err(server::fail)
+}
+
+#[server(endpoint = "tokens/create", prefix = "/api", input = Json)]
+pub async fn create_api_token(name: String) -> Result<CreatedApiToken, ApiError> {
+    let engine = server::engine()?;
+    engine.create_api_token(&name).await.map_err(server::fail)
+}
+
+#[server(endpoint = "tokens/revoke", prefix = "/api", input = Json)]
+pub async fn revoke_api_token(id: i64) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.revoke_api_token(id).await.map_err(server::fail)
+}
+
+pub const ACTIVITY_PAGE_SIZE: u32 = 25;

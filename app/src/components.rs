@@ -1,0 +1,239 @@
+//! Small building blocks shared by the pages.
+
+use leptos::prelude::*;
+use leptos_router::components::{Outlet, A};
+use leptos_router::hooks::use_location;
+
+use crate::api::{get_session, ApiError};
+use crate::live::{Connection, Live};
+
+/// The frame around every signed-in page: header with the brand, the navigation (a bottom
+/// bar on phones), the live-connection badge and, when logins are on, a logout button.
+#[component]
+pub fn Layout() -> impl IntoView {
+    Live::provide();
+    let session = Resource::new(|| (), |_| get_session());
+    view! {
+        <header class="sticky top-0 z-20 border-b border-line bg-bg/90 backdrop-blur">
+            <div class="mx-auto flex max-w-6xl items-center gap-3 px-4 py-2.5">
+                <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight text-fg">
+                    <img src="/favicon.svg" alt="" class="h-6 w-6"/>
+                    <span>"comfydeck"</span>
+                </A>
+                <Nav/>
+                <div class="ml-auto flex items-center gap-2">
+                    <LiveBadge/>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let needs_logout = session
+                                .await
+                                .map(|s| s.auth_mode.requires_login())
+                                .unwrap_or(false);
+                            needs_logout.then(|| view! { <LogoutButton/> })
+                        })}
+                    </Transition>
+                </div>
+            </div>
+        </header>
+        // Bottom padding keeps content clear of the phone tab bar.
+        <main class="mx-auto max-w-6xl px-4 pb-24 pt-4 md:pb-10">
+            <Outlet/>
+        </main>
+    }
+}
+
+#[component]
+fn Nav() -> impl IntoView {
+    let location = use_location();
+    let link = move |href: &'static str, label: &'static str, testid: &'static str, icon: Icon| {
+        let active = move || {
+            let path = location.pathname.get();
+            if href == "/" {
+                path == "/"
+            } else {
+                path.starts_with(href)
+            }
+        };
+        view! {
+            <A
+                href=href
+                attr:data-testid=testid
+                attr:class=move || {
+                    format!(
+                        "flex flex-1 flex-col items-center gap-0.5 rounded-lg px-3 py-1.5 text-xs md:flex-none md:flex-row md:gap-2 md:text-sm {}",
+                        if active() { "text-accent md:bg-surface-2" } else { "text-muted hover:text-fg" },
+                    )
+                }
+            >
+                <IconSvg icon/>
+                <span>{label}</span>
+            </A>
+        }
+    };
+    view! {
+        <nav
+            data-testid="nav"
+            aria-label="Main"
+            class="fixed inset-x-0 bottom-0 z-30 flex border-t border-line bg-surface px-2 pb-[max(0.25rem,env(safe-area-inset-bottom))] pt-1 md:static md:ml-4 md:border-0 md:bg-transparent md:p-0"
+        >
+            {link("/", "Home", "nav-home", Icon::Home)}
+            {link("/settings", "Settings", "nav-settings", Icon::Settings)}
+            {link("/activity", "Activity", "nav-activity", Icon::Activity)}
+        </nav>
+    }
+}
+
+#[component]
+fn LiveBadge() -> impl IntoView {
+    let live = Live::get();
+    let dot = move || match live.connection.get() {
+        Connection::Live => "bg-ok",
+        Connection::Polling => "bg-muted",
+        Connection::Connecting | Connection::Reconnecting => "bg-warn animate-pulse",
+    };
+    view! {
+        <span
+            class="flex items-center gap-1.5 rounded-full border border-line px-2.5 py-1 text-xs text-muted"
+            title=move || live.connection.get().explanation()
+        >
+            <span class=move || format!("h-2 w-2 rounded-full {}", dot())></span>
+            <span data-testid="live-state">{move || live.connection.get().label()}</span>
+        </span>
+    }
+}
+
+#[component]
+fn LogoutButton() -> impl IntoView {
+    view! {
+        <form method="post" action="/api/auth/logout">
+            <button
+                type="submit"
+                data-testid="logout"
+                class="flex items-center gap-1 rounded-lg border border-line px-2.5 py-1 text-xs text-muted hover:text-fg"
+                title="Log out"
+            >
+                <IconSvg icon=Icon::Logout/>
+                <span class="hidden sm:inline">"Log out"</span>
+            </button>
+        </form>
+    }
+}
+
+/// A titled panel.
+#[component]
+pub fn Card(
+    #[prop(into)] title: String,
+    #[prop(optional, into)] testid: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section data-testid=testid class="rounded-xl border border-line bg-surface p-4 shadow-sm">
+            <h2 class="mb-3 text-sm font-medium text-muted">{title}</h2>
+            {children()}
+        </section>
+    }
+}
+
+/// A horizontal bar for a share from 0 to 100; turns amber and red as it fills.
+#[component]
+pub fn Meter(#[prop(into)] percent: Signal<f32>, #[prop(into)] label: String) -> impl IntoView {
+    let colour = move || {
+        let p = percent.get();
+        if p >= 90.0 {
+            "bg-bad"
+        } else if p >= 75.0 {
+            "bg-warn"
+        } else {
+            "bg-accent"
+        }
+    };
+    view! {
+        <div
+            class="h-2 w-full overflow-hidden rounded-full bg-surface-2"
+            role="meter"
+            aria-label=label
+            aria-valuemin="0"
+            aria-valuemax="100"
+            aria-valuenow=move || format!("{:.0}", percent.get())
+        >
+            <div
+                class=move || format!("h-full rounded-full transition-[width] duration-500 {}", colour())
+                style:width=move || format!("{:.1}%", percent.get().clamp(0.0, 100.0))
+            ></div>
+        </div>
+    }
+}
+
+/// An error box with the message the server gave.
+#[component]
+pub fn ErrorNote(#[prop(into)] message: String) -> impl IntoView {
+    view! {
+        <p role="alert" class="rounded-lg border border-bad/40 bg-bad/10 px-3 py-2 text-sm text-bad">
+            {message}
+        </p>
+    }
+}
+
+/// Shows an API error; a lost session sends the visitor to the login page.
+pub fn api_error_view(error: ApiError) -> AnyView {
+    if error.login_required {
+        go_to_login();
+    }
+    view! { <ErrorNote message=error.message/> }.into_any()
+}
+
+/// Sends the browser to the login page, coming back here afterwards.
+pub fn go_to_login() {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let location = window.location();
+        let here = location.pathname().unwrap_or_else(|_| "/".into());
+        let _ = location.set_href(&format!("/login?next={}", here));
+    }
+}
+
+/// Applies a theme to the page at once (the server renders it on the next load).
+pub fn apply_theme(theme: engine::model::Theme) {
+    #[cfg(feature = "hydrate")]
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-theme", theme.as_str());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = theme;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Icon {
+    Home,
+    Settings,
+    Activity,
+    Logout,
+}
+
+#[component]
+pub fn IconSvg(icon: Icon) -> impl IntoView {
+    // Outline icons on a 24-unit grid, drawn with the current text colour.
+    let d = match icon {
+        Icon::Home => "M3 10.5 12 3l9 7.5V20a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z",
+        Icon::Settings => "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6Zm7.4-3a7.4 7.4 0 0 0-.1-1.2l2-1.6-2-3.4-2.4 1a7.5 7.5 0 0 0-2-1.2L14.5 3h-5l-.4 2.6a7.5 7.5 0 0 0-2 1.2l-2.4-1-2 3.4 2 1.6a7.4 7.4 0 0 0 0 2.4l-2 1.6 2 3.4 2.4-1a7.5 7.5 0 0 0 2 1.2l.4 2.6h5l.4-2.6a7.5 7.5 0 0 0 2-1.2l2.4 1 2-3.4-2-1.6c.1-.4.1-.8.1-1.2Z",
+        Icon::Activity => "M4 6h16M4 12h16M4 18h10",
+        Icon::Logout => "M15 4h4a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1h-4M10 17l5-5-5-5M15 12H3",
+    };
+    view! {
+        <svg
+            class="h-5 w-5 md:h-4 md:w-4"
+            viewBox="0 0 24 24"
+            fill="none"
+            stroke="currentColor"
+            stroke-width="1.8"
+            stroke-linecap="round"
+            stroke-linejoin="round"
+            aria-hidden="true"
+        >
+            <path d=d/>
+        </svg>
+    }
+}

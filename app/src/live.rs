@@ -1,0 +1,183 @@
+//! Live updates: one WebSocket per tab to `/ws`, reconnecting with backoff; when WebSockets
+//! keep failing (some proxies block them) it polls `/api/status` instead and tries the socket
+//! again now and then. Pages read the latest values from the [`Live`] context.
+
+use engine::model::{ActivityEntry, ComfyStatus, SettingsView, SystemStats};
+use leptos::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Live,
+    Reconnecting,
+    Polling,
+}
+
+impl Connection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Connection::Connecting => "Connecting…",
+            Connection::Live => "Live",
+            Connection::Reconnecting => "Reconnecting…",
+            Connection::Polling => "Polling",
+        }
+    }
+
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Connection::Connecting => "Opening the live connection",
+            Connection::Live => "Live updates over a WebSocket",
+            Connection::Reconnecting => "The live connection dropped; reconnecting",
+            Connection::Polling => {
+                "WebSockets are blocked on this network; updating every few seconds instead"
+            }
+        }
+    }
+}
+
+/// The latest pushed values; `None` until the first event arrives (pages then show what the
+/// server rendered).
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub connection: RwSignal<Connection>,
+    pub stats: RwSignal<Option<SystemStats>>,
+    pub comfy: RwSignal<Option<ComfyStatus>>,
+    pub activity: RwSignal<Option<ActivityEntry>>,
+    pub settings: RwSignal<Option<SettingsView>>,
+}
+
+impl Live {
+    /// Creates the context and, in the browser, starts the connection.
+    pub fn provide() -> Live {
+        let live = Live {
+            connection: RwSignal::new(Connection::Connecting),
+            stats: RwSignal::new(None),
+            comfy: RwSignal::new(None),
+            activity: RwSignal::new(None),
+            settings: RwSignal::new(None),
+        };
+        provide_context(live);
+        #[cfg(feature = "hydrate")]
+        Effect::new(move |_| leptos::task::spawn_local(client::run(live)));
+        live
+    }
+
+    pub fn get() -> Live {
+        expect_context::<Live>()
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn apply(&self, event: engine::model::Event) {
+        use engine::model::Event;
+        match event {
+            Event::SystemStats(s) => self.stats.set(Some(s)),
+            Event::ComfyStatus(c) => self.comfy.set(Some(c)),
+            Event::Activity(a) => self.activity.set(Some(a)),
+            Event::Settings(s) => self.settings.set(Some(s)),
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use std::time::Duration;
+
+    use engine::model::{Event, HomeStatus};
+    use futures::StreamExt;
+    use gloo_net::websocket::{futures::WebSocket, Message};
+    use gloo_timers::future::sleep;
+    use leptos::prelude::*;
+
+    use super::{Connection, Live};
+
+    /// Socket failures in a row (without a single message) before switching to polling.
+    const FAILURES_BEFORE_POLLING: u32 = 3;
+    const POLL_INTERVAL: Duration = Duration::from_secs(3);
+    /// While polling, try the socket again after this many polls.
+    const POLLS_BETWEEN_SOCKET_TRIES: u32 = 10;
+
+    fn socket_url() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
+        Some(format!("{scheme}://{}/ws", location.host().ok()?))
+    }
+
+    pub async fn run(live: Live) {
+        let mut failures: u32 = 0;
+        loop {
+            if listen(live).await {
+                failures = 0;
+            } else {
+                failures += 1;
+            }
+            if failures >= FAILURES_BEFORE_POLLING {
+                live.connection.set(Connection::Polling);
+                for _ in 0..POLLS_BETWEEN_SOCKET_TRIES {
+                    poll_once(live).await;
+                    sleep(POLL_INTERVAL).await;
+                }
+            } else {
+                live.connection.set(Connection::Reconnecting);
+                // 0.5 s, 1 s, 2 s … capped at 10 s, with jitter so tabs don't reconnect in step.
+                let base = 500u64.saturating_mul(1 << failures.min(5)).min(10_000);
+                let jitter = (js_sys_random() * 250.0) as u64;
+                sleep(Duration::from_millis(base + jitter)).await;
+            }
+        }
+    }
+
+    /// Reads events until the socket closes; true if at least one message arrived.
+    async fn listen(live: Live) -> bool {
+        let Some(url) = socket_url() else {
+            return false;
+        };
+        let Ok(socket) = WebSocket::open(&url) else {
+            return false;
+        };
+        let (_write, mut read) = socket.split();
+        let mut received = false;
+        while let Some(message) = read.next().await {
+            match message {
+                Ok(Message::Text(text)) => {
+                    if !received {
+                        received = true;
+                        live.connection.set(Connection::Live);
+                    }
+                    match serde_json::from_str::<Event>(&text) {
+                        Ok(event) => live.apply(event),
+                        Err(e) => leptos::logging::warn!("unreadable live event: {e}"),
+                    }
+                }
+                Ok(Message::Bytes(_)) => {}
+                Err(_) => break,
+            }
+        }
+        received
+    }
+
+    async fn poll_once(live: Live) {
+        let Ok(response) = gloo_net::http::Request::get("/api/status").send().await else {
+            return;
+        };
+        if response.status() == 401 {
+            crate::components::go_to_login();
+            return;
+        }
+        if let Ok(status) = response.json::<HomeStatus>().await {
+            live.stats.set(Some(status.stats));
+            live.comfy.set(Some(status.comfy));
+        }
+    }
+
+    fn js_sys_random() -> f64 {
+        // Math.random without pulling in js-sys for one call.
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| (p.now() % 1000.0) / 1000.0)
+            .unwrap_or(0.5)
+    }
+}

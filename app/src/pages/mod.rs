@@ -1,0 +1,4 @@
+pub mod activity;
+pub mod home;
+pub mod login;
+pub mod settings;

@@ -1,0 +1,98 @@
+// Playwright config for comfydeck's browser tests.
+//
+// Run from the repository root:
+//   COMFYDECK_BIN=target/release/comfydeck npx playwright test -c end2end/playwright.config.ts
+//
+// Two real servers are started from the binary, each on its own fresh temp workspace
+// (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092.
+// Both projects (desktop, mobile) run every spec, one test at a time.
+import path from 'node:path';
+import { defineConfig } from '@playwright/test';
+import {
+  COMFYDECK_BIN,
+  LOCKED_PASSWORD,
+  LOCKED_PORT,
+  LOCKED_URL,
+  OPEN_PORT,
+  OPEN_URL,
+} from './env';
+
+const serveScript = path.resolve(__dirname, 'serve.sh');
+
+const serverEnv = {
+  COMFYDECK_BIN,
+  LOG_LEVEL: process.env.LOG_LEVEL || 'info',
+};
+
+export default defineConfig({
+  testDir: path.resolve(__dirname, 'tests'),
+  outputDir: path.resolve(__dirname, 'test-results'),
+  // The specs share the two servers (settings, activity): one test at a time, in file order.
+  fullyParallel: false,
+  workers: 1,
+  retries: process.env.CI ? 1 : 0,
+  forbidOnly: !!process.env.CI,
+  reporter: 'list',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+
+  use: {
+    baseURL: OPEN_URL,
+    browserName: 'chromium',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+    },
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+  },
+
+  projects: [
+    {
+      name: 'desktop',
+      use: { viewport: { width: 1280, height: 800 } },
+    },
+    {
+      name: 'mobile',
+      use: {
+        viewport: { width: 375, height: 740 },
+        deviceScaleFactor: 2,
+        isMobile: true,
+        hasTouch: true,
+      },
+    },
+  ],
+
+  webServer: [
+    {
+      name: 'open',
+      command: `bash "${serveScript}" ${OPEN_PORT} open`,
+      url: `${OPEN_URL}/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      env: serverEnv,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
+    },
+    {
+      name: 'locked',
+      command: `bash "${serveScript}" ${LOCKED_PORT} locked`,
+      url: `${LOCKED_URL}/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      env: { ...serverEnv, ACCESS_PASSWORD: LOCKED_PASSWORD },
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
+    },
+  ],
+});

@@ -1,0 +1,76 @@
+// The "locked" server (ACCESS_PASSWORD set): redirects, login, API protection, logout.
+import { expect, test, type Page } from '@playwright/test';
+import { LOCKED_PASSWORD, LOCKED_URL, waitForHydration } from './support';
+
+test.use({ baseURL: LOCKED_URL });
+
+const onPath = (path: string) => (url: URL) => url.pathname === path;
+
+async function submitPassword(page: Page, password: string): Promise<void> {
+  await expect(page.getByTestId('login-form')).toBeVisible();
+  const input = page.getByTestId('login-password');
+  await expect(input).toHaveAttribute('name', 'password');
+  await input.fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
+test('pages redirect to /login without a session', async ({ page }) => {
+  for (const path of ['/', '/settings', '/activity']) {
+    await page.goto(path);
+    await expect(page, `${path} redirects to the login page`).toHaveURL(/\/login/);
+    await expect(page.getByTestId('login-form')).toBeVisible();
+  }
+  // The login page works as a page of its own, too.
+  await page.goto('/login');
+  await waitForHydration(page);
+  await expect(page.getByTestId('login-form')).toBeVisible();
+  await expect(page.getByTestId('logout')).toHaveCount(0);
+});
+
+test('the API answers 401 without a session', async ({ request }) => {
+  const res = await request.get('/api/status');
+  expect(res.status()).toBe(401);
+});
+
+test('a wrong password shows an error and no session', async ({ page }) => {
+  await page.goto('/login');
+  await waitForHydration(page);
+  await submitPassword(page, 'not-the-password');
+  await expect(page.getByTestId('login-error')).toBeVisible();
+  await expect(page).toHaveURL(/\/login/);
+
+  // Still locked out.
+  await page.goto('/');
+  await expect(page).toHaveURL(/\/login/);
+  expect((await page.request.get('/api/status')).status()).toBe(401);
+});
+
+test('the right password lands on the requested page; logout locks again', async ({ page }) => {
+  await page.goto('/settings');
+  await expect(page).toHaveURL(/\/login/);
+  await waitForHydration(page);
+
+  await submitPassword(page, LOCKED_PASSWORD);
+  await expect(page, 'lands on the page asked for').toHaveURL(onPath('/settings'));
+  await waitForHydration(page);
+  await expect(page.getByTestId('theme-select')).toBeVisible();
+  await expect(page.getByTestId('login-error')).toHaveCount(0);
+
+  // The session opens the API and the other pages.
+  expect((await page.request.get('/api/status')).status()).toBe(200);
+  await page.goto('/');
+  await expect(page).toHaveURL(onPath('/'));
+  await waitForHydration(page);
+  await expect(page.getByTestId('cpu-percent')).toBeVisible();
+
+  // Logout from the header.
+  const logout = page.getByTestId('logout').filter({ visible: true });
+  await expect(logout).toBeVisible();
+  await logout.click();
+  await expect(page).toHaveURL(/\/login/);
+  await expect(page.getByTestId('login-form')).toBeVisible();
+
+  await page.goto('/');
+  await expect(page, '/ redirects again after logout').toHaveURL(/\/login/);
+  expect((await page.request.get('/api/status')).status()).toBe(401);
+});

@@ -1,0 +1,260 @@
+//! Configuration and the workspace layout: every path on the volume is derived here, once.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PORT: u16 = 8082;
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_COMFYUI_URL: &str = "http://127.0.0.1:3000";
+pub const DEFAULT_HF_BASE_URL: &str = "https://huggingface.co";
+
+/// A string that never shows itself in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Everything the engine needs to start, already validated by the binary's CLI layer.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub workspace_root: PathBuf,
+    pub host: IpAddr,
+    pub port: u16,
+    /// ComfyUI's base URL without a trailing slash.
+    pub comfyui_url: String,
+    pub access_password: Option<Secret>,
+    /// Hugging Face API base URL without a trailing slash (tests point it at a local server).
+    pub hf_base_url: String,
+    /// `RUNPOD_VOLUME_GB` in bytes, when the pod says how large its volume is.
+    pub volume_quota_bytes: Option<u64>,
+}
+
+impl Config {
+    /// A configuration with every default, for the given workspace.
+    pub fn with_workspace(workspace_root: impl Into<PathBuf>) -> Self {
+        Config {
+            workspace_root: workspace_root.into(),
+            host: DEFAULT_HOST.parse().expect("default host is an IP address"),
+            port: DEFAULT_PORT,
+            comfyui_url: DEFAULT_COMFYUI_URL.to_string(),
+            access_password: None,
+            hf_base_url: DEFAULT_HF_BASE_URL.to_string(),
+            volume_quota_bytes: None,
+        }
+    }
+
+    pub fn layout(&self) -> WorkspaceLayout {
+        WorkspaceLayout::new(&self.workspace_root)
+    }
+
+    /// Only loopback listeners may run without a login.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.host.is_loopback()
+    }
+}
+
+/// `/workspace` on a pod; `./workspace` where there is none (a laptop).
+pub fn default_workspace_root() -> PathBuf {
+    let pod_volume = Path::new("/workspace");
+    if pod_volume.is_dir() {
+        pod_volume.to_path_buf()
+    } else {
+        PathBuf::from("workspace")
+    }
+}
+
+/// Parses `RUNPOD_VOLUME_GB` ("50", "50.5") into bytes (decimal GB, as RunPod sells them).
+pub fn parse_volume_gb(value: &str) -> Result<u64, String> {
+    let gb: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("RUNPOD_VOLUME_GB must be a number of GB, got {value:?}"))?;
+    if !gb.is_finite() || gb <= 0.0 {
+        return Err(format!("RUNPOD_VOLUME_GB must be positive, got {value:?}"));
+    }
+    Ok((gb * 1e9) as u64)
+}
+
+/// Normalises a base URL: must be http(s), no trailing slash.
+pub fn normalize_base_url(name: &str, value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err(format!(
+            "{name} must start with http:// or https://, got {value:?}"
+        ));
+    }
+    if trimmed.len() <= "https://".len() {
+        return Err(format!("{name} has no host: {value:?}"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// ComfyUI's model folder names (v0.3.64 `folder_paths`), each with the sub-folders of
+/// `models/` that ComfyUI reads for it. The first entry is where comfydeck puts new files;
+/// the others are legacy names that older volumes still use.
+pub const MODEL_FOLDERS: &[(&str, &[&str])] = &[
+    ("checkpoints", &["checkpoints"]),
+    ("configs", &["configs"]),
+    ("loras", &["loras"]),
+    ("vae", &["vae"]),
+    ("text_encoders", &["text_encoders", "clip"]),
+    ("diffusion_models", &["diffusion_models", "unet"]),
+    ("clip_vision", &["clip_vision"]),
+    ("style_models", &["style_models"]),
+    ("embeddings", &["embeddings"]),
+    ("diffusers", &["diffusers"]),
+    ("vae_approx", &["vae_approx"]),
+    ("controlnet", &["controlnet", "t2i_adapter"]),
+    ("gligen", &["gligen"]),
+    ("upscale_models", &["upscale_models"]),
+    ("hypernetworks", &["hypernetworks"]),
+    ("photomaker", &["photomaker"]),
+    ("classifiers", &["classifiers"]),
+    ("model_patches", &["model_patches"]),
+    ("audio_encoders", &["audio_encoders"]),
+];
+
+/// Where everything lives on the volume. No other module builds a workspace path by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceLayout {
+    root: PathBuf,
+}
+
+impl WorkspaceLayout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        WorkspaceLayout { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn models(&self) -> PathBuf {
+        self.root.join("models")
+    }
+    pub fn output(&self) -> PathBuf {
+        self.root.join("output")
+    }
+    pub fn input(&self) -> PathBuf {
+        self.root.join("input")
+    }
+    pub fn workflows(&self) -> PathBuf {
+        self.root.join("workflows")
+    }
+    pub fn workflow_templates(&self) -> PathBuf {
+        self.workflows().join("templates")
+    }
+    pub fn workflow_user(&self) -> PathBuf {
+        self.workflows().join("user")
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    pub fn extra_model_paths_yaml(&self) -> PathBuf {
+        self.config_dir().join("extra_model_paths.yaml")
+    }
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.data().join("comfydeck.db")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.data().join("comfydeck.lock")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn comfydeck_log(&self) -> PathBuf {
+        self.logs().join("comfydeck.log")
+    }
+    pub fn comfyui_log(&self) -> PathBuf {
+        self.logs().join("comfyui.log")
+    }
+
+    /// Every directory comfydeck creates at start-up.
+    pub fn directories(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![
+            self.models(),
+            self.output(),
+            self.input(),
+            self.workflow_templates(),
+            self.workflow_user(),
+            self.config_dir(),
+            self.data(),
+            self.logs(),
+        ];
+        dirs.extend(
+            MODEL_FOLDERS
+                .iter()
+                .map(|(_, subdirs)| self.models().join(subdirs[0])),
+        );
+        dirs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_hides_value() {
+        let s = Secret::new("hunter2-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(…)");
+        let config = Config {
+            access_password: Some(s),
+            ..Config::with_workspace("/tmp/x")
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn volume_gb_is_decimal() {
+        assert_eq!(parse_volume_gb("50").unwrap(), 50_000_000_000);
+        assert_eq!(parse_volume_gb(" 0.5 ").unwrap(), 500_000_000);
+        assert!(parse_volume_gb("fifty").unwrap_err().contains("fifty"));
+        assert!(parse_volume_gb("-1").is_err());
+    }
+
+    #[test]
+    fn base_urls_are_checked_and_trimmed() {
+        assert_eq!(
+            normalize_base_url("COMFYUI_URL", "http://127.0.0.1:3000/").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert!(normalize_base_url("COMFYUI_URL", "127.0.0.1:3000")
+            .unwrap_err()
+            .contains("COMFYUI_URL"));
+    }
+
+    #[test]
+    fn layout_paths_hang_off_the_root() {
+        let layout = WorkspaceLayout::new("/workspace");
+        assert_eq!(layout.database(), Path::new("/workspace/data/comfydeck.db"));
+        assert_eq!(
+            layout.extra_model_paths_yaml(),
+            Path::new("/workspace/config/extra_model_paths.yaml")
+        );
+        assert!(layout
+            .directories()
+            .contains(&PathBuf::from("/workspace/models/text_encoders")));
+        assert!(layout
+            .directories()
+            .iter()
+            .all(|d| d.starts_with("/workspace")));
+    }
+}

@@ -1,0 +1,744 @@
+//! [`Engine`]: owns the services, is started once, and is handed to handlers and server
+//! functions. Every operation the UI or API offers is a method here.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, AuthError, LoginLimiter, SESSION_IDLE_LIFETIME};
+use crate::comfy::ComfyClient;
+use crate::config::{Config, Secret, WorkspaceLayout};
+use crate::events::{EventBus, WatchGuard};
+use crate::metrics::{MetricsConfig, MetricsSampler};
+use crate::model::*;
+use crate::store::{Store, StoreError};
+use crate::workspace::{self, WorkspaceError, WorkspaceLock};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const KEY_THEME: &str = "theme";
+const KEY_HF_TOKEN: &str = "hf_token";
+const KEY_CIVITAI_TOKEN: &str = "civitai_token";
+const KEY_RETENTION_DAYS: &str = "activity_retention_days";
+const KEY_GENERATED_PASSWORD_HASH: &str = "auth.generated_password_hash";
+
+/// Longest accepted token (HF and CivitAI tokens are ~40 characters).
+const MAX_TOKEN_LEN: usize = 512;
+/// How often metrics are sampled while someone watches.
+pub const METRICS_INTERVAL: Duration = Duration::from_secs(2);
+const COMFY_INTERVAL: Duration = Duration::from_secs(5);
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// Writing `last_seen` on every request would turn reads into writes; once a minute is enough.
+const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The request itself is wrong; the message says which field and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Why a login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("too many failed attempts; try again in {} s", .0.as_secs())]
+    RateLimited(Duration),
+    #[error("wrong password")]
+    WrongPassword,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Settings as held in memory; the secrets stay wrapped so `Debug` never prints them.
+#[derive(Clone, Debug)]
+struct Settings {
+    theme: Theme,
+    hf_token: Option<Secret>,
+    civitai_token: Option<Secret>,
+    activity_retention_days: u32,
+}
+
+impl Settings {
+    fn view(&self) -> SettingsView {
+        SettingsView {
+            theme: self.theme,
+            hf_token_masked: self.hf_token.as_ref().map(|t| mask_secret(t.expose())),
+            civitai_token_masked: self.civitai_token.as_ref().map(|t| mask_secret(t.expose())),
+            activity_retention_days: self.activity_retention_days,
+        }
+    }
+}
+
+/// How logins are checked.
+enum PasswordCheck {
+    None,
+    /// `ACCESS_PASSWORD`: compared by SHA-256 digest in constant time.
+    Given(Secret),
+    /// Generated at first start; only its argon2 hash is stored.
+    GeneratedHash(String),
+}
+
+/// What start-up did, for the binary to report.
+#[derive(Debug)]
+pub struct StartupReport {
+    pub phases: Vec<(&'static str, Duration)>,
+    /// Set only on the start that generated it: the binary prints it once.
+    pub generated_password: Option<String>,
+}
+
+pub struct Engine {
+    config: Config,
+    layout: WorkspaceLayout,
+    store: Store,
+    events: EventBus,
+    settings: RwLock<Settings>,
+    /// Serialises settings writes so the cache and the database never disagree.
+    settings_write: tokio::sync::Mutex<()>,
+    sampler: Arc<Mutex<MetricsSampler>>,
+    latest_stats: RwLock<Option<SystemStats>>,
+    comfy: ComfyClient,
+    latest_comfy: RwLock<Option<ComfyStatus>>,
+    auth_mode: AuthMode,
+    password: PasswordCheck,
+    limiter: LoginLimiter,
+    started: Instant,
+    _lock: WorkspaceLock,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Prepares the workspace, opens the database and loads settings. Each phase is timed and
+    /// logged. Fails with a message that names the problem when the workspace is unusable or
+    /// already served by another process.
+    pub async fn start(config: Config) -> Result<(Arc<Engine>, StartupReport), EngineError> {
+        let layout = config.layout();
+        let mut phases = Vec::new();
+        let mut phase = |name: &'static str, t: Instant| {
+            let took = t.elapsed();
+            tracing::info!(
+                phase = name,
+                ms = format!("{:.1}", took.as_secs_f64() * 1000.0),
+                "start-up phase done"
+            );
+            phases.push((name, took));
+        };
+
+        let t = Instant::now();
+        workspace::check_writable(layout.root())?;
+        phase("workspace writable", t);
+
+        let t = Instant::now();
+        workspace::create_tree(&layout)?;
+        let lock = WorkspaceLock::acquire(&layout)?;
+        phase("directory tree and lock", t);
+
+        let t = Instant::now();
+        let rewritten = workspace::write_extra_model_paths(&layout)?;
+        tracing::debug!(rewritten, path = %layout.extra_model_paths_yaml().display(), "extra_model_paths.yaml");
+        phase("extra_model_paths.yaml", t);
+
+        let t = Instant::now();
+        let store = Store::open(&layout.database()).await?;
+        phase("database", t);
+
+        let t = Instant::now();
+        let settings = load_settings(&store).await?;
+        let (auth_mode, password, generated_password) = resolve_auth(&config, &store).await?;
+        phase("settings and auth", t);
+
+        let metrics_config =
+            MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);
+        let engine = Arc::new(Engine {
+            comfy: ComfyClient::new(&config.comfyui_url),
+            sampler: Arc::new(Mutex::new(MetricsSampler::new(metrics_config))),
+            config,
+            layout,
+            store,
+            events: EventBus::new(),
+            settings: RwLock::new(settings),
+            settings_write: tokio::sync::Mutex::new(()),
+            latest_stats: RwLock::new(None),
+            latest_comfy: RwLock::new(None),
+            auth_mode,
+            password,
+            limiter: LoginLimiter::default(),
+            started: Instant::now(),
+            _lock: lock,
+        });
+        Ok((
+            engine,
+            StartupReport {
+                phases,
+                generated_password,
+            },
+        ))
+    }
+
+    /// Starts the background jobs: metrics and ComfyUI sampling (only while someone watches)
+    /// and the hourly clean-up of old activity and expired sessions.
+    pub fn spawn_background_jobs(self: &Arc<Self>) {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                engine.events.until_watched().await;
+                let stats = engine.sample_stats().await;
+                engine.events.publish(Event::SystemStats(stats));
+                tokio::time::sleep(METRICS_INTERVAL).await;
+            }
+        });
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                engine.events.until_watched().await;
+                let status = engine.refresh_comfy_status().await;
+                engine.events.publish(Event::ComfyStatus(status));
+                tokio::time::sleep(COMFY_INTERVAL).await;
+            }
+        });
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = engine.apply_retention().await {
+                    tracing::warn!(error = %e, "activity retention job failed");
+                }
+                tokio::time::sleep(RETENTION_INTERVAL).await;
+            }
+        });
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn layout(&self) -> &WorkspaceLayout {
+        &self.layout
+    }
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth_mode
+    }
+
+    /// Registers a live viewer: sampling runs while at least one guard is alive.
+    pub fn watch(&self) -> WatchGuard {
+        self.events.watch()
+    }
+
+    // -- status --------------------------------------------------------------------------------
+
+    /// A fresh sample (or the last one if it is younger than the sampling interval).
+    pub async fn system_stats(&self) -> SystemStats {
+        if let Some(stats) = self.read_latest_stats() {
+            if now_ms() - stats.sampled_at_ms < METRICS_INTERVAL.as_millis() as i64 {
+                return stats;
+            }
+        }
+        self.sample_stats().await
+    }
+
+    fn read_latest_stats(&self) -> Option<SystemStats> {
+        self.latest_stats
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn sample_stats(&self) -> SystemStats {
+        let sampler = Arc::clone(&self.sampler);
+        // Reading /proc, cgroups and NVML blocks; keep it off the async workers.
+        let stats = tokio::task::spawn_blocking(move || {
+            sampler
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .sample(now_ms())
+        })
+        .await
+        .expect("metrics sampling does not panic");
+        *self.latest_stats.write().unwrap_or_else(|p| p.into_inner()) = Some(stats.clone());
+        stats
+    }
+
+    /// ComfyUI's status, cached for a few seconds.
+    pub async fn comfy_status(&self) -> ComfyStatus {
+        let cached = self
+            .latest_comfy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(status) = cached {
+            if now_ms() - status.checked_at_ms < COMFY_INTERVAL.as_millis() as i64 {
+                return status;
+            }
+        }
+        self.refresh_comfy_status().await
+    }
+
+    async fn refresh_comfy_status(&self) -> ComfyStatus {
+        let status = self.comfy.status(now_ms()).await;
+        *self.latest_comfy.write().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+        status
+    }
+
+    pub async fn home_status(&self) -> Result<HomeStatus, EngineError> {
+        let (stats, comfy, recent) = tokio::join!(
+            self.system_stats(),
+            self.comfy_status(),
+            self.store.activity_page(None, 1, 8)
+        );
+        Ok(HomeStatus {
+            stats,
+            comfy,
+            recent_activity: recent?.entries,
+        })
+    }
+
+    pub async fn health(&self) -> HealthReport {
+        let database = match self.store.ping().await {
+            Ok(()) => ComponentHealth {
+                ok: true,
+                detail: "SQLite answers".into(),
+            },
+            Err(e) => ComponentHealth {
+                ok: false,
+                detail: e.to_string(),
+            },
+        };
+        let root = self.layout.root().to_path_buf();
+        let workspace =
+            match tokio::task::spawn_blocking(move || workspace::check_writable(&root)).await {
+                Ok(Ok(())) => ComponentHealth {
+                    ok: true,
+                    detail: format!("{} is writable", self.layout.root().display()),
+                },
+                Ok(Err(e)) => ComponentHealth {
+                    ok: false,
+                    detail: e.to_string(),
+                },
+                Err(e) => ComponentHealth {
+                    ok: false,
+                    detail: format!("check failed: {e}"),
+                },
+            };
+        let comfyui = self.comfy_status().await;
+        let ok = database.ok && workspace.ok;
+        HealthReport {
+            status: if ok { "ok" } else { "degraded" }.into(),
+            version: VERSION.into(),
+            uptime_s: self.started.elapsed().as_secs(),
+            database,
+            workspace,
+            comfyui,
+        }
+    }
+
+    // -- activity ------------------------------------------------------------------------------
+
+    /// Records what happened and pushes it to live viewers. Never fails the caller: a lost
+    /// activity line is logged, not turned into a failed user action.
+    pub async fn record(&self, kind: ActivityKind, message: impl Into<String>) {
+        let message = message.into();
+        match self.store.add_activity(now_ms(), kind, &message).await {
+            Ok(entry) => self.events.publish(Event::Activity(entry)),
+            Err(e) => tracing::warn!(error = %e, %message, "could not record activity"),
+        }
+    }
+
+    pub async fn activity(
+        &self,
+        kind: Option<ActivityKind>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<ActivityPage, EngineError> {
+        Ok(self.store.activity_page(kind, page, per_page).await?)
+    }
+
+    pub async fn clear_activity(&self) -> Result<u64, EngineError> {
+        let removed = self.store.clear_activity().await?;
+        self.record(
+            ActivityKind::System,
+            format!("Activity log cleared ({removed} entries)"),
+        )
+        .await;
+        Ok(removed)
+    }
+
+    /// Deletes activity older than the retention setting and expired sessions.
+    pub async fn apply_retention(&self) -> Result<u64, EngineError> {
+        let days = self.settings_view().activity_retention_days;
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        let removed = self.store.prune_activity(cutoff).await?;
+        self.store.prune_sessions(now_ms()).await?;
+        if removed > 0 {
+            tracing::info!(removed, days, "old activity removed");
+        }
+        Ok(removed)
+    }
+
+    // -- settings ------------------------------------------------------------------------------
+
+    pub fn settings_view(&self) -> SettingsView {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .view()
+    }
+
+    /// The theme, for the server-rendered page (read from memory: no I/O per page).
+    pub fn theme(&self) -> Theme {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .theme
+    }
+
+    /// The saved Hugging Face token, for code that talks to Hugging Face only.
+    pub fn hf_token(&self) -> Option<Secret> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .hf_token
+            .clone()
+    }
+
+    pub fn civitai_token(&self) -> Option<Secret> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .civitai_token
+            .clone()
+    }
+
+    /// Validates and applies a change in one transaction, then updates the in-memory copy and
+    /// tells live viewers. Activity lines say what changed, with tokens masked.
+    pub async fn update_settings(&self, patch: SettingsPatch) -> Result<SettingsView, EngineError> {
+        let hf_token = patch
+            .hf_token
+            .as_deref()
+            .map(|t| validate_token("Hugging Face token", t))
+            .transpose()?;
+        let civitai_token = patch
+            .civitai_token
+            .as_deref()
+            .map(|t| validate_token("CivitAI token", t))
+            .transpose()?;
+        if let Some(days) = patch.activity_retention_days {
+            if !(1..=MAX_ACTIVITY_RETENTION_DAYS).contains(&days) {
+                return Err(EngineError::Invalid(format!(
+                    "activity retention must be between 1 and {MAX_ACTIVITY_RETENTION_DAYS} days, got {days}"
+                )));
+            }
+        }
+
+        let _writer = self.settings_write.lock().await;
+        let mut next = self
+            .settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut changes: Vec<(&str, Option<String>)> = Vec::new();
+        let mut notes = Vec::new();
+        if let Some(theme) = patch.theme {
+            if theme != next.theme {
+                next.theme = theme;
+                changes.push((KEY_THEME, Some(theme.as_str().to_string())));
+                notes.push(format!("theme set to {}", theme.as_str()));
+            }
+        }
+        for (key, label, new_value, slot) in [
+            (
+                KEY_HF_TOKEN,
+                "Hugging Face token",
+                hf_token,
+                &mut next.hf_token,
+            ),
+            (
+                KEY_CIVITAI_TOKEN,
+                "CivitAI token",
+                civitai_token,
+                &mut next.civitai_token,
+            ),
+        ] {
+            let Some(new_value) = new_value else { continue };
+            match new_value {
+                Some(token) => {
+                    notes.push(format!("{label} saved ({})", mask_secret(&token)));
+                    changes.push((key, Some(token.clone())));
+                    *slot = Some(Secret::new(token));
+                }
+                None if slot.is_some() => {
+                    notes.push(format!("{label} removed"));
+                    changes.push((key, None));
+                    *slot = None;
+                }
+                None => {}
+            }
+        }
+        if let Some(days) = patch.activity_retention_days {
+            if days != next.activity_retention_days {
+                next.activity_retention_days = days;
+                changes.push((KEY_RETENTION_DAYS, Some(days.to_string())));
+                notes.push(format!("activity retention set to {days} days"));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(next.view());
+        }
+        self.store.write_settings(&changes, now_ms()).await?;
+        let view = next.view();
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next;
+        drop(_writer);
+
+        self.record(ActivityKind::Settings, capitalize(&notes.join(", ")))
+            .await;
+        self.events.publish(Event::Settings(view.clone()));
+        if patch.activity_retention_days.is_some() {
+            if let Err(e) = self.apply_retention().await {
+                tracing::warn!(error = %e, "retention after a settings change failed");
+            }
+        }
+        Ok(view)
+    }
+
+    /// Asks Hugging Face who the saved token belongs to.
+    pub async fn check_hf_token(&self) -> HfTokenCheck {
+        let Some(token) = self.hf_token() else {
+            return HfTokenCheck {
+                valid: false,
+                user: None,
+                message: "No Hugging Face token is saved yet".into(),
+            };
+        };
+        let check = crate::hf::check_token(&self.config.hf_base_url, token.expose()).await;
+        let kind = if check.valid {
+            ActivityKind::Settings
+        } else {
+            ActivityKind::Error
+        };
+        self.record(kind, format!("Hugging Face token check: {}", check.message))
+            .await;
+        check
+    }
+
+    // -- auth ----------------------------------------------------------------------------------
+
+    /// Checks a password for `client` (an IP address) and opens a session: returns the
+    /// session token for the cookie.
+    pub async fn login(&self, password: &str, client: &str) -> Result<String, LoginError> {
+        if let Err(wait) = self.limiter.begin_attempt(client, Instant::now()) {
+            return Err(LoginError::RateLimited(wait));
+        }
+        let ok = match &self.password {
+            PasswordCheck::None => true,
+            PasswordCheck::Given(expected) => {
+                let a = Sha256::digest(password.as_bytes());
+                let b = Sha256::digest(expected.expose().as_bytes());
+                constant_time_eq(&a, &b)
+            }
+            PasswordCheck::GeneratedHash(hash) => {
+                let (password, hash) = (password.to_string(), hash.clone());
+                tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                    .await
+                    .expect("password verification does not panic")
+                    .map_err(EngineError::from)?
+            }
+        };
+        if !ok {
+            self.record(ActivityKind::Auth, format!("Failed login from {client}"))
+                .await;
+            return Err(LoginError::WrongPassword);
+        }
+        self.limiter.record_success(client);
+        let token = auth::new_session_token();
+        let now = now_ms();
+        self.store
+            .create_session(
+                &auth::hash_token(&token),
+                now,
+                now + SESSION_IDLE_LIFETIME.as_millis() as i64,
+            )
+            .await
+            .map_err(EngineError::from)?;
+        self.record(ActivityKind::Auth, format!("Login from {client}"))
+            .await;
+        Ok(token)
+    }
+
+    /// Whether a session cookie's token opens a live session; slides its expiry.
+    pub async fn session_is_valid(&self, token: &str) -> Result<bool, EngineError> {
+        let hash = auth::hash_token(token);
+        let now = now_ms();
+        let Some(session) = self.store.live_session(&hash, now).await? else {
+            return Ok(false);
+        };
+        if now - session.last_seen_ms > SESSION_TOUCH_INTERVAL_MS {
+            self.store
+                .touch_session(&hash, now, now + SESSION_IDLE_LIFETIME.as_millis() as i64)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), EngineError> {
+        self.store.delete_session(&auth::hash_token(token)).await?;
+        self.record(ActivityKind::Auth, "Logged out").await;
+        Ok(())
+    }
+
+    pub async fn api_token_is_valid(&self, token: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .store
+            .use_api_token(&auth::hash_token(token), now_ms())
+            .await?
+            .is_some())
+    }
+
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, EngineError> {
+        Ok(self.store.api_tokens().await?)
+    }
+
+    pub async fn create_api_token(&self, name: &str) -> Result<CreatedApiToken, EngineError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(EngineError::Invalid(
+                "a token needs a name of 1 to 64 characters".into(),
+            ));
+        }
+        let (token, hint) = auth::new_api_token();
+        let info = self
+            .store
+            .create_api_token(name, &auth::hash_token(&token), &hint, now_ms())
+            .await?;
+        self.record(
+            ActivityKind::Auth,
+            format!("API token \u{201c}{name}\u{201d} created ({hint})"),
+        )
+        .await;
+        Ok(CreatedApiToken { info, token })
+    }
+
+    pub async fn revoke_api_token(&self, id: i64) -> Result<(), EngineError> {
+        match self.store.revoke_api_token(id, now_ms()).await? {
+            Some(name) => {
+                self.record(
+                    ActivityKind::Auth,
+                    format!("API token \u{201c}{name}\u{201d} revoked"),
+                )
+                .await;
+                Ok(())
+            }
+            None => Err(EngineError::NotFound(format!(
+                "no live API token with id {id}"
+            ))),
+        }
+    }
+}
+
+async fn load_settings(store: &Store) -> Result<Settings, EngineError> {
+    let all = store.all_settings().await?;
+    let theme = all
+        .get(KEY_THEME)
+        .and_then(|t| Theme::parse(t))
+        .unwrap_or_default();
+    let retention = all
+        .get(KEY_RETENTION_DAYS)
+        .and_then(|d| d.parse().ok())
+        .filter(|d| (1..=MAX_ACTIVITY_RETENTION_DAYS).contains(d))
+        .unwrap_or(DEFAULT_ACTIVITY_RETENTION_DAYS);
+    Ok(Settings {
+        theme,
+        hf_token: all.get(KEY_HF_TOKEN).map(Secret::new),
+        civitai_token: all.get(KEY_CIVITAI_TOKEN).map(Secret::new),
+        activity_retention_days: retention,
+    })
+}
+
+/// Decides how logins work. Off-loopback without a password, a password is generated once and
+/// only its hash kept; the plain text is returned so the binary can print it this one time.
+async fn resolve_auth(
+    config: &Config,
+    store: &Store,
+) -> Result<(AuthMode, PasswordCheck, Option<String>), EngineError> {
+    if let Some(password) = &config.access_password {
+        return Ok((
+            AuthMode::Password,
+            PasswordCheck::Given(password.clone()),
+            None,
+        ));
+    }
+    if config.listens_on_loopback() {
+        return Ok((AuthMode::Open, PasswordCheck::None, None));
+    }
+    if let Some(hash) = store.setting(KEY_GENERATED_PASSWORD_HASH).await? {
+        return Ok((
+            AuthMode::GeneratedPassword,
+            PasswordCheck::GeneratedHash(hash),
+            None,
+        ));
+    }
+    let password = auth::generate_password();
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+        .await
+        .expect("password hashing does not panic")?;
+    store
+        .write_settings(
+            &[(KEY_GENERATED_PASSWORD_HASH, Some(hash.clone()))],
+            now_ms(),
+        )
+        .await?;
+    Ok((
+        AuthMode::GeneratedPassword,
+        PasswordCheck::GeneratedHash(hash),
+        Some(password),
+    ))
+}
+
+/// `Some(None)` means "remove the token"; `Some(Some(t))` a cleaned token.
+fn validate_token(label: &str, raw: &str) -> Result<Option<String>, EngineError> {
+    let token = raw.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(EngineError::Invalid(format!(
+            "{label} is too long ({} characters)",
+            token.len()
+        )));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(EngineError::Invalid(format!(
+            "{label} must not contain spaces or line breaks"
+        )));
+    }
+    Ok(Some(token.to_string()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

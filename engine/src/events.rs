@@ -1,0 +1,104 @@
+//! The event bus: one broadcast channel of [`Event`]s that every `/ws` connection listens to,
+//! and a count of who is watching, so that sampling runs only while it is needed.
+
+use tokio::sync::{broadcast, watch};
+
+use crate::model::Event;
+
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+    watchers: watch::Sender<usize>,
+}
+
+/// Held by each live viewer (a WebSocket, a polling client); dropping it stops the count.
+#[derive(Debug)]
+pub struct WatchGuard {
+    watchers: watch::Sender<usize>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.watchers.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        // Slow receivers that fall this far behind skip ahead (they get `Lagged`), so one stuck
+        // browser tab can never hold memory or slow the others.
+        let (tx, _) = broadcast::channel(256);
+        let (watchers, _) = watch::channel(0);
+        EventBus { tx, watchers }
+    }
+
+    pub fn publish(&self, event: Event) {
+        // No receiver is not an error: nobody is looking right now.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    pub fn watch(&self) -> WatchGuard {
+        self.watchers.send_modify(|n| *n += 1);
+        WatchGuard {
+            watchers: self.watchers.clone(),
+        }
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        *self.watchers.borrow()
+    }
+
+    /// Resolves when at least one viewer is watching.
+    pub async fn until_watched(&self) {
+        let mut rx = self.watchers.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we hold `&self`.
+        let _ = rx.wait_for(|n| *n > 0).await;
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ActivityEntry, ActivityKind};
+
+    #[tokio::test]
+    async fn watchers_are_counted_and_released() {
+        let bus = EventBus::new();
+        assert_eq!(bus.watcher_count(), 0);
+        let a = bus.watch();
+        let b = bus.watch();
+        assert_eq!(bus.watcher_count(), 2);
+        drop(a);
+        assert_eq!(bus.watcher_count(), 1);
+        bus.until_watched().await; // returns at once
+        drop(b);
+        assert_eq!(bus.watcher_count(), 0);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), bus.until_watched()).await;
+        assert!(waited.is_err(), "nobody watches, so it must keep waiting");
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_published_events() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        let entry = ActivityEntry {
+            id: 1,
+            at_ms: 2,
+            kind: ActivityKind::System,
+            message: "m".into(),
+        };
+        bus.publish(Event::Activity(entry.clone()));
+        assert_eq!(rx.recv().await.unwrap(), Event::Activity(entry));
+    }
+}

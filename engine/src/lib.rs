@@ -1,0 +1,30 @@
+//! comfydeck's domain. Plain Rust: nothing here knows about Leptos, axum or HTTP routing.
+//!
+//! With default features only [`model`] is built (it also compiles for wasm); the `server`
+//! feature adds the services that run on the pod, owned by [`Engine`].
+
+pub mod model;
+
+#[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+pub mod comfy;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod events;
+#[cfg(feature = "server")]
+pub mod hf;
+#[cfg(feature = "server")]
+pub mod logfile;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod workspace;
+
+#[cfg(feature = "server")]
+mod engine;
+#[cfg(feature = "server")]
+pub use engine::*;

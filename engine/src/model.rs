@@ -1,0 +1,466 @@
+//! Types shared by the server and the browser (this module compiles for wasm).
+//!
+//! Everything here is plain data plus pure helpers: no I/O, no clocks.
+
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------------------------------------
+// System status
+// ---------------------------------------------------------------------------------------------
+
+/// One sample of the pod's resources, taken by `metrics`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemStats {
+    pub sampled_at_ms: i64,
+    pub cpu: CpuStats,
+    pub memory: MemoryStats,
+    pub disk: DiskStats,
+    pub gpus: GpuReport,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// Busy share of the CPUs this process may use, 0–100.
+    pub percent: f32,
+    /// How many CPUs that share is measured against (a cgroup quota such as 2.5, or the host's).
+    pub cores: f32,
+}
+
+/// Where a memory figure came from: containers must be judged by their cgroup limit, not the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    CgroupV2,
+    CgroupV1,
+    Host,
+}
+
+impl MemorySource {
+    pub fn label(self) -> &'static str {
+        match self {
+            MemorySource::CgroupV2 => "container limit (cgroup v2)",
+            MemorySource::CgroupV1 => "container limit (cgroup v1)",
+            MemorySource::Host => "host memory",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+    pub source: MemorySource,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiskStats {
+    pub path: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    /// True when `total_bytes` is the `RUNPOD_VOLUME_GB` quota rather than the filesystem size.
+    pub quota_from_env: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum GpuReport {
+    Available {
+        gpus: Vec<GpuStats>,
+    },
+    /// NVML could not be loaded or found no device; `reason` says why, for the curious.
+    Unavailable {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuStats {
+    pub index: u32,
+    pub name: String,
+    pub utilization_percent: Option<u32>,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub temperature_c: Option<u32>,
+    pub power_watts: Option<f32>,
+    pub power_limit_watts: Option<f32>,
+}
+
+/// What comfydeck knows about the ComfyUI server it talks to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComfyStatus {
+    pub url: String,
+    pub reachable: bool,
+    pub version: Option<String>,
+    /// Prompts running or waiting, from ComfyUI's `/prompt` (`exec_info.queue_remaining`).
+    pub queue_remaining: Option<u64>,
+    /// Why it is unreachable, in words.
+    pub error: Option<String>,
+    pub checked_at_ms: i64,
+}
+
+/// Everything the Home page shows, in one round trip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HomeStatus {
+    pub stats: SystemStats,
+    pub comfy: ComfyStatus,
+    pub recent_activity: Vec<ActivityEntry>,
+}
+
+/// `GET /health`: each component's state. The dashboard is healthy when its own parts work;
+/// ComfyUI is reported but never makes it unhealthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// `ok` or `degraded`.
+    pub status: String,
+    pub version: String,
+    pub uptime_s: u64,
+    pub database: ComponentHealth,
+    pub workspace: ComponentHealth,
+    pub comfyui: ComfyStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentHealth {
+    pub ok: bool,
+    pub detail: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activity
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    Settings,
+    Auth,
+    Error,
+    System,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 4] = [
+        ActivityKind::Settings,
+        ActivityKind::Auth,
+        ActivityKind::Error,
+        ActivityKind::System,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Settings => "settings",
+            ActivityKind::Auth => "auth",
+            ActivityKind::Error => "error",
+            ActivityKind::System => "system",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ActivityKind::Settings => "Settings",
+            ActivityKind::Auth => "Logins",
+            ActivityKind::Error => "Errors",
+            ActivityKind::System => "System",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActivityKind> {
+        ActivityKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: ActivityKind,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityPage {
+    pub entries: Vec<ActivityEntry>,
+    /// Entries matching the filter, over all pages.
+    pub total: u64,
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl ActivityPage {
+    pub fn page_count(&self) -> u32 {
+        let per = u64::from(self.per_page.max(1));
+        (self.total.div_ceil(per)).max(1) as u32
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Theme {
+    Dark,
+    Light,
+    #[default]
+    System,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::Dark => "dark",
+            Theme::Light => "light",
+            Theme::System => "system",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::Dark => "Dark",
+            Theme::Light => "Light",
+            Theme::System => "System",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Theme> {
+        Theme::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+pub const DEFAULT_ACTIVITY_RETENTION_DAYS: u32 = 30;
+pub const MAX_ACTIVITY_RETENTION_DAYS: u32 = 3650;
+
+/// Settings as every response shows them: secrets only ever masked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub theme: Theme,
+    /// e.g. `hf_…abcd`; `None` when no token is saved.
+    pub hf_token_masked: Option<String>,
+    pub civitai_token_masked: Option<String>,
+    pub activity_retention_days: u32,
+}
+
+/// A change to settings. `None` leaves a field alone; an empty token string removes the token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    #[serde(default)]
+    pub theme: Option<Theme>,
+    #[serde(default)]
+    pub hf_token: Option<String>,
+    #[serde(default)]
+    pub civitai_token: Option<String>,
+    #[serde(default)]
+    pub activity_retention_days: Option<u32>,
+}
+
+/// What Hugging Face said about the saved token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HfTokenCheck {
+    pub valid: bool,
+    /// The account name when valid.
+    pub user: Option<String>,
+    /// A sentence for the user: who the token belongs to, or why it failed.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// API tokens and auth
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    pub name: String,
+    /// The first characters of the token, enough to recognise it (`cd_ab12…`).
+    pub hint: String,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
+}
+
+/// Returned once, when a token is created: the only time the full secret is shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreatedApiToken {
+    pub info: ApiTokenInfo,
+    pub token: String,
+}
+
+/// Whether this server asks for a login, for the UI to show or hide auth controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Loopback only and no password: nobody else can reach it.
+    Open,
+    /// `ACCESS_PASSWORD` was given.
+    Password,
+    /// Off-loopback without a password: one was generated at first start.
+    GeneratedPassword,
+}
+
+impl AuthMode {
+    pub fn requires_login(self) -> bool {
+        !matches!(self, AuthMode::Open)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live events (the /ws protocol)
+// ---------------------------------------------------------------------------------------------
+
+/// Everything pushed to the browser over `/ws`, as JSON `{"type": …, "data": …}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Event {
+    SystemStats(SystemStats),
+    ComfyStatus(ComfyStatus),
+    Activity(ActivityEntry),
+    Settings(SettingsView),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Masks a secret for display: keeps a short prefix such as `hf_` and the last four characters.
+/// Short secrets show nothing of themselves.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "…".to_string();
+    }
+    let prefix_len = chars
+        .iter()
+        .take(5)
+        .position(|c| *c == '_' || *c == '-')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let prefix: String = chars[..prefix_len].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{prefix}…{tail}")
+}
+
+/// Bytes in decimal units, as disk vendors, pods and model cards count them ("4.9 GB").
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Share of `part` in `whole`, 0–100, safe for a zero whole.
+pub fn percent_of(part: u64, whole: u64) -> f32 {
+    if whole == 0 {
+        0.0
+    } else {
+        ((part as f64 / whole as f64) * 100.0).clamp(0.0, 100.0) as f32
+    }
+}
+
+/// A UTC timestamp as `2026-11-22 14:03:09 UTC`. The same text on server and browser, so a
+/// server-rendered page hydrates without a mismatch whatever the viewer's time zone.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_prefix_and_last_four() {
+        assert_eq!(mask_secret("hf_AbCdEfGhIjKlMnOpabcd"), "hf_…abcd");
+        assert_eq!(mask_secret("0123456789abcdef0123456789abwxyz"), "…wxyz");
+        assert_eq!(mask_secret("short"), "…");
+        // The masked form never contains the middle of the secret.
+        let masked = mask_secret("hf_SECRETMIDDLEPARTzzzz");
+        assert!(!masked.contains("SECRET"));
+    }
+
+    #[test]
+    fn bytes_are_decimal() {
+        assert_eq!(format_bytes(999), "999 B");
+        assert_eq!(format_bytes(4_900_000_000), "4.9 GB");
+        assert_eq!(format_bytes(246_000_000), "246 MB");
+        assert_eq!(format_bytes(1_500), "1.5 kB");
+    }
+
+    #[test]
+    fn utc_format_matches_known_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        // 2026-11-22 14:03:09 UTC
+        assert_eq!(format_utc(1_795_356_189_000), "2026-11-22 14:03:09 UTC");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn events_are_tagged_json() {
+        let e = Event::Activity(ActivityEntry {
+            id: 1,
+            at_ms: 5,
+            kind: ActivityKind::Auth,
+            message: "login".into(),
+        });
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["type"], "activity");
+        assert_eq!(json["data"]["kind"], "auth");
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn page_count_rounds_up() {
+        let page = ActivityPage {
+            entries: vec![],
+            total: 51,
+            page: 1,
+            per_page: 25,
+        };
+        assert_eq!(page.page_count(), 3);
+        let empty = ActivityPage {
+            entries: vec![],
+            total: 0,
+            page: 1,
+            per_page: 25,
+        };
+        assert_eq!(empty.page_count(), 1);
+    }
+}

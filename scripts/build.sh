@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Release build of the self-contained `comfydeck` binary. The front (wasm, js, css) is built
+# first and the server after it, so the server embeds the current front, not a stale one.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+log "building the front (wasm + css)"
+cargo leptos build --release --frontend-only
+log "building the server (embeds the front)"
+cargo leptos build --release --server-only
+log "built $BIN ($(du -h "$BIN" | cut -f1))"

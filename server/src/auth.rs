@@ -1,0 +1,326 @@
+//! The HTTP side of logins: the middleware that guards every route, the login and logout
+//! handlers, and the session cookie. Decisions (passwords, sessions, tokens, rate limits) are
+//! the engine's.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use engine::LoginError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+use crate::{assets, AppState};
+
+pub const SESSION_COOKIE: &str = "comfydeck_session";
+
+/// Paths anyone may fetch: the login page and its form target, the health check, and the
+/// static files the login page itself needs.
+pub fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/health" | LOGIN_PATH)
+        || path.starts_with("/pkg/")
+        || assets::exists(path)
+}
+
+pub const LOGIN_PATH: &str = "/api/auth/login";
+pub const LOGOUT_PATH: &str = "/api/auth/logout";
+
+/// Lets a request through when logins are off, the path is public, or it carries a live
+/// session cookie or API token. Otherwise pages redirect to `/login` and everything else
+/// gets 401 with a JSON message.
+pub async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if !state.engine.auth_mode().requires_login() {
+        if path == "/login" {
+            return Redirect::to("/").into_response();
+        }
+        return next.run(request).await;
+    }
+    let authenticated = is_authenticated(&state, request.headers()).await;
+    if path == "/login" && authenticated {
+        return Redirect::to("/").into_response();
+    }
+    if authenticated || is_public(&path) {
+        return next.run(request).await;
+    }
+    deny(&request)
+}
+
+async fn is_authenticated(state: &AppState, headers: &HeaderMap) -> bool {
+    let result = if let Some(token) = bearer_token(headers) {
+        state.engine.api_token_is_valid(token).await
+    } else if let Some(token) = session_cookie(headers) {
+        state.engine.session_is_valid(token).await
+    } else {
+        return false;
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not check credentials");
+        false
+    })
+}
+
+fn deny(request: &Request) -> Response {
+    let wants_page = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if wants_page {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        return Redirect::to(&format!("/login?next={}", encode_query_value(target)))
+            .into_response();
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({
+            "message": "Login required: log in at /login or send an API token as \"Authorization: Bearer <token>\"",
+            "login_required": true,
+        })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /api/auth/login` with a form (`password`, `next`) or JSON (`{"password": …}`).
+/// Forms are answered with redirects (the login page works without JavaScript); JSON callers
+/// get JSON and status codes.
+pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let client = client_address(&request);
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let body = match axum::body::to_bytes(request.into_body(), 16 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the login request is too large",
+            )
+        }
+    };
+    let form = match parse_login(&body, is_json) {
+        Ok(f) => f,
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let next = safe_next(form.next.as_deref());
+    if !state.engine.auth_mode().requires_login() {
+        return if is_json {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            Redirect::to(&next).into_response()
+        };
+    }
+    match state.engine.login(&form.password, &client).await {
+        Ok(token) => {
+            let cookie = session_cookie_header(&token, &headers, false);
+            let mut response = if is_json {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                Redirect::to(&next).into_response()
+            };
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(LoginError::WrongPassword) if is_json => {
+            json_error(StatusCode::UNAUTHORIZED, "wrong password")
+        }
+        Err(LoginError::WrongPassword) => Redirect::to(&format!(
+            "/login?error=wrong&next={}",
+            encode_query_value(&next)
+        ))
+        .into_response(),
+        Err(LoginError::RateLimited(wait)) => {
+            let secs = wait.as_secs().max(1);
+            let mut response = if is_json {
+                json_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("too many failed attempts; try again in {secs} s"),
+                )
+            } else {
+                Redirect::to(&format!(
+                    "/login?error=limited&wait={secs}&next={}",
+                    encode_query_value(&next)
+                ))
+                .into_response()
+            };
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
+        Err(LoginError::Engine(e)) => {
+            tracing::error!(error = %e, "login failed");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "login failed on the server; see the log",
+            )
+        }
+    }
+}
+
+/// `POST /api/auth/logout`: ends the session and clears the cookie.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_cookie(&headers) {
+        if let Err(e) = state.engine.logout(token).await {
+            tracing::error!(error = %e, "logout failed");
+        }
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie_header("", &headers, true),
+    );
+    response
+}
+
+fn parse_login(body: &Bytes, is_json: bool) -> Result<LoginForm, String> {
+    if is_json {
+        serde_json::from_slice(body)
+            .map_err(|e| format!("expected JSON {{\"password\": \"…\"}}: {e}"))
+    } else {
+        serde_urlencoded::from_bytes(body)
+            .map_err(|e| format!("expected a form with a password field: {e}"))
+    }
+}
+
+/// Only same-site paths: an attacker's `next=https://evil.example` must not redirect there.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn session_cookie_header(token: &str, request_headers: &HeaderMap, expire: bool) -> HeaderValue {
+    // Behind the pod's HTTPS proxy the browser talks https, though we see plain http.
+    let secure = request_headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let max_age = if expire {
+        0
+    } else {
+        engine::auth::SESSION_IDLE_LIFETIME.as_secs()
+    };
+    let value = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&value).expect("session tokens are URL-safe base64")
+}
+
+/// The client's address for rate limiting: the right-most `X-Forwarded-For` entry (added by
+/// the nearest proxy, so a client cannot forge it), else the socket's peer.
+fn client_address(request: &Request<Body>) -> String {
+    if let Some(forwarded) = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return forwarded.to_string();
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "message": message }))).into_response()
+}
+
+/// Percent-encodes a value for a query string.
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_same_site_only() {
+        assert_eq!(safe_next(Some("/settings?x=1")), "/settings?x=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn cookies_and_bearer_are_parsed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; comfydeck_session=tok123; b=2"),
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer cd_abc"),
+        );
+        assert_eq!(session_cookie(&headers), Some("tok123"));
+        assert_eq!(bearer_token(&headers), Some("cd_abc"));
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query_value("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+    }
+}
