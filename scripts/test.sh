@@ -24,6 +24,11 @@ cargo test -p app --features ssr
 log "tests: server"
 cargo test -p server
 
+log "Dockerfile steps exist"
+for script in $(grep -o 'scripts/[a-z-]*\.sh' Dockerfile | sort -u); do
+  [ -x "$script" ] || { echo "test.sh: the Dockerfile runs $script, which is missing or not executable" >&2; exit 1; }
+done
+
 log "release build"
 "$ROOT/scripts/build.sh"
 "$ROOT/scripts/check-binary.sh"

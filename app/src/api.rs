@@ -29,6 +29,18 @@ impl FromServerFnError for ApiError {
             ServerFnErrorErr::Request(_) => {
                 "The dashboard cannot be reached; check your connection".to_string()
             }
+            // On the server these mean the caller sent something we cannot read: their
+            // mistake, so a 400 that says what was wrong, not a 500.
+            ServerFnErrorErr::Args(detail) | ServerFnErrorErr::Deserialization(detail)
+                if cfg!(feature = "ssr") =>
+            {
+                server::set_status(400);
+                format!("invalid request: {detail}")
+            }
+            ServerFnErrorErr::MissingArg(arg) if cfg!(feature = "ssr") => {
+                server::set_status(400);
+                format!("invalid request: missing argument {arg}")
+            }
             other => other.to_string(),
         };
         ApiError {
@@ -53,6 +65,12 @@ pub struct SettingsPageData {
     pub auth_mode: AuthMode,
 }
 
+#[cfg(not(feature = "ssr"))]
+mod server {
+    /// Statuses are the server's business; the browser build never sets one.
+    pub fn set_status(_status: u16) {}
+}
+
 #[cfg(feature = "ssr")]
 mod server {
     use std::sync::Arc;
@@ -71,21 +89,27 @@ mod server {
 
     /// Maps an engine error to the HTTP status its kind deserves, keeping its message.
     pub fn fail(e: EngineError) -> ApiError {
-        use leptos_axum::ResponseOptions;
         let status = match &e {
-            EngineError::Invalid(_) => http::StatusCode::BAD_REQUEST,
-            EngineError::NotFound(_) => http::StatusCode::NOT_FOUND,
+            EngineError::Invalid(_) => 400,
+            EngineError::NotFound(_) => 404,
             _ => {
                 tracing::error!(error = %e, "API call failed");
-                http::StatusCode::INTERNAL_SERVER_ERROR
+                500
             }
         };
-        if let Some(options) = use_context::<ResponseOptions>() {
-            options.set_status(status);
-        }
+        set_status(status);
         ApiError {
             message: e.to_string(),
             login_required: false,
+        }
+    }
+
+    pub fn set_status(status: u16) {
+        if let (Some(options), Ok(status)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::StatusCode::from_u16(status),
+        ) {
+            options.set_status(status);
         }
     }
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use engine::LoginError;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::{assets, AppState};
 
@@ -38,11 +38,15 @@ pub async fn require_auth(State(state): State<AppState>, request: Request, next:
         }
         return next.run(request).await;
     }
-    let authenticated = is_authenticated(&state, request.headers()).await;
-    if path == "/login" && authenticated {
-        return Redirect::to("/").into_response();
+    if path == "/login" {
+        // A logged-in visitor has no business on the login page.
+        if is_authenticated(&state, request.headers()).await {
+            return Redirect::to("/").into_response();
+        }
+        return next.run(request).await;
     }
-    if authenticated || is_public(&path) {
+    // Public paths first: static files must not cost a credentials lookup.
+    if is_public(&path) || is_authenticated(&state, request.headers()).await {
         return next.run(request).await;
     }
     deny(&request)
@@ -253,24 +257,41 @@ fn session_cookie_header(token: &str, request_headers: &HeaderMap, expire: bool)
     HeaderValue::from_str(&value).expect("session tokens are URL-safe base64")
 }
 
-/// The client's address for rate limiting: the right-most `X-Forwarded-For` entry (added by
-/// the nearest proxy, so a client cannot forge it), else the socket's peer.
+/// The client's address for rate limiting. Behind the pod's proxy every connection comes from
+/// the proxy, so the right-most `X-Forwarded-For` entry (added by that proxy, which a client
+/// cannot forge) names the client. The header is trusted only when the peer itself is a proxy
+/// on a loopback or private address: exposed directly, a client could otherwise send a new
+/// value with every guess and never be limited.
 fn client_address(request: &Request<Body>) -> String {
-    if let Some(forwarded) = request
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip());
+    let forwarded = request
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
-        return forwarded.to_string();
+        .filter(|v| !v.is_empty());
+    match (peer, forwarded) {
+        (Some(peer), Some(client)) if is_proxy_address(peer) => client.to_string(),
+        (Some(peer), _) => peer.to_string(),
+        // No socket (in-process calls): only the header can tell clients apart.
+        (None, Some(client)) => client.to_string(),
+        (None, None) => "unknown".to_string(),
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn is_proxy_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            // RFC 1918, loopback, link-local and the carrier-grade NAT range pod proxies use.
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
@@ -317,6 +338,27 @@ mod tests {
         );
         assert_eq!(session_cookie(&headers), Some("tok123"));
         assert_eq!(bearer_token(&headers), Some("cd_abc"));
+    }
+
+    #[test]
+    fn forwarded_for_is_trusted_only_from_proxies() {
+        let request = |peer: &str, xff: Option<&str>| {
+            let mut builder = Request::builder().uri("/api/auth/login");
+            if let Some(xff) = xff {
+                builder = builder.header("x-forwarded-for", xff);
+            }
+            let mut request = builder.body(Body::empty()).unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            client_address(&request)
+        };
+        // Behind a proxy on a private address: the proxy-added (right-most) entry.
+        assert_eq!(request("10.1.2.3:5000", Some("6.6.6.6, 203.0.113.9")), "203.0.113.9");
+        assert_eq!(request("100.65.0.1:5000", Some("203.0.113.9")), "203.0.113.9");
+        // Reached directly from the internet: the header is ignored.
+        assert_eq!(request("198.51.100.7:5000", Some("203.0.113.9")), "198.51.100.7");
+        assert_eq!(request("127.0.0.1:5000", None), "127.0.0.1");
     }
 
     #[test]
