@@ -14,7 +14,7 @@ pub fn Layout() -> impl IntoView {
     Live::provide();
     let session = Resource::new(|| (), |_| get_session());
     view! {
-        <header class="sticky top-0 z-20 border-b border-line bg-bg/90 backdrop-blur">
+        <header class="sticky top-0 z-20 border-b border-line bg-bg">
             <div class="mx-auto flex max-w-6xl items-center gap-3 px-4 py-2.5">
                 <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight text-fg">
                     <img src="/favicon.svg" alt="" class="h-6 w-6"/>

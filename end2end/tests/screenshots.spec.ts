@@ -25,6 +25,17 @@ test.describe('open server', () => {
     await shoot(page, testInfo, 'home');
   });
 
+  test('home in a dark system theme', async ({ page }, testInfo) => {
+    // The saved theme is "system" here, so the device's preference picks the dark palette.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await gotoHydrated(page, '/');
+    await expect(page.locator('html')).toHaveAttribute('data-theme', 'system');
+    await expect(page.getByTestId('live-state')).toHaveText('Live', { timeout: 15_000 });
+    const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(background, 'a dark background').toBe('rgb(12, 15, 20)');
+    await shoot(page, testInfo, 'home-dark');
+  });
+
   test('settings', async ({ page }, testInfo) => {
     await gotoHydrated(page, '/settings');
     await expect(page.getByTestId('theme-select')).toBeVisible();

@@ -372,11 +372,8 @@ impl Engine {
 
     pub async fn clear_activity(&self) -> Result<u64, EngineError> {
         let removed = self.store.clear_activity().await?;
-        self.record(
-            ActivityKind::System,
-            format!("Activity log cleared ({removed} entries)"),
-        )
-        .await;
+        // Not recorded as activity: a cleared log should read as empty.
+        tracing::info!(removed, "activity log cleared");
         Ok(removed)
     }
 

@@ -1,7 +1,9 @@
 //! Integration tests for `engine::Engine`: a real workspace in a temp dir, a real SQLite file and
 //! real local HTTP servers standing in for ComfyUI and Hugging Face.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::fixture_dir;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,17 +91,6 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-fn fixture_dir() -> PathBuf {
-    let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/comfyui"),
-        PathBuf::from("/work/shared/fixtures/comfyui"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_dir())
-        .cloned()
-        .unwrap_or_else(|| panic!("no ComfyUI fixtures in {candidates:?}"))
-}
 
 /// `response.body_raw` of a recorded ComfyUI exchange.
 fn fixture_body_raw(name: &str) -> String {
@@ -1055,4 +1046,16 @@ async fn concurrent_failed_logins_cannot_exceed_the_limit() {
         wrong <= 5,
         "{wrong} guesses were checked, {limited} refused"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clearing_activity_leaves_the_log_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _report) = start(test_config(dir.path())).await;
+    engine.record(ActivityKind::System, "one").await;
+    engine.record(ActivityKind::Auth, "two").await;
+    let removed = engine.clear_activity().await.unwrap();
+    assert!(removed >= 2, "removed {removed}");
+    let page = engine.activity(None, 1, 25).await.unwrap();
+    assert_eq!(page.total, 0, "a cleared log reads as empty: {:?}", page.entries);
 }

@@ -1,8 +1,10 @@
 //! The `config/extra_model_paths.yaml` that `Engine::start` writes for ComfyUI.
 
+mod common;
+use common::fixture_dir;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use engine::config::Config;
@@ -44,17 +46,6 @@ fn shut_down(engine: Arc<Engine>) {
     drop(engine);
 }
 
-fn fixture_dir() -> PathBuf {
-    let candidates = [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/comfyui"),
-        PathBuf::from("/work/shared/fixtures/comfyui"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_dir())
-        .cloned()
-        .unwrap_or_else(|| panic!("no ComfyUI fixtures in {candidates:?}"))
-}
 
 /// The folder names ComfyUI 0.3.64 registers, as recorded from `GET /models`.
 fn comfyui_folder_names() -> BTreeSet<String> {
