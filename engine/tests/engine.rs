@@ -91,7 +91,6 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-
 /// `response.body_raw` of a recorded ComfyUI exchange.
 fn fixture_body_raw(name: &str) -> String {
     let path = fixture_dir().join(name);
@@ -1057,5 +1056,9 @@ async fn clearing_activity_leaves_the_log_empty() {
     let removed = engine.clear_activity().await.unwrap();
     assert!(removed >= 2, "removed {removed}");
     let page = engine.activity(None, 1, 25).await.unwrap();
-    assert_eq!(page.total, 0, "a cleared log reads as empty: {:?}", page.entries);
+    assert_eq!(
+        page.total, 0,
+        "a cleared log reads as empty: {:?}",
+        page.entries
+    );
 }

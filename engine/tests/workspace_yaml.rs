@@ -46,7 +46,6 @@ fn shut_down(engine: Arc<Engine>) {
     drop(engine);
 }
 
-
 /// The folder names ComfyUI 0.3.64 registers, as recorded from `GET /models`.
 fn comfyui_folder_names() -> BTreeSet<String> {
     let path = fixture_dir().join("get_models.json");

@@ -288,7 +288,10 @@ fn is_proxy_address(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
             // RFC 1918, loopback, link-local and the carrier-grade NAT range pod proxies use.
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
         }
         IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
@@ -354,10 +357,19 @@ mod tests {
             client_address(&request)
         };
         // Behind a proxy on a private address: the proxy-added (right-most) entry.
-        assert_eq!(request("10.1.2.3:5000", Some("6.6.6.6, 203.0.113.9")), "203.0.113.9");
-        assert_eq!(request("100.65.0.1:5000", Some("203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            request("10.1.2.3:5000", Some("6.6.6.6, 203.0.113.9")),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            request("100.65.0.1:5000", Some("203.0.113.9")),
+            "203.0.113.9"
+        );
         // Reached directly from the internet: the header is ignored.
-        assert_eq!(request("198.51.100.7:5000", Some("203.0.113.9")), "198.51.100.7");
+        assert_eq!(
+            request("198.51.100.7:5000", Some("203.0.113.9")),
+            "198.51.100.7"
+        );
         assert_eq!(request("127.0.0.1:5000", None), "127.0.0.1");
     }
 

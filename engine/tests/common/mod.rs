@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 pub fn fixture_dir() -> PathBuf {
     let dir = std::env::var_os("COMFYDECK_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui")
+        });
     assert!(
         dir.is_dir(),
         "the ComfyUI fixtures are missing at {}: shared/ must sit beside the repository, or set COMFYDECK_FIXTURES",
