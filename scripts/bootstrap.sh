@@ -37,16 +37,18 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$wbg_version"; then
   cargo install wasm-bindgen-cli --version "$wbg_version" --force
 fi
 
-# Node tools (Tailwind CLI, wasm-opt, Playwright) from the committed lock file.
+# Node tools (Tailwind CLI, wasm-opt, Playwright) at the exact versions in package.json and the
+# lock file. Not `npm ci`: npm 11 leaves Tailwind's optional per-platform packages out of the
+# lock, and `npm ci` then refuses it; `npm install --no-save` honours the lock and leaves it as is.
 if ! command -v npm >/dev/null; then
   log "installing Node.js and npm"
   as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
 fi
 stamp="node_modules/.package-lock.sha256"
-want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing npm packages"
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund --no-save
   echo "$want" > "$stamp"
 fi
 

@@ -125,7 +125,15 @@ impl Engine {
     /// Prepares the workspace, opens the database and loads settings. Each phase is timed and
     /// logged. Fails with a message that names the problem when the workspace is unusable or
     /// already served by another process.
-    pub async fn start(config: Config) -> Result<(Arc<Engine>, StartupReport), EngineError> {
+    pub async fn start(mut config: Config) -> Result<(Arc<Engine>, StartupReport), EngineError> {
+        // ComfyUI resolves a relative `base_path` against the yaml's own folder, and the process
+        // may change directory: from here on every workspace path is absolute.
+        config.workspace_root = std::path::absolute(&config.workspace_root).map_err(|source| {
+            WorkspaceError::CannotCreate {
+                path: config.workspace_root.clone(),
+                source,
+            }
+        })?;
         let layout = config.layout();
         let mut phases = Vec::new();
         let mut phase = |name: &'static str, t: Instant| {

@@ -212,3 +212,23 @@ async fn the_yaml_is_kept_when_current_and_replaced_atomically_when_not() {
     assert_eq!(std::fs::read_to_string(&yaml).unwrap(), original);
     assert_eq!(config_dir_entries(&root), ["extra_model_paths.yaml"]);
 }
+
+/// ComfyUI resolves a relative `base_path` against the yaml's own folder, so a workspace given
+/// as a relative path (the laptop default `./workspace`) must still produce an absolute one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relative_workspace_gives_an_absolute_base_path() {
+    let cwd = std::env::current_dir().unwrap();
+    let dir = tempfile::tempdir_in(&cwd).unwrap();
+    let relative = Path::new(dir.path().file_name().unwrap());
+    assert!(relative.is_relative());
+    let engine = start(relative).await;
+    let text = std::fs::read_to_string(dir.path().join("config/extra_model_paths.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let base = doc["comfydeck"]["base_path"].as_str().unwrap();
+    assert!(
+        Path::new(base).is_absolute(),
+        "base_path {base:?} must be absolute"
+    );
+    assert_eq!(Path::new(base), cwd.join(relative).join("models"));
+    shut_down(engine);
+}

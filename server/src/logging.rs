@@ -1,5 +1,6 @@
 //! Logs go to stdout and to `workspace/logs/comfydeck.log` (rotated by size).
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use engine::logfile::{RotatingFile, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
@@ -26,7 +27,9 @@ pub fn init(
     log_level: &str,
     log_file: &Path,
 ) -> Result<(Option<WorkerGuard>, Option<String>), String> {
+    // Colours only on a terminal: pod logs and files would show the escape codes as text.
     let stdout = fmt::layer()
+        .with_ansi(std::io::stdout().is_terminal())
         .with_target(false)
         .with_filter(filter(log_level)?);
     let file = log_file
