@@ -7,6 +7,11 @@ cd "$ROOT"
 
 "$ROOT/scripts/bootstrap.sh" --with-browser
 
+# Every test runner's output is also kept here, to total the results at the end.
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+counted() { "$@" 2>&1 | tee -a "$results"; }
+
 log "format"
 cargo fmt --all -- --check
 
@@ -18,11 +23,11 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 # One package at a time: building `app` for the server and the browser in one cargo call would
 # unify its ssr and hydrate features.
 log "tests: engine"
-cargo test -p engine --features server
+counted cargo test -p engine --features server
 log "tests: app"
-cargo test -p app --features ssr
+counted cargo test -p app --features ssr
 log "tests: server"
-cargo test -p server
+counted cargo test -p server
 
 log "Dockerfile steps exist"
 for script in $(grep -o 'scripts/[a-z-]*\.sh' Dockerfile | sort -u); do
@@ -34,6 +39,13 @@ log "release build"
 "$ROOT/scripts/check-binary.sh"
 
 log "browser tests (Chromium, desktop and 375 px)"
-COMFYDECK_BIN="$BIN" npx playwright test -c end2end/playwright.config.ts
+COMFYDECK_BIN="$BIN" counted npx playwright test -c end2end/playwright.config.ts
 
+# One closing line for all runners (cargo's "test result: ok. N passed; …" lines and
+# Playwright's "N passed (…)"). Any failure has already stopped the script.
+passed="$(awk '
+  /^test result:/ { for (i = 2; i <= NF; i++) if ($i ~ /^passed;?$/) total += $(i - 1) }
+  /^ *[0-9]+ passed \(/ { total += $1 }
+  END { print total + 0 }' "$results")"
 log "all checks passed"
+echo "summary: $passed passed, 0 failed"

@@ -12,7 +12,7 @@ use server::{leptos_options, router, AppState};
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
-        eprintln!("comfydeck: {e:#}");
+        eprintln!("comfydeck: {}", describe(&e));
         std::process::exit(1);
     }
 }
@@ -87,6 +87,20 @@ async fn run() -> anyhow::Result<()> {
     .context("the server stopped with an error")?;
     tracing::info!("comfydeck stopped");
     Ok(())
+}
+
+/// The error and its causes in one line, skipping causes the message already quotes (the
+/// engine's errors name their cause in their own words).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn shutdown_signal() {
