@@ -140,6 +140,20 @@ fn is_redirect(status: StatusCode) -> bool {
     )
 }
 
+/// The reply is a redirect whose `Location` starts with `prefix`.
+fn assert_redirect(reply: &Reply, prefix: &str) {
+    assert!(
+        is_redirect(reply.status),
+        "expected a redirect, got {}",
+        reply.status
+    );
+    assert!(
+        reply.location().starts_with(prefix),
+        "redirect to {:?}, expected {prefix:?}…",
+        reply.location()
+    );
+}
+
 /// Replaces `{x}`, `{*x}` and `:x` / `*x` segments with a plain value.
 fn concrete(path: &str) -> String {
     let replaced: Vec<String> = path
@@ -540,12 +554,7 @@ async fn wrong_passwords_are_refused_and_rate_limited() {
 
     // The form gets a redirect that says so.
     let reply = send(&h.app, login_form(PASSWORD, "/", client)).await;
-    assert!(is_redirect(reply.status), "{}", reply.status);
-    assert!(
-        reply.location().starts_with("/login?error=limited"),
-        "{}",
-        reply.location()
-    );
+    assert_redirect(&reply, "/login?error=limited");
     assert!(reply.header(header::SET_COOKIE).is_none());
 
     // Another client is not affected.
@@ -587,12 +596,7 @@ async fn logout_ends_the_session() {
         with_cookie(page("/settings").body(Body::empty()).unwrap(), &cookie),
     )
     .await;
-    assert!(is_redirect(reply.status), "{}", reply.status);
-    assert!(
-        reply.location().starts_with("/login?next="),
-        "{}",
-        reply.location()
-    );
+    assert_redirect(&reply, "/login?next=");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -907,12 +911,7 @@ async fn unknown_pages_are_not_found() {
         page("/no-such-page").body(Body::empty()).unwrap(),
     )
     .await;
-    assert!(is_redirect(reply.status), "{}", reply.status);
-    assert!(
-        reply.location().starts_with("/login?next=/no-such-page"),
-        "{}",
-        reply.location()
-    );
+    assert_redirect(&reply, "/login?next=/no-such-page");
 }
 
 #[tokio::test(flavor = "multi_thread")]
