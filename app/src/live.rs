@@ -124,7 +124,7 @@ mod client {
                 live.connection.set(Connection::Reconnecting);
                 // 0.5 s, 1 s, 2 s … capped at 10 s, with jitter so tabs don't reconnect in step.
                 let base = 500u64.saturating_mul(1 << failures.min(5)).min(10_000);
-                let jitter = (js_sys_random() * 250.0) as u64;
+                let jitter = (jitter_fraction() * 250.0) as u64;
                 sleep(Duration::from_millis(base + jitter)).await;
             }
         }
@@ -173,8 +173,9 @@ mod client {
         }
     }
 
-    fn js_sys_random() -> f64 {
-        // Math.random without pulling in js-sys for one call.
+    /// A number in [0, 1) that differs between tabs (they load at different instants), enough
+    /// to spread their reconnects; no random generator is needed for that.
+    fn jitter_fraction() -> f64 {
         web_sys::window()
             .and_then(|w| w.performance())
             .map(|p| (p.now() % 1000.0) / 1000.0)
