@@ -94,6 +94,15 @@ mod server {
             EngineError::NotFound(_) => 404,
             _ => {
                 tracing::error!(error = %e, "API call failed");
+                // Server-side failures belong in the activity log too, where people look.
+                if let Ok(engine) = engine() {
+                    let message = format!("Request failed: {e}");
+                    tokio::spawn(async move {
+                        engine
+                            .record(engine::model::ActivityKind::Error, message)
+                            .await;
+                    });
+                }
                 500
             }
         };
