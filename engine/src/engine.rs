@@ -452,7 +452,7 @@ impl Engine {
             }
         }
 
-        let _writer = self.settings_write.lock().await;
+        let write_guard = self.settings_write.lock().await;
         let mut next = self
             .settings
             .read()
@@ -509,7 +509,7 @@ impl Engine {
         self.store.write_settings(&changes, now_ms()).await?;
         let view = next.view();
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next;
-        drop(_writer);
+        drop(write_guard);
 
         self.record(ActivityKind::Settings, capitalize(&notes.join(", ")))
             .await;
