@@ -153,7 +153,9 @@ where
             <button type="button" class="btn-secondary" disabled={current <= 1} on:click=move |_| go_prev(kind_prev.clone(), current - 1)>
                 "← Newer"
             </button>
-            <span class="text-muted">{format!("Page {current} of {pages} · {} entries", page.total)}</span>
+            <span class="text-muted">
+                {format!("Page {current} of {pages} · {} {}", page.total, if page.total == 1 { "entry" } else { "entries" })}
+            </span>
             <button type="button" class="btn-secondary" disabled={current >= pages} on:click=move |_| go_next(kind_next.clone(), current + 1)>
                 "Older →"
             </button>
