@@ -660,28 +660,20 @@ async fn api_tokens_authenticate_until_revoked() {
     let reply = send(&h.app, bearer("garbage")).await;
     assert_login_required(&reply, "garbage bearer without prefix");
 
-    let reply = send(
-        &h.app,
+    let revoke = || {
         with_cookie(
             post_json("/api/tokens/revoke", &json!({ "id": id })),
             &cookie,
-        ),
-    )
-    .await;
+        )
+    };
+    let reply = send(&h.app, revoke()).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 
     let reply = send(&h.app, bearer(&token)).await;
     assert_login_required(&reply, "revoked bearer");
 
     // Revoking twice names the problem.
-    let reply = send(
-        &h.app,
-        with_cookie(
-            post_json("/api/tokens/revoke", &json!({ "id": id })),
-            &cookie,
-        ),
-    )
-    .await;
+    let reply = send(&h.app, revoke()).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
 }
 

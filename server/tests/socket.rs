@@ -205,32 +205,28 @@ async fn websocket_pushes_stats_and_changes() {
     socket.close(None).await.expect("the socket closes");
 }
 
+/// Opens `/ws` and waits for its first frame, so the server side is fully set up.
+async fn open_and_await_first_frame(
+    addr: SocketAddr,
+    what: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the WebSocket does not open: {e}"));
+    next_event(&mut socket, Instant::now() + Duration::from_secs(10), what).await;
+    socket
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watchers_are_counted_while_connected() {
     let (h, addr) = start(None).await;
     assert_eq!(h.engine.events().watcher_count(), 0, "nobody watches yet");
 
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("the WebSocket opens");
     // Once the first frame arrives the handler has registered its watcher.
-    next_event(
-        &mut socket,
-        Instant::now() + Duration::from_secs(10),
-        "the first frame",
-    )
-    .await;
+    let socket = open_and_await_first_frame(addr, "the first socket").await;
     assert_eq!(h.engine.events().watcher_count(), 1);
 
-    let (mut second, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
-        .await
-        .expect("a second WebSocket opens");
-    next_event(
-        &mut second,
-        Instant::now() + Duration::from_secs(10),
-        "the second socket's first frame",
-    )
-    .await;
+    let mut second = open_and_await_first_frame(addr, "the second socket").await;
     assert_eq!(h.engine.events().watcher_count(), 2);
 
     // A clean close and a dropped connection both release their watcher.
