@@ -42,6 +42,18 @@ pub struct Config {
     pub hf_base_url: String,
     /// `RUNPOD_VOLUME_GB` in bytes, when the pod says how large its volume is.
     pub volume_quota_bytes: Option<u64>,
+    /// Files downloading at once (`CONCURRENT_DOWNLOADS`).
+    pub concurrent_downloads: usize,
+    /// Connections per large file (`DOWNLOAD_CONNECTIONS`).
+    pub download_connections: usize,
+    /// Files above this many bytes use several connections.
+    pub segment_threshold_bytes: u64,
+    /// Bytes the download preflight keeps free (`DOWNLOAD_DISK_RESERVE_GB`).
+    pub disk_reserve_bytes: u64,
+    /// `PRESET_REGISTRY_URL`: a remote catalog synced on demand.
+    pub preset_registry_url: Option<String>,
+    /// Preset ids (either format) to install at start-up (`PRESET_DOWNLOAD` and friends).
+    pub startup_presets: Vec<String>,
 }
 
 impl Config {
@@ -55,6 +67,12 @@ impl Config {
             access_password: None,
             hf_base_url: DEFAULT_HF_BASE_URL.to_string(),
             volume_quota_bytes: None,
+            concurrent_downloads: 3,
+            download_connections: 4,
+            segment_threshold_bytes: 256 * 1024 * 1024,
+            disk_reserve_bytes: 1024 * 1024 * 1024,
+            preset_registry_url: None,
+            startup_presets: Vec::new(),
         }
     }
 
@@ -62,10 +80,38 @@ impl Config {
         WorkspaceLayout::new(&self.workspace_root)
     }
 
+    /// The hosts a Hugging Face token may go to: huggingface.co, hf.co, and the configured
+    /// API host (a mirror, or a local stand-in in tests).
+    pub fn hf_token_hosts(&self) -> Vec<String> {
+        let mut hosts = vec!["huggingface.co".to_string(), "hf.co".to_string()];
+        if let Ok(url) = url::Url::parse(&self.hf_base_url) {
+            if let Some(host) = url.host_str() {
+                let with_port = match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_string(),
+                };
+                if !hosts.contains(&with_port) {
+                    hosts.push(with_port);
+                }
+            }
+        }
+        hosts
+    }
+
     /// Only loopback listeners may run without a login.
     pub fn listens_on_loopback(&self) -> bool {
         self.host.is_loopback()
     }
+}
+
+/// Splits `PRESET_DOWNLOAD`-style lists: comma- or space-separated ids, empty items ignored.
+pub fn parse_preset_list(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// `/workspace` on a pod; `./workspace` where there is none (a laptop).

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, AuthError, LoginLimiter, SESSION_IDLE_LIFETIME};
+use crate::catalog::{Catalog, CatalogSources};
 use crate::comfy::ComfyClient;
 use crate::config::{Config, Secret, WorkspaceLayout};
+use crate::download::fetch::{Credentials, Fetcher, ScopedToken};
+use crate::download::manager::{
+    CatalogHandle, DownloadConfig, DownloadError, DownloadManager, RemoveReport,
+};
 use crate::events::{EventBus, WatchGuard};
 use crate::metrics::{MetricsConfig, MetricsSampler};
 use crate::model::*;
@@ -45,6 +50,8 @@ pub enum EngineError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    #[error(transparent)]
+    Download(#[from] DownloadError),
 }
 
 /// Why a login was refused.
@@ -111,6 +118,12 @@ pub struct Engine {
     password: PasswordCheck,
     limiter: LoginLimiter,
     started: Instant,
+    catalog: CatalogHandle,
+    catalog_sources: CatalogSources,
+    /// Whether the last registry sync failure was already reported (reported once, not on
+    /// every request).
+    registry_failure_reported: std::sync::atomic::AtomicBool,
+    downloads: Arc<DownloadManager>,
     _lock: WorkspaceLock,
 }
 
@@ -169,6 +182,27 @@ impl Engine {
         let (auth_mode, password, generated_password) = resolve_auth(&config, &store).await?;
         phase("settings and auth", t);
 
+        let t = Instant::now();
+        let catalog_sources = catalog_sources(&layout);
+        let catalog = Catalog::load(
+            &catalog_sources,
+            remote_registry(&config, &catalog_sources).as_ref(),
+        );
+        for problem in &catalog.problems {
+            tracing::warn!(%problem, "preset catalog");
+        }
+        let catalog: CatalogHandle = Arc::new(RwLock::new(Arc::new(catalog)));
+        let events = EventBus::new();
+        let downloads = DownloadManager::new(
+            store.clone(),
+            events.clone(),
+            Fetcher::new(credentials(&config, &settings)),
+            Arc::clone(&catalog),
+            layout.models(),
+            download_config(&config),
+        );
+        phase("preset catalog and downloads", t);
+
         let metrics_config =
             MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);
         let engine = Arc::new(Engine {
@@ -177,7 +211,7 @@ impl Engine {
             config,
             layout,
             store,
-            events: EventBus::new(),
+            events,
             settings: RwLock::new(settings),
             settings_write: tokio::sync::Mutex::new(()),
             latest_stats: RwLock::new(None),
@@ -186,6 +220,10 @@ impl Engine {
             password,
             limiter: LoginLimiter::default(),
             started: Instant::now(),
+            catalog,
+            catalog_sources,
+            registry_failure_reported: std::sync::atomic::AtomicBool::new(false),
+            downloads,
             _lock: lock,
         });
         Ok((
@@ -200,6 +238,15 @@ impl Engine {
     /// Starts the background jobs: metrics and ComfyUI sampling (only while someone watches)
     /// and the hourly clean-up of old activity and expired sessions.
     pub fn spawn_background_jobs(self: &Arc<Self>) {
+        tokio::spawn(Arc::clone(&self.downloads).run());
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.install_startup_presets().await });
+        if self.config.preset_registry_url.is_some() {
+            let engine = Arc::clone(self);
+            tokio::spawn(async move {
+                let _ = engine.sync_catalog().await;
+            });
+        }
         let engine = Arc::clone(self);
         tokio::spawn(async move {
             loop {
@@ -362,11 +409,7 @@ impl Engine {
     /// Records what happened and pushes it to live viewers. Never fails the caller: a lost
     /// activity line is logged, not turned into a failed user action.
     pub async fn record(&self, kind: ActivityKind, message: impl Into<String>) {
-        let message = message.into();
-        match self.store.add_activity(now_ms(), kind, &message).await {
-            Ok(entry) => self.events.publish(Event::Activity(entry)),
-            Err(e) => tracing::warn!(error = %e, %message, "could not record activity"),
-        }
+        crate::events::record_activity(&self.store, &self.events, kind, message).await
     }
 
     pub async fn activity(
@@ -508,6 +551,9 @@ impl Engine {
         }
         self.store.write_settings(&changes, now_ms()).await?;
         let view = next.view();
+        self.downloads
+            .fetcher()
+            .set_credentials(credentials(&self.config, &next));
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = next;
         drop(write_guard);
 
@@ -746,4 +792,220 @@ fn capitalize(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// The tokens downloads may use, each scoped to its own hosts.
+fn credentials(config: &Config, settings: &Settings) -> Credentials {
+    let mut tokens = Vec::new();
+    if let Some(token) = &settings.hf_token {
+        tokens.push(ScopedToken {
+            hosts: config.hf_token_hosts(),
+            token: token.clone(),
+        });
+    }
+    if let Some(token) = &settings.civitai_token {
+        tokens.push(ScopedToken {
+            hosts: vec!["civitai.com".to_string(), "www.civitai.com".to_string()],
+            token: token.clone(),
+        });
+    }
+    Credentials { tokens }
+}
+
+// -- models and downloads ------------------------------------------------------------------------
+
+impl Engine {
+    pub fn downloads(&self) -> &Arc<DownloadManager> {
+        &self.downloads
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.downloads.catalog()
+    }
+
+    /// Stops transfers so their parts are flushed; they resume at the next start.
+    pub async fn shutdown(&self) {
+        self.downloads.shutdown().await;
+    }
+
+    /// Everything the Models page shows.
+    pub async fn models_overview(&self) -> Result<ModelsOverview, EngineError> {
+        let gpu_vram_bytes = gpu_vram(&self.system_stats().await);
+        let presets = self.downloads.preset_views(&gpu_vram_bytes).await?;
+        let folders = self.downloads.model_folders().await?;
+        let catalog = self.catalog();
+        Ok(ModelsOverview {
+            presets,
+            folders,
+            space: self.downloads.space(),
+            gpu_vram_bytes,
+            catalog_problems: catalog.problems.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    pub async fn install_preset(&self, id: &str) -> Result<PresetView, EngineError> {
+        Ok(self.downloads.install_preset(id).await?)
+    }
+
+    pub async fn pause_preset(&self, id: &str) -> Result<(), EngineError> {
+        Ok(self.downloads.pause_preset(id).await?)
+    }
+
+    pub async fn resume_preset(&self, id: &str) -> Result<(), EngineError> {
+        Ok(self.downloads.resume_preset(id).await?)
+    }
+
+    pub async fn cancel_preset(&self, id: &str, delete_parts: bool) -> Result<(), EngineError> {
+        Ok(self.downloads.cancel_preset(id, delete_parts).await?)
+    }
+
+    pub async fn remove_preset(&self, id: &str) -> Result<RemoveReport, EngineError> {
+        Ok(self.downloads.remove_preset(id).await?)
+    }
+
+    pub async fn pause_download(&self, task_id: i64) -> Result<(), EngineError> {
+        Ok(self.downloads.pause_task(task_id).await?)
+    }
+
+    pub async fn resume_download(&self, task_id: i64) -> Result<(), EngineError> {
+        Ok(self.downloads.resume_task(task_id).await?)
+    }
+
+    pub async fn cancel_download(
+        &self,
+        task_id: i64,
+        delete_part: bool,
+    ) -> Result<(), EngineError> {
+        Ok(self.downloads.cancel_task(task_id, delete_part).await?)
+    }
+
+    /// Re-reads the workspace layers and, with `PRESET_REGISTRY_URL`, syncs the remote
+    /// registry first. A failed sync keeps the last good copy; it is reported once (activity
+    /// and log), not on every call, until a sync succeeds again.
+    pub async fn sync_catalog(&self) -> Result<String, EngineError> {
+        use std::sync::atomic::Ordering;
+        let mut note = None;
+        if let Some(url) = &self.config.preset_registry_url {
+            let registry = crate::catalog::RemoteRegistry::new(url.clone(), &self.catalog_sources);
+            // Registries are often behind redirects (raw GitHub URLs): a client that follows
+            // them, unlike the download client, which must see every hop.
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| EngineError::Invalid(format!("HTTP client: {e}")))?;
+            match registry.sync(&client).await {
+                Ok(report) => {
+                    self.registry_failure_reported
+                        .store(false, Ordering::Relaxed);
+                    note = Some(format!(
+                        "registry synced: {} presets ({})",
+                        report.presets,
+                        format_bytes(report.bytes as u64)
+                    ));
+                }
+                Err(e) => {
+                    let message = format!("Preset registry sync failed: {e}");
+                    if !self.registry_failure_reported.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%message);
+                        self.record(ActivityKind::Error, message.clone()).await;
+                    }
+                    note = Some(message);
+                }
+            }
+        }
+        let sources = self.catalog_sources.clone();
+        let remote = remote_registry(&self.config, &sources);
+        let catalog = tokio::task::spawn_blocking(move || Catalog::load(&sources, remote.as_ref()))
+            .await
+            .map_err(|e| EngineError::Invalid(format!("catalog reload failed: {e}")))?;
+        let summary = format!(
+            "{} presets{}",
+            catalog.presets.len(),
+            if catalog.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", {} with problems", catalog.problems.len())
+            }
+        );
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+        Ok(match note {
+            Some(note) => format!("{summary}; {note}"),
+            None => summary,
+        })
+    }
+
+    /// `PRESET_DOWNLOAD`, `IMAGE_PRESET_DOWNLOAD`, `AUDIO_PRESET_DOWNLOAD`: queued at start-up.
+    /// Installed presets are skipped; unknown ids and refusals are logged and recorded.
+    async fn install_startup_presets(&self) {
+        for id in self.config.startup_presets.clone() {
+            match self.downloads.install_preset(&id).await {
+                Ok(view) => {
+                    tracing::info!(preset = %view.id, state = ?view.state, "start-up preset")
+                }
+                Err(e) => {
+                    let message = format!("Start-up preset {id}: {e}");
+                    tracing::warn!(%message);
+                    self.record(ActivityKind::Error, message).await;
+                }
+            }
+        }
+    }
+}
+
+/// The download view of a workspace that another process serves: `presets list` and
+/// `presets status` read through it while a server runs (SQLite in WAL mode lets readers in).
+/// Nothing here runs transfers or writes files.
+pub async fn open_read_only(config: &Config) -> Result<Arc<DownloadManager>, EngineError> {
+    let layout = config.layout();
+    let store = Store::open(&layout.database()).await?;
+    let settings = load_settings(&store).await?;
+    let sources = catalog_sources(&layout);
+    let remote = remote_registry(config, &sources);
+    let catalog = Catalog::load(&sources, remote.as_ref());
+    let catalog: CatalogHandle = Arc::new(RwLock::new(Arc::new(catalog)));
+    Ok(DownloadManager::new(
+        store,
+        EventBus::new(),
+        Fetcher::new(credentials(config, &settings)),
+        catalog,
+        layout.models(),
+        download_config(config),
+    ))
+}
+
+fn catalog_sources(layout: &WorkspaceLayout) -> CatalogSources {
+    CatalogSources {
+        workspace_config: layout.config_dir(),
+        remote_cache: layout.data().join("preset-registry.json"),
+    }
+}
+
+fn remote_registry(
+    config: &Config,
+    sources: &CatalogSources,
+) -> Option<crate::catalog::RemoteRegistry> {
+    config
+        .preset_registry_url
+        .as_ref()
+        .map(|url| crate::catalog::RemoteRegistry::new(url.clone(), sources))
+}
+
+fn download_config(config: &Config) -> DownloadConfig {
+    DownloadConfig {
+        concurrent: config.concurrent_downloads.max(1),
+        connections: config.download_connections.max(1),
+        segment_threshold: config.segment_threshold_bytes,
+        disk_reserve: config.disk_reserve_bytes,
+        volume_quota_bytes: config.volume_quota_bytes,
+    }
+}
+
+/// Total VRAM per GPU, largest first.
+fn gpu_vram(stats: &SystemStats) -> Vec<u64> {
+    let mut vram: Vec<u64> = match &stats.gpus {
+        GpuReport::Available { gpus } => gpus.iter().map(|g| g.memory_total_bytes).collect(),
+        _ => Vec::new(),
+    };
+    vram.sort_unstable_by(|a, b| b.cmp(a));
+    vram
 }

@@ -66,6 +66,21 @@ impl Default for EventBus {
     }
 }
 
+/// Stores an activity entry and pushes it to live viewers. A failure to store is logged, not
+/// returned: losing one activity line must never fail the operation it describes.
+pub async fn record_activity(
+    store: &crate::store::Store,
+    events: &EventBus,
+    kind: crate::model::ActivityKind,
+    message: impl Into<String>,
+) {
+    let message = message.into();
+    match store.add_activity(crate::now_ms(), kind, &message).await {
+        Ok(entry) => events.publish(Event::Activity(entry)),
+        Err(e) => tracing::warn!(error = %e, %message, "could not record activity"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

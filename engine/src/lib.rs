@@ -8,9 +8,13 @@ pub mod model;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod catalog;
+#[cfg(feature = "server")]
 pub mod comfy;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod download;
 #[cfg(feature = "server")]
 pub mod events;
 #[cfg(feature = "server")]

@@ -137,12 +137,14 @@ pub enum ActivityKind {
     Auth,
     Error,
     System,
+    Download,
 }
 
 impl ActivityKind {
-    pub const ALL: [ActivityKind; 4] = [
+    pub const ALL: [ActivityKind; 5] = [
         ActivityKind::Settings,
         ActivityKind::Auth,
+        ActivityKind::Download,
         ActivityKind::Error,
         ActivityKind::System,
     ];
@@ -153,6 +155,7 @@ impl ActivityKind {
             ActivityKind::Auth => "auth",
             ActivityKind::Error => "error",
             ActivityKind::System => "system",
+            ActivityKind::Download => "download",
         }
     }
 
@@ -162,6 +165,7 @@ impl ActivityKind {
             ActivityKind::Auth => "Logins",
             ActivityKind::Error => "Errors",
             ActivityKind::System => "System",
+            ActivityKind::Download => "Downloads",
         }
     }
 
@@ -308,6 +312,232 @@ impl AuthMode {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Models: presets, downloads, installed files
+// ---------------------------------------------------------------------------------------------
+
+/// A preset's install state. "Installed" means every required file exists with the size it
+/// had when it was downloaded and verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallState {
+    NotInstalled,
+    /// Waiting for a download slot.
+    Queued,
+    Downloading,
+    Paused,
+    /// Some files are installed, the rest are neither queued nor downloading.
+    Partial,
+    Installed,
+    Failed,
+    /// Installed, and the catalog has a newer version of the preset.
+    UpdateAvailable,
+}
+
+impl InstallState {
+    pub fn label(self) -> &'static str {
+        match self {
+            InstallState::NotInstalled => "Not installed",
+            InstallState::Queued => "Queued",
+            InstallState::Downloading => "Downloading",
+            InstallState::Paused => "Paused",
+            InstallState::Partial => "Partly installed",
+            InstallState::Installed => "Installed",
+            InstallState::Failed => "Failed",
+            InstallState::UpdateAvailable => "Update available",
+        }
+    }
+
+    /// Work is queued or under way.
+    pub fn is_active(self) -> bool {
+        matches!(self, InstallState::Queued | InstallState::Downloading)
+    }
+
+    pub fn is_installed(self) -> bool {
+        matches!(
+            self,
+            InstallState::Installed | InstallState::UpdateAvailable
+        )
+    }
+}
+
+/// One file of a preset (or a lone download).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    /// Not on disk and not queued.
+    Missing,
+    Queued,
+    Downloading,
+    Paused,
+    Failed,
+    /// On disk and verified when it was downloaded.
+    Installed,
+}
+
+impl FileState {
+    pub fn label(self) -> &'static str {
+        match self {
+            FileState::Missing => "Missing",
+            FileState::Queued => "Queued",
+            FileState::Downloading => "Downloading",
+            FileState::Paused => "Paused",
+            FileState::Failed => "Failed",
+            FileState::Installed => "Installed",
+        }
+    }
+}
+
+/// How well a preset's VRAM requirement fits the largest GPU present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VramFit {
+    /// Needs at most 85 % of the GPU's memory.
+    Fits,
+    /// Needs more than 85 % but no more than all of it.
+    Tight,
+    TooBig,
+    /// No requirement known, or no GPU to compare with.
+    Unknown,
+}
+
+impl VramFit {
+    pub fn label(self) -> &'static str {
+        match self {
+            VramFit::Fits => "Fits your GPU",
+            VramFit::Tight => "Tight fit",
+            VramFit::TooBig => "Too big for your GPU",
+            VramFit::Unknown => "VRAM need unknown",
+        }
+    }
+}
+
+/// Live transfer figures of one file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransferFigures {
+    pub bytes_done: u64,
+    pub total_bytes: Option<u64>,
+    /// Smoothed bytes per second.
+    pub speed_bps: u64,
+    /// Seconds left at the smoothed speed.
+    pub eta_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresetFileView {
+    /// Relative to the models folder.
+    pub path: String,
+    pub size_bytes: Option<u64>,
+    pub optional: bool,
+    pub state: FileState,
+    pub figures: TransferFigures,
+    pub error: Option<String>,
+    /// The download task, while there is one (for per-file pause/resume/cancel).
+    pub task_id: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresetView {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub name: String,
+    pub category: String,
+    /// `image`, `video`, `audio`, …
+    pub kind: String,
+    pub description: String,
+    pub use_case: Option<String>,
+    pub tags: Vec<String>,
+    pub version: Option<String>,
+    pub download_bytes: Option<u64>,
+    /// Bytes still to fetch for the required files (what the disk check uses).
+    pub remaining_bytes: u64,
+    pub vram_gb: Option<f32>,
+    pub vram_fit: VramFit,
+    pub state: InstallState,
+    pub files: Vec<PresetFileView>,
+    /// `builtin`, `remote` or `workspace`.
+    pub layer: String,
+    pub error: Option<String>,
+}
+
+/// A file found in the models folder (from a preset or not).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFileView {
+    pub path: String,
+    pub bytes: u64,
+    /// Verified when comfydeck downloaded it.
+    pub verified: bool,
+    /// A catalog preset that provides this path.
+    pub preset_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFolderView {
+    pub name: String,
+    pub bytes: u64,
+    pub files: Vec<ModelFileView>,
+}
+
+/// Free space as the download preflight sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VolumeSpace {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    /// Kept free by the preflight.
+    pub reserve_bytes: u64,
+}
+
+impl VolumeSpace {
+    /// What downloads may still use.
+    pub fn usable_bytes(&self) -> u64 {
+        self.free_bytes.saturating_sub(self.reserve_bytes)
+    }
+}
+
+/// Everything the Models page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelsOverview {
+    pub presets: Vec<PresetView>,
+    pub folders: Vec<ModelFolderView>,
+    pub space: VolumeSpace,
+    /// Total VRAM per GPU, largest first; empty without a GPU.
+    pub gpu_vram_bytes: Vec<u64>,
+    /// Catalog problems (a preset that failed validation, a failed registry sync).
+    pub catalog_problems: Vec<String>,
+}
+
+/// Pushed while a file downloads, and when its state changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileProgress {
+    pub task_id: i64,
+    pub path: String,
+    pub state: FileState,
+    pub figures: TransferFigures,
+    pub error: Option<String>,
+}
+
+/// Pushed while a preset installs, and when its state changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresetProgress {
+    pub preset_id: String,
+    pub state: InstallState,
+    pub figures: TransferFigures,
+    pub error: Option<String>,
+}
+
+/// Formats seconds as `1 h 02 min`, `3 min 05 s` or `42 s`.
+pub fn format_duration_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Live events (the /ws protocol)
 // ---------------------------------------------------------------------------------------------
 
@@ -319,6 +549,10 @@ pub enum Event {
     ComfyStatus(ComfyStatus),
     Activity(ActivityEntry),
     Settings(SettingsView),
+    /// One file's transfer (at most two per second per file).
+    Download(FileProgress),
+    /// A preset's aggregate state and progress (at most two per second per preset).
+    Preset(PresetProgress),
 }
 
 // ---------------------------------------------------------------------------------------------

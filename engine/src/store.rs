@@ -67,6 +67,11 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// For modules that keep their own tables (downloads).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// A cheap query that proves the database answers (for `/health`).
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

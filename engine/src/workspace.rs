@@ -104,6 +104,63 @@ pub fn write_extra_model_paths(layout: &WorkspaceLayout) -> Result<bool, Workspa
     Ok(true)
 }
 
+/// Why a relative path was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UnsafePath {
+    #[error("{0:?} is empty")]
+    Empty(String),
+    #[error("{0:?} is absolute; give a path relative to the folder")]
+    Absolute(String),
+    #[error("{0:?} contains '..' or an empty segment")]
+    Traversal(String),
+    #[error("{0:?} contains a backslash or a control character")]
+    BadCharacter(String),
+    #[error("{0:?} leads outside the folder through a symlink")]
+    SymlinkEscape(String),
+}
+
+/// Checks the shape of a relative, `/`-separated path: not absolute, no `..`, `.` or empty
+/// segments, no backslashes or control characters.
+pub fn check_relative_path(relative: &str) -> Result<(), UnsafePath> {
+    let owned = || relative.to_string();
+    if relative.is_empty() {
+        return Err(UnsafePath::Empty(owned()));
+    }
+    if relative.starts_with('/') || Path::new(relative).is_absolute() {
+        return Err(UnsafePath::Absolute(owned()));
+    }
+    if relative.chars().any(|c| c == '\\' || c.is_control()) {
+        return Err(UnsafePath::BadCharacter(owned()));
+    }
+    if relative
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(UnsafePath::Traversal(owned()));
+    }
+    Ok(())
+}
+
+/// Joins `relative` to `base` after [`check_relative_path`], and proves that the deepest
+/// existing ancestor of the result still resolves inside `base` (no symlink escape). The
+/// path itself may not exist yet.
+pub fn resolve_inside(base: &Path, relative: &str) -> Result<PathBuf, UnsafePath> {
+    check_relative_path(relative)?;
+    let joined = base.join(relative);
+    let escape = || UnsafePath::SymlinkEscape(relative.to_string());
+    let real_base = fs::canonicalize(base).map_err(|_| escape())?;
+    // The final component itself may be a symlink: check where it points, too.
+    let existing = joined
+        .ancestors()
+        .find(|candidate| fs::symlink_metadata(candidate).is_ok())
+        .unwrap_or(base);
+    let real = fs::canonicalize(existing).map_err(|_| escape())?;
+    if !real.starts_with(&real_base) {
+        return Err(escape());
+    }
+    Ok(joined)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`,
 /// so a reader sees the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

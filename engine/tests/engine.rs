@@ -955,7 +955,7 @@ async fn settings_changes_are_published() {
         match event {
             Event::Activity(entry) => activity = Some(entry),
             Event::Settings(view) => settings = Some(view),
-            Event::SystemStats(_) | Event::ComfyStatus(_) => {}
+            _ => {}
         }
     }
     let activity = activity.unwrap();

@@ -6,7 +6,7 @@
 
 mod cgroup;
 mod cpu;
-mod disk;
+pub(crate) mod disk;
 mod gpu;
 mod memory;
 

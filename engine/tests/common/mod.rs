@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod fileserver;
+
 /// The recorded ComfyUI protocol: `shared/fixtures/comfyui` beside the repository (the
 /// project's layout, also in CI), or wherever `COMFYDECK_FIXTURES` points.
+#[allow(dead_code)]
 pub fn fixture_dir() -> PathBuf {
     let dir = std::env::var_os("COMFYDECK_FIXTURES")
         .map(PathBuf::from)

@@ -1,0 +1,5 @@
+//! Downloads: a persistent queue in SQLite, one task per file, resumable across restarts.
+
+pub mod fetch;
+pub mod manager;
+pub mod queue;
