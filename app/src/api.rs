@@ -89,9 +89,18 @@ mod server {
 
     /// Maps an engine error to the HTTP status its kind deserves, keeping its message.
     pub fn fail(e: EngineError) -> ApiError {
+        use engine::download::manager::DownloadError;
         let status = match &e {
-            EngineError::Invalid(_) => 400,
-            EngineError::NotFound(_) => 404,
+            EngineError::Invalid(_)
+            | EngineError::Download(DownloadError::UnsafePath(_) | DownloadError::Invalid(_)) => {
+                400
+            }
+            EngineError::NotFound(_)
+            | EngineError::Download(
+                DownloadError::UnknownPreset(_) | DownloadError::UnknownTask(_),
+            ) => 404,
+            // Not a server fault: the volume is too full for what was asked.
+            EngineError::Download(DownloadError::NotEnoughSpace { .. }) => 409,
             _ => {
                 tracing::error!(error = %e, "API call failed");
                 // Server-side failures belong in the activity log too, where people look.
@@ -170,7 +179,7 @@ pub async fn list_activity(
         None => None,
         Some(k) => Some(ActivityKind::parse(k).ok_or_else(|| {
             server::fail(engine::EngineError::Invalid(format!(
-                "unknown activity kind {k:?}; use one of settings, auth, error, system"
+                "unknown activity kind {k:?}; use one of settings, auth, download, error, system"
             )))
         })?),
     };
@@ -196,6 +205,80 @@ pub async fn create_api_token(name: String) -> Result<CreatedApiToken, ApiError>
 pub async fn revoke_api_token(id: i64) -> Result<(), ApiError> {
     let engine = server::engine()?;
     engine.revoke_api_token(id).await.map_err(server::fail)
+}
+
+#[server(endpoint = "models", prefix = "/api", input = GetUrl)]
+pub async fn get_models() -> Result<ModelsOverview, ApiError> {
+    let engine = server::engine()?;
+    engine.models_overview().await.map_err(server::fail)
+}
+
+/// Queues the preset's missing files (after the disk-space check); `id` may be either format.
+#[server(endpoint = "presets/install", prefix = "/api", input = Json)]
+pub async fn install_preset(id: String) -> Result<PresetView, ApiError> {
+    let engine = server::engine()?;
+    engine.install_preset(&id).await.map_err(server::fail)
+}
+
+#[server(endpoint = "presets/pause", prefix = "/api", input = Json)]
+pub async fn pause_preset(id: String) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.pause_preset(&id).await.map_err(server::fail)
+}
+
+#[server(endpoint = "presets/resume", prefix = "/api", input = Json)]
+pub async fn resume_preset(id: String) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.resume_preset(&id).await.map_err(server::fail)
+}
+
+/// Stops the preset's downloads; `delete_parts` also deletes what was downloaded so far.
+#[server(endpoint = "presets/cancel", prefix = "/api", input = Json)]
+pub async fn cancel_preset(id: String, delete_parts: bool) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine
+        .cancel_preset(&id, delete_parts)
+        .await
+        .map_err(server::fail)
+}
+
+/// Deletes the preset's files that no other installed preset needs; returns what was freed.
+#[server(endpoint = "presets/remove", prefix = "/api", input = Json)]
+pub async fn remove_preset(id: String) -> Result<u64, ApiError> {
+    let engine = server::engine()?;
+    engine
+        .remove_preset(&id)
+        .await
+        .map(|report| report.freed_bytes)
+        .map_err(server::fail)
+}
+
+#[server(endpoint = "downloads/pause", prefix = "/api", input = Json)]
+pub async fn pause_download(task_id: i64) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.pause_download(task_id).await.map_err(server::fail)
+}
+
+#[server(endpoint = "downloads/resume", prefix = "/api", input = Json)]
+pub async fn resume_download(task_id: i64) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.resume_download(task_id).await.map_err(server::fail)
+}
+
+#[server(endpoint = "downloads/cancel", prefix = "/api", input = Json)]
+pub async fn cancel_download(task_id: i64, delete_part: bool) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine
+        .cancel_download(task_id, delete_part)
+        .await
+        .map_err(server::fail)
+}
+
+/// Re-reads the workspace catalog and syncs `PRESET_REGISTRY_URL` when set.
+#[server(endpoint = "catalog/sync", prefix = "/api", input = Json)]
+pub async fn sync_catalog() -> Result<String, ApiError> {
+    let engine = server::engine()?;
+    engine.sync_catalog().await.map_err(server::fail)
 }
 
 pub const ACTIVITY_PAGE_SIZE: u32 = 25;

@@ -2,7 +2,11 @@
 //! keep failing (some proxies block them) it polls `/api/status` instead and tries the socket
 //! again now and then. Pages read the latest values from the [`Live`] context.
 
-use engine::model::{ActivityEntry, ComfyStatus, SettingsView, SystemStats};
+use std::collections::HashMap;
+
+use engine::model::{
+    ActivityEntry, ComfyStatus, FileProgress, PresetProgress, SettingsView, SystemStats,
+};
 use leptos::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +48,11 @@ pub struct Live {
     pub comfy: RwSignal<Option<ComfyStatus>>,
     pub activity: RwSignal<Option<ActivityEntry>>,
     pub settings: RwSignal<Option<SettingsView>>,
+    /// Latest progress per download task; every event is kept (a signal holding only the last
+    /// event would lose files that report in the same tick).
+    pub downloads: RwSignal<HashMap<i64, FileProgress>>,
+    /// Latest state per preset id.
+    pub presets: RwSignal<HashMap<String, PresetProgress>>,
 }
 
 impl Live {
@@ -55,6 +64,8 @@ impl Live {
             comfy: RwSignal::new(None),
             activity: RwSignal::new(None),
             settings: RwSignal::new(None),
+            downloads: RwSignal::new(HashMap::new()),
+            presets: RwSignal::new(HashMap::new()),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -74,6 +85,12 @@ impl Live {
             Event::ComfyStatus(c) => self.comfy.set(Some(c)),
             Event::Activity(a) => self.activity.set(Some(a)),
             Event::Settings(s) => self.settings.set(Some(s)),
+            Event::Download(d) => self.downloads.update(|map| {
+                map.insert(d.task_id, d);
+            }),
+            Event::Preset(p) => self.presets.update(|map| {
+                map.insert(p.preset_id.clone(), p);
+            }),
         }
     }
 }

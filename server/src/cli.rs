@@ -1,4 +1,5 @@
-//! Command line: `comfydeck serve` (the default). Every flag has an environment variable.
+//! Command line: `comfydeck serve` (the default), `comfydeck presets …` and
+//! `comfydeck download …`. Every flag has an environment variable.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,13 +26,172 @@ pub struct Cli {
 pub enum Command {
     /// Run the dashboard (the default).
     Serve(ServeArgs),
+    /// List, install, inspect and remove model presets.
+    Presets(PresetsArgs),
+    /// Download one file into the models folder, resumable and verified.
+    Download(DownloadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PresetsArgs {
+    #[command(subcommand)]
+    pub action: PresetsAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PresetsAction {
+    /// The catalog with each preset's install state.
+    List {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Queue presets (ids in either format); with --wait, download them now with progress.
+    Install {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+        /// Stay until every file is verified (exit 0) or a download fails (exit 1).
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Per-file state of one preset, or of every preset that is not "not installed".
+    Status {
+        #[arg(value_name = "ID")]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Delete a preset's files that no other installed preset needs.
+    Remove {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownloadArgs {
+    /// http(s) URL of the file.
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Destination inside the models folder, as `<folder>/<file>` (e.g. `loras/style.safetensors`).
+    #[arg(long, value_name = "FOLDER/FILE")]
+    pub to: String,
+    /// Expected SHA-256 (hex); without it, Hugging Face's own hash or the size is checked.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What every command that touches the workspace shares.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// The workspace volume [default: /workspace if it exists, else ./workspace]
+    #[arg(long, env = "WORKSPACE_ROOT", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace) or a full filter such as `info,sqlx=debug`
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Hugging Face base URL (token checks; a token is sent only to this host, huggingface.co and hf.co)
+    #[arg(long, env = "HF_BASE_URL", default_value = config::DEFAULT_HF_BASE_URL, value_name = "URL")]
+    pub hf_base_url: String,
+    /// Size of the pod's network volume in GB, shown as the volume's quota
+    #[arg(long, env = "RUNPOD_VOLUME_GB", value_name = "GB")]
+    pub runpod_volume_gb: Option<String>,
+    /// Files downloading at once
+    #[arg(
+        long,
+        env = "CONCURRENT_DOWNLOADS",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub concurrent_downloads: usize,
+    /// Connections per large file (over 256 MiB, when the server supports ranges)
+    #[arg(
+        long,
+        env = "DOWNLOAD_CONNECTIONS",
+        default_value_t = 4,
+        value_name = "N"
+    )]
+    pub connections: usize,
+    /// Space in GB that downloads always leave free on the volume
+    #[arg(
+        long,
+        env = "DOWNLOAD_DISK_RESERVE_GB",
+        default_value = "1",
+        value_name = "GB"
+    )]
+    pub disk_reserve_gb: String,
+    /// A remote preset registry (JSON), synced on demand and cached in the workspace
+    #[arg(long, env = "PRESET_REGISTRY_URL", value_name = "URL")]
+    pub preset_registry_url: Option<String>,
+}
+
+impl CommonArgs {
+    /// The engine configuration for a command that does not listen: loopback, no password.
+    pub fn to_config(&self) -> Result<Config, String> {
+        let mut config = Config::with_workspace(
+            self.workspace
+                .clone()
+                .unwrap_or_else(config::default_workspace_root),
+        );
+        config.hf_base_url =
+            config::normalize_base_url("--hf-base-url / HF_BASE_URL", &self.hf_base_url)?;
+        config.volume_quota_bytes = self
+            .runpod_volume_gb
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(config::parse_volume_gb)
+            .transpose()?;
+        if !(1..=16).contains(&self.concurrent_downloads) {
+            return Err(format!(
+                "CONCURRENT_DOWNLOADS must be between 1 and 16, got {}",
+                self.concurrent_downloads
+            ));
+        }
+        config.concurrent_downloads = self.concurrent_downloads;
+        if !(1..=16).contains(&self.connections) {
+            return Err(format!(
+                "--connections / DOWNLOAD_CONNECTIONS must be between 1 and 16, got {}",
+                self.connections
+            ));
+        }
+        config.download_connections = self.connections;
+        let reserve: f64 = self.disk_reserve_gb.trim().parse().map_err(|_| {
+            format!(
+                "DOWNLOAD_DISK_RESERVE_GB must be a number of GB, got {:?}",
+                self.disk_reserve_gb
+            )
+        })?;
+        if !(0.0..=10_000.0).contains(&reserve) {
+            return Err(format!(
+                "DOWNLOAD_DISK_RESERVE_GB must be between 0 and 10000, got {reserve}"
+            ));
+        }
+        config.disk_reserve_bytes = (reserve * 1024.0 * 1024.0 * 1024.0) as u64;
+        config.preset_registry_url = match self.preset_registry_url.as_deref() {
+            None | Some("") => None,
+            Some(url) => Some(config::normalize_base_url(
+                "--preset-registry-url / PRESET_REGISTRY_URL",
+                url,
+            )?),
+        };
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// The workspace volume [default: /workspace if it exists, else ./workspace]
-    #[arg(long, env = "WORKSPACE_ROOT", value_name = "DIR")]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Address to listen on; anything but loopback requires a login
     #[arg(long, env = "DASHBOARD_HOST", default_value = config::DEFAULT_HOST)]
     pub host: IpAddr,
@@ -48,24 +208,20 @@ pub struct ServeArgs {
         value_name = "PASSWORD"
     )]
     pub access_password: Option<String>,
-    /// Log level (error, warn, info, debug, trace) or a full filter such as `info,sqlx=debug`
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-    /// Hugging Face API base URL (token checks)
-    #[arg(long, env = "HF_BASE_URL", default_value = config::DEFAULT_HF_BASE_URL, value_name = "URL")]
-    pub hf_base_url: String,
-    /// Size of the pod's network volume in GB, shown as the volume's quota
-    #[arg(long, env = "RUNPOD_VOLUME_GB", value_name = "GB")]
-    pub runpod_volume_gb: Option<String>,
+    /// Presets to install at start-up (comma-separated ids, either format)
+    #[arg(long, env = "PRESET_DOWNLOAD", value_name = "IDS")]
+    pub preset_download: Option<String>,
+    /// More start-up presets (kept apart for compatibility with pod templates)
+    #[arg(long, env = "IMAGE_PRESET_DOWNLOAD", value_name = "IDS")]
+    pub image_preset_download: Option<String>,
+    #[arg(long, env = "AUDIO_PRESET_DOWNLOAD", value_name = "IDS")]
+    pub audio_preset_download: Option<String>,
 }
 
 impl ServeArgs {
     /// Validates the flags into the engine's configuration; errors name the flag.
     pub fn to_config(&self) -> Result<Config, String> {
-        let workspace_root = self
-            .workspace
-            .clone()
-            .unwrap_or_else(config::default_workspace_root);
+        let mut config = self.common.to_config()?;
         let access_password = match self.access_password.as_deref() {
             None | Some("") => None,
             Some(p) if p.chars().count() < 8 => {
@@ -73,34 +229,42 @@ impl ServeArgs {
             }
             Some(p) => Some(Secret::new(p)),
         };
-        Ok(Config {
-            workspace_root,
-            host: self.host,
-            port: self.port,
-            comfyui_url: config::normalize_base_url(
-                "--comfyui-url / COMFYUI_URL",
-                &self.comfyui_url,
-            )?,
-            access_password,
-            hf_base_url: config::normalize_base_url(
-                "--hf-base-url / HF_BASE_URL",
-                &self.hf_base_url,
-            )?,
-            volume_quota_bytes: self
-                .runpod_volume_gb
-                .as_deref()
-                .filter(|v| !v.trim().is_empty())
-                .map(config::parse_volume_gb)
-                .transpose()?,
-        })
+        config.host = self.host;
+        config.port = self.port;
+        config.comfyui_url =
+            config::normalize_base_url("--comfyui-url / COMFYUI_URL", &self.comfyui_url)?;
+        config.access_password = access_password;
+        config.startup_presets = [
+            &self.preset_download,
+            &self.image_preset_download,
+            &self.audio_preset_download,
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| config::parse_preset_list(list))
+        .collect();
+        Ok(config)
+    }
+}
+
+impl PresetsAction {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            PresetsAction::List { common, .. }
+            | PresetsAction::Install { common, .. }
+            | PresetsAction::Status { common, .. }
+            | PresetsAction::Remove { common, .. } => common,
+        }
     }
 }
 
 impl Cli {
-    pub fn serve_args(&self) -> &ServeArgs {
+    /// The serve arguments when the command is `serve` (or none).
+    pub fn serve_args(&self) -> Option<&ServeArgs> {
         match &self.command {
-            Some(Command::Serve(args)) => args,
-            None => &self.serve,
+            Some(Command::Serve(args)) => Some(args),
+            None => Some(&self.serve),
+            Some(_) => None,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! `/ws`, login), the auth middleware and the embedded site assets. Handlers stay thin: they
 //! translate HTTP to engine calls and back.
 
+#![recursion_limit = "256"]
+
 pub mod assets;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod logging;
 pub mod ws;
 

@@ -60,3 +60,21 @@ pub fn init(
         }
     }
 }
+
+/// Logging for one-shot commands (`presets`, `download`): stderr only, so stdout stays clean
+/// for tables and JSON, and warnings only unless a level was asked for. The server's log file
+/// is left to the server (two writers would fight over its rotation).
+pub fn init_cli(log_level: &str) -> Result<(), String> {
+    let level = if log_level == "info" {
+        "warn"
+    } else {
+        log_level
+    };
+    let stderr = fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_filter(filter(level)?);
+    tracing_subscriber::registry().with(stderr).init();
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! `comfydeck`: parse the command line, start the engine, serve the dashboard.
+//! `comfydeck`: parse the command line, then serve the dashboard or run a one-shot command.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -6,25 +6,46 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use engine::Engine;
-use server::cli::Cli;
+use server::cli::{Cli, Command, ServeArgs};
 use server::{leptos_options, router, AppState};
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("comfydeck: {}", describe(&e));
+    let exec_started = Instant::now();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Presets(args)) => {
+            init_cli_logging(&args.action.common().log_level);
+            server::commands::presets(args.action).await
+        }
+        Some(Command::Download(args)) => {
+            init_cli_logging(&args.common.log_level);
+            server::commands::download(args).await
+        }
+        Some(Command::Serve(args)) => serve(args, exec_started).await.map(|()| 0),
+        None => serve(cli.serve, exec_started).await.map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("comfydeck: {}", describe(&e));
+            std::process::exit(1);
+        }
+    }
+}
+
+fn init_cli_logging(level: &str) {
+    if let Err(e) = server::logging::init_cli(level) {
+        eprintln!("comfydeck: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let exec_started = Instant::now();
-    let cli = Cli::parse();
-    let args = cli.serve_args().clone();
+async fn serve(args: ServeArgs, exec_started: Instant) -> anyhow::Result<()> {
     let config = args.to_config().map_err(anyhow::Error::msg)?;
 
     let (_log_guard, log_problem) =
-        server::logging::init(&args.log_level, &config.layout().comfydeck_log())
+        server::logging::init(&args.common.log_level, &config.layout().comfydeck_log())
             .map_err(anyhow::Error::msg)?;
     if let Some(problem) = log_problem {
         tracing::warn!("logging to stdout only: {problem}");
@@ -85,6 +106,8 @@ async fn run() -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("the server stopped with an error")?;
+    // Transfers flush their part files; they resume at the next start.
+    engine.shutdown().await;
     tracing::info!("comfydeck stopped");
     Ok(())
 }

@@ -170,5 +170,6 @@ fn kind_colour(kind: ActivityKind) -> &'static str {
         ActivityKind::Auth => "text-warn",
         ActivityKind::Settings => "text-accent",
         ActivityKind::System => "text-muted",
+        ActivityKind::Download => "text-ok",
     }
 }
