@@ -734,3 +734,31 @@ async fn part_files_are_never_listed_as_models_and_paths_cannot_escape() {
         .unwrap_err();
     assert!(matches!(err, DownloadError::UnsafePath(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        preset_registry_url: Some(format!("{}/registry.json", closed_port_url())),
+        ..test_config(dir.path())
+    };
+    let engine = start(config).await;
+    for _ in 0..3 {
+        let summary = engine.sync_catalog().await.unwrap();
+        assert!(summary.starts_with("61 presets"), "{summary}");
+        assert!(summary.contains("sync failed"), "{summary}");
+    }
+    let errors = engine
+        .activity(Some(ActivityKind::Error), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        errors.total, 1,
+        "reported once, not on every sync: {errors:?}"
+    );
+    assert_eq!(
+        engine.catalog().presets.len(),
+        61,
+        "the built-in catalog stays"
+    );
+}

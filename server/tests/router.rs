@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use common::{harness, session_pair, PASSWORD};
+use common::{closed_local_url, harness, session_pair, PASSWORD};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -952,4 +952,71 @@ async fn security_headers_are_set() {
             "{what}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_models_api_lists_the_catalog_and_names_bad_requests() {
+    let h = harness(None).await;
+    let reply = send(&h.app, get("/api/models").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let overview = reply.json();
+    let presets = overview["presets"].as_array().expect("presets");
+    assert_eq!(presets.len(), 61, "every built-in preset");
+    let flux = presets
+        .iter()
+        .find(|p| p["id"] == "flux-dev-basic")
+        .expect("flux-dev-basic");
+    assert_eq!(flux["state"], "not_installed");
+    assert!(flux["aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "FLUX_DEV_BASIC"));
+    assert!(overview["space"]["free_bytes"].as_u64().is_some());
+
+    let reply = send(
+        &h.app,
+        post_json("/api/presets/install", &json!({"id": "no-such-preset"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
+    assert_eq!(reply.json()["message"], "unknown preset \"no-such-preset\"");
+
+    let reply = send(
+        &h.app,
+        post_json("/api/downloads/pause", &json!({"task_id": 4242})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
+
+    let reply = send(&h.app, post_json("/api/presets/install", &json!({}))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_preset_that_does_not_fit_is_refused_with_409_and_the_sizes() {
+    let workspace = tempfile::tempdir().unwrap();
+    let config = engine::config::Config {
+        comfyui_url: closed_local_url(),
+        hf_base_url: closed_local_url(),
+        // A 5 GB volume: FLUX Dev (about 17.5 GB) cannot fit.
+        volume_quota_bytes: Some(5_000_000_000),
+        ..engine::config::Config::with_workspace(workspace.path())
+    };
+    let (engine, _) = engine::Engine::start(config).await.unwrap();
+    let app = server::router(server::AppState {
+        engine,
+        leptos: server::leptos_options(),
+    });
+    let reply = send(
+        &app,
+        post_json("/api/presets/install", &json!({"id": "FLUX_DEV_BASIC"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{:?}", reply.body);
+    let message = reply.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("FLUX Dev needs 17.5 GB more, but only"),
+        "{message}"
+    );
 }
