@@ -5,6 +5,12 @@
 
 use std::time::Duration;
 
+/// UI-format workflows → API prompts (the frontend's `graphToPrompt` rules), and checks
+/// before submitting.
+pub mod convert;
+/// The ComfyUI process, when comfydeck starts it itself.
+pub mod supervisor;
+
 use serde::Deserialize;
 
 use crate::model::ComfyStatus;

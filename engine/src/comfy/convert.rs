@@ -1,0 +1,1 @@
+//! UI-format workflow conversion (being written).

@@ -1,0 +1,1 @@
+//! ComfyUI process supervisor (being written).
