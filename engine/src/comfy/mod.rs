@@ -10,6 +10,12 @@ use std::time::Duration;
 pub mod convert;
 /// The ComfyUI process, when comfydeck starts it itself.
 pub mod supervisor;
+/// ComfyUI's HTTP API: prompts, queue, history, outputs, object_info, userdata.
+pub mod http;
+/// ComfyUI's WebSocket messages (text and binary) as typed events.
+pub mod protocol;
+/// The one persistent WebSocket to ComfyUI, with reconnects.
+pub mod socket;
 
 use serde::Deserialize;
 
