@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod proxy;
 pub mod ws;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use app::{shell, App};
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{middleware, Json, Router};
 use engine::Engine;
 use leptos::config::LeptosOptions;
@@ -46,6 +47,10 @@ pub const HAND_WRITTEN_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/ws"),
     (Method::POST, auth::LOGIN_PATH),
     (Method::POST, auth::LOGOUT_PATH),
+    (Method::GET, "/comfyui"),
+    (Method::GET, "/comfyui/"),
+    (Method::GET, "/comfyui/{*rest}"),
+    (Method::POST, "/comfyui/{*rest}"),
 ];
 
 /// Every route the router answers: hand-written ones, the app's pages and its server
@@ -82,6 +87,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route(auth::LOGIN_PATH, post(auth::login))
         .route(auth::LOGOUT_PATH, post(auth::logout))
+        .route(proxy::PREFIX, get(proxy::redirect_to_slash))
+        .route("/comfyui/", any(proxy::forward))
+        .route("/comfyui/{*rest}", any(proxy::forward))
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),
