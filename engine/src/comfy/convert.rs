@@ -1,1 +1,0 @@
-//! UI-format workflow conversion (being written).
