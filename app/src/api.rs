@@ -281,4 +281,11 @@ pub async fn sync_catalog() -> Result<String, ApiError> {
     engine.sync_catalog().await.map_err(server::fail)
 }
 
+/// Restarts a ComfyUI that comfydeck supervises (`COMFYUI_DIR`); 400 otherwise.
+#[server(endpoint = "comfyui/restart", prefix = "/api", input = Json)]
+pub async fn restart_comfyui() -> Result<ComfyProcess, ApiError> {
+    let engine = server::engine()?;
+    engine.restart_comfyui().await.map_err(server::fail)
+}
+
 pub const ACTIVITY_PAGE_SIZE: u32 = 25;

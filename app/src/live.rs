@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use engine::model::{
-    ActivityEntry, ComfyStatus, FileProgress, PresetProgress, SettingsView, SystemStats,
+    ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, PresetProgress, SettingsView,
+    SystemStats,
 };
 use leptos::prelude::*;
 
@@ -46,6 +47,7 @@ pub struct Live {
     pub connection: RwSignal<Connection>,
     pub stats: RwSignal<Option<SystemStats>>,
     pub comfy: RwSignal<Option<ComfyStatus>>,
+    pub comfy_process: RwSignal<Option<ComfyProcess>>,
     pub activity: RwSignal<Option<ActivityEntry>>,
     pub settings: RwSignal<Option<SettingsView>>,
     /// Latest progress per download task; every event is kept (a signal holding only the last
@@ -62,6 +64,7 @@ impl Live {
             connection: RwSignal::new(Connection::Connecting),
             stats: RwSignal::new(None),
             comfy: RwSignal::new(None),
+            comfy_process: RwSignal::new(None),
             activity: RwSignal::new(None),
             settings: RwSignal::new(None),
             downloads: RwSignal::new(HashMap::new()),
@@ -83,6 +86,7 @@ impl Live {
         match event {
             Event::SystemStats(s) => self.stats.set(Some(s)),
             Event::ComfyStatus(c) => self.comfy.set(Some(c)),
+            Event::ComfyProcess(p) => self.comfy_process.set(Some(p)),
             Event::Activity(a) => self.activity.set(Some(a)),
             Event::Settings(s) => self.settings.set(Some(s)),
             Event::Download(d) => self.downloads.update(|map| {
@@ -187,6 +191,7 @@ mod client {
         if let Ok(status) = response.json::<HomeStatus>().await {
             live.stats.set(Some(status.stats));
             live.comfy.set(Some(status.comfy));
+            live.comfy_process.set(Some(status.comfy_process));
         }
     }
 

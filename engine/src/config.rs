@@ -54,6 +54,14 @@ pub struct Config {
     pub preset_registry_url: Option<String>,
     /// Preset ids (either format) to install at start-up (`PRESET_DOWNLOAD` and friends).
     pub startup_presets: Vec<String>,
+    /// `COMFYUI_DIR`: when set, comfydeck runs ComfyUI itself from this folder.
+    pub comfyui_dir: Option<PathBuf>,
+    /// `COMFYUI_PORT`: where a supervised ComfyUI listens (on 127.0.0.1).
+    pub comfyui_port: u16,
+    /// `COMFYUI_PYTHON`: the interpreter for a supervised ComfyUI.
+    pub comfyui_python: Option<PathBuf>,
+    /// `COMFYUI_ARGS`, already split: extra flags for a supervised ComfyUI.
+    pub comfyui_args: Vec<String>,
 }
 
 impl Config {
@@ -73,6 +81,10 @@ impl Config {
             disk_reserve_bytes: 1024 * 1024 * 1024,
             preset_registry_url: None,
             startup_presets: Vec::new(),
+            comfyui_dir: None,
+            comfyui_port: crate::comfy::supervisor::DEFAULT_COMFYUI_PORT,
+            comfyui_python: None,
+            comfyui_args: Vec::new(),
         }
     }
 

@@ -124,6 +124,8 @@ pub struct Engine {
     /// every request).
     registry_failure_reported: std::sync::atomic::AtomicBool,
     downloads: Arc<DownloadManager>,
+    /// Set by [`Engine::spawn_background_jobs`] when `COMFYUI_DIR` is configured.
+    supervisor: std::sync::OnceLock<Arc<crate::comfy::supervisor::Supervisor>>,
     _lock: WorkspaceLock,
 }
 
@@ -224,6 +226,7 @@ impl Engine {
             catalog_sources,
             registry_failure_reported: std::sync::atomic::AtomicBool::new(false),
             downloads,
+            supervisor: std::sync::OnceLock::new(),
             _lock: lock,
         });
         Ok((
@@ -238,6 +241,7 @@ impl Engine {
     /// Starts the background jobs: metrics and ComfyUI sampling (only while someone watches)
     /// and the hourly clean-up of old activity and expired sessions.
     pub fn spawn_background_jobs(self: &Arc<Self>) {
+        self.start_comfyui();
         tokio::spawn(Arc::clone(&self.downloads).run());
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.install_startup_presets().await });
@@ -360,6 +364,7 @@ impl Engine {
         );
         Ok(HomeStatus {
             stats,
+            comfy_process: self.comfy_process().await,
             comfy,
             recent_activity: recent?.entries,
         })
@@ -823,9 +828,97 @@ impl Engine {
         self.downloads.catalog()
     }
 
-    /// Stops transfers so their parts are flushed; they resume at the next start.
+    /// Stops transfers so their parts are flushed (they resume at the next start), and a
+    /// supervised ComfyUI (SIGTERM, then SIGKILL after a timeout).
     pub async fn shutdown(&self) {
-        self.downloads.shutdown().await;
+        let supervisor = self.supervisor.get().map(|s| s.shutdown());
+        let downloads = self.downloads.shutdown();
+        match supervisor {
+            Some(supervisor) => {
+                tokio::join!(supervisor, downloads);
+            }
+            None => downloads.await,
+        }
+    }
+
+    /// With `COMFYUI_DIR`: starts ComfyUI and relays its state changes to live viewers and
+    /// the activity log.
+    fn start_comfyui(self: &Arc<Self>) {
+        use crate::comfy::supervisor::{Supervisor, SupervisorConfig};
+        let Some(dir) = &self.config.comfyui_dir else {
+            return;
+        };
+        let mut config = SupervisorConfig::new(dir.clone(), &self.layout);
+        config.port = self.config.comfyui_port;
+        config.python = self.config.comfyui_python.clone();
+        config.extra_args = self.config.comfyui_args.clone();
+        let supervisor = Supervisor::start(config);
+        if self.supervisor.set(Arc::clone(&supervisor)).is_err() {
+            return;
+        }
+        let engine = Arc::clone(self);
+        let mut transitions = supervisor.transitions();
+        tokio::spawn(async move {
+            use crate::model::ComfyProcessState as S;
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let state = match transitions.recv().await {
+                    Ok(state) => state,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let note = match &state {
+                    S::Ready { .. } => Some((ActivityKind::System, "ComfyUI is ready".to_string())),
+                    S::Crashed { exit, .. } => {
+                        Some((ActivityKind::Error, format!("ComfyUI stopped unexpectedly ({exit})")))
+                    }
+                    S::Failed { error } => {
+                        Some((ActivityKind::Error, format!("ComfyUI cannot start: {error}")))
+                    }
+                    _ => None,
+                };
+                if let Some((kind, message)) = note {
+                    engine.record(kind, message).await;
+                }
+                engine.events.publish(Event::ComfyProcess(engine.comfy_process().await));
+            }
+        });
+        // The log tail changes far more often than the state: relayed at most twice a second.
+        let engine = Arc::clone(self);
+        let mut updates = supervisor.subscribe();
+        tokio::spawn(async move {
+            while updates.changed().await.is_ok() {
+                let process = updates.borrow_and_update().clone();
+                engine.events.publish(Event::ComfyProcess(process));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    /// The ComfyUI process as Home shows it: supervised, or `external` with reachability.
+    pub async fn comfy_process(&self) -> ComfyProcess {
+        match self.supervisor.get() {
+            Some(supervisor) => supervisor.state(),
+            None => ComfyProcess {
+                state: ComfyProcessState::External {
+                    reachable: self.comfy_status().await.reachable,
+                },
+                log_tail: Vec::new(),
+                restarts: 0,
+            },
+        }
+    }
+
+    /// "Restart ComfyUI": only when comfydeck runs it.
+    pub async fn restart_comfyui(&self) -> Result<ComfyProcess, EngineError> {
+        let supervisor = self.supervisor.get().ok_or_else(|| {
+            EngineError::Invalid(
+                "ComfyUI is not started by comfydeck (set COMFYUI_DIR to let it); restart it where it runs".into(),
+            )
+        })?;
+        self.record(ActivityKind::System, "ComfyUI restart requested").await;
+        supervisor.restart().await;
+        Ok(supervisor.state())
     }
 
     /// Everything the Models page shows.

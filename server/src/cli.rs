@@ -208,6 +208,23 @@ pub struct ServeArgs {
         value_name = "PASSWORD"
     )]
     pub access_password: Option<String>,
+    /// Run ComfyUI from this folder (supervised: restarted when it exits, stopped with comfydeck)
+    #[arg(long, env = "COMFYUI_DIR", value_name = "DIR")]
+    pub comfyui_dir: Option<PathBuf>,
+    /// Port of the supervised ComfyUI (it listens on 127.0.0.1 only)
+    #[arg(long, env = "COMFYUI_PORT", default_value_t = engine::comfy::supervisor::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
+    pub comfyui_port: u16,
+    /// Python for the supervised ComfyUI [default: its venv/ or .venv/ if present, else python3]
+    #[arg(long, env = "COMFYUI_PYTHON", value_name = "PATH")]
+    pub comfyui_python: Option<PathBuf>,
+    /// Extra flags for the supervised ComfyUI, quoted like a shell (e.g. "--preview-method auto")
+    #[arg(
+        long,
+        env = "COMFYUI_ARGS",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub comfyui_args: Option<String>,
     /// Presets to install at start-up (comma-separated ids, either format)
     #[arg(long, env = "PRESET_DOWNLOAD", value_name = "IDS")]
     pub preset_download: Option<String>,
@@ -229,10 +246,28 @@ impl ServeArgs {
             }
             Some(p) => Some(Secret::new(p)),
         };
+        if let Some(dir) = self
+            .comfyui_dir
+            .as_ref()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            config.comfyui_dir = Some(dir.clone());
+            config.comfyui_port = self.comfyui_port;
+            config.comfyui_python = self
+                .comfyui_python
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty());
+            config.comfyui_args =
+                engine::comfy::supervisor::parse_args(self.comfyui_args.as_deref().unwrap_or(""))
+                    .map_err(|e| format!("COMFYUI_ARGS: {e}"))?;
+        }
         config.host = self.host;
         config.port = self.port;
-        config.comfyui_url =
-            config::normalize_base_url("--comfyui-url / COMFYUI_URL", &self.comfyui_url)?;
+        // A supervised ComfyUI is where comfydeck started it; COMFYUI_URL is for attaching.
+        config.comfyui_url = match &config.comfyui_dir {
+            Some(_) => format!("http://127.0.0.1:{}", config.comfyui_port),
+            None => config::normalize_base_url("--comfyui-url / COMFYUI_URL", &self.comfyui_url)?,
+        };
         config.access_password = access_password;
         config.startup_presets = [
             &self.preset_download,

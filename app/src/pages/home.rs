@@ -38,6 +38,10 @@ fn StatusGrid(initial: HomeStatus) -> impl IntoView {
         let initial = initial.comfy.clone();
         Signal::derive(move || live.comfy.get().unwrap_or_else(|| initial.clone()))
     };
+    let process = {
+        let initial = initial.comfy_process.clone();
+        Signal::derive(move || live.comfy_process.get().unwrap_or_else(|| initial.clone()))
+    };
     let recent = RwSignal::new(initial.recent_activity);
     Effect::new(move |_| {
         if let Some(entry) = live.activity.get() {
@@ -56,7 +60,7 @@ fn StatusGrid(initial: HomeStatus) -> impl IntoView {
             <MemoryCard stats/>
             <DiskCard stats/>
             <GpuCard stats/>
-            <ComfyCard comfy/>
+            <ComfyCard comfy process/>
             <RecentActivity recent/>
         </div>
         <p class="mt-4 text-xs text-muted">
@@ -195,9 +199,14 @@ fn GpuRow(gpu: GpuStats) -> impl IntoView {
 }
 
 #[component]
-fn ComfyCard(comfy: Signal<ComfyStatus>) -> impl IntoView {
+fn ComfyCard(comfy: Signal<ComfyStatus>, process: Signal<ComfyProcess>) -> impl IntoView {
     view! {
         <Card title="ComfyUI" testid="comfy-card">
+            {move || {
+                let p = process.get();
+                (!matches!(p.state, ComfyProcessState::External { .. }))
+                    .then(|| view! { <ProcessPanel process=p/> })
+            }}
             {move || {
                 let c = comfy.get();
                 if c.reachable {
@@ -230,6 +239,78 @@ fn ComfyCard(comfy: Signal<ComfyStatus>) -> impl IntoView {
                 }
             }}
         </Card>
+    }
+}
+
+/// A ComfyUI that comfydeck runs: its state, a restart button and the end of its log.
+#[component]
+fn ProcessPanel(process: ComfyProcess) -> impl IntoView {
+    let restart = Action::new(|_: &()| crate::api::restart_comfyui());
+    let pending = restart.pending();
+    let (dot, label, detail) = match &process.state {
+        ComfyProcessState::Starting { pid } => {
+            ("bg-warn", "Starting".to_string(), format!("pid {pid}"))
+        }
+        ComfyProcessState::Ready { pid, since_ms } => (
+            "bg-ok",
+            "Ready".to_string(),
+            format!("pid {pid}, up since {}", format_utc(*since_ms)),
+        ),
+        ComfyProcessState::Crashed { exit, .. } => {
+            ("bg-bad", "Crashed".to_string(), exit.to_string())
+        }
+        ComfyProcessState::Restarting {
+            delay_ms,
+            attempt,
+            last_exit,
+            ..
+        } => (
+            "bg-warn",
+            "Restarting".to_string(),
+            format!(
+                "after {last_exit}; attempt {attempt} in {}",
+                format_duration_secs(delay_ms.div_ceil(1000))
+            ),
+        ),
+        ComfyProcessState::Failed { error } => {
+            ("bg-bad", "Cannot start".to_string(), error.clone())
+        }
+        ComfyProcessState::Stopped => ("bg-muted", "Stopped".to_string(), String::new()),
+        ComfyProcessState::External { .. } => ("bg-muted", String::new(), String::new()),
+    };
+    let restarts = process.restarts;
+    let tail = process.log_tail.join("\n");
+    let has_tail = !tail.is_empty();
+    view! {
+        <div class="mb-3 border-b border-line pb-3" data-testid="comfy-process">
+            <p class="flex items-center gap-2 text-sm font-medium">
+                <span class=format!("h-2 w-2 rounded-full {dot}")></span>
+                {format!("Process: {label}")}
+            </p>
+            <p class="mt-0.5 break-words text-xs text-muted">{detail}</p>
+            {(restarts > 0).then(|| view! {
+                <p class="text-xs text-muted">{format!("Restarted {restarts} time{}", if restarts == 1 { "" } else { "s" })}</p>
+            })}
+            <button
+                class="btn-secondary mt-2"
+                data-testid="comfy-restart"
+                disabled=move || pending.get()
+                on:click=move |_| {
+                    restart.dispatch(());
+                }
+            >
+                {move || if pending.get() { "Restarting…" } else { "Restart ComfyUI" }}
+            </button>
+            {move || restart.value().get().and_then(|r| r.err()).map(|e| view! {
+                <p class="mt-1 text-xs text-bad">{e.message}</p>
+            })}
+            {has_tail.then(|| view! {
+                <details class="mt-2">
+                    <summary class="cursor-pointer text-xs text-muted">"Log tail"</summary>
+                    <pre class="mt-1 max-h-64 overflow-auto whitespace-pre-wrap break-all rounded bg-surface-2 p-2 font-mono text-[11px] leading-snug">{tail}</pre>
+                </details>
+            })}
+        </div>
     }
 }
 
