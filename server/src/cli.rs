@@ -30,6 +30,23 @@ pub enum Command {
     Presets(PresetsArgs),
     /// Download one file into the models folder, resumable and verified.
     Download(DownloadArgs),
+    /// Workflow tools that need no server.
+    #[command(subcommand)]
+    Workflow(WorkflowAction),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkflowAction {
+    /// Print the API-format prompt of a workflow (UI format is converted like ComfyUI's
+    /// frontend does; API format passes through), e.g. for serverless workers.
+    ToApi {
+        /// ComfyUI's `/object_info`: a saved JSON file, or a ComfyUI base URL / object_info URL.
+        #[arg(long, value_name = "FILE_OR_URL")]
+        object_info: String,
+        /// The workflow JSON (`-` reads standard input).
+        #[arg(value_name = "WORKFLOW")]
+        workflow: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -22,6 +22,10 @@ async fn main() {
             init_cli_logging(&args.common.log_level);
             server::commands::download(args).await
         }
+        Some(Command::Workflow(action)) => {
+            init_cli_logging("info");
+            server::commands::workflow(action).await
+        }
         Some(Command::Serve(args)) => serve(args, exec_started).await.map(|()| 0),
         None => serve(cli.serve, exec_started).await.map(|()| 0),
     };
