@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod comfy_standin;
 pub mod fileserver;
 
 /// The recorded ComfyUI protocol: `shared/fixtures/comfyui` beside the repository (the
