@@ -4,7 +4,8 @@
 //   COMFYDECK_BIN=target/release/comfydeck npx playwright test -c end2end/playwright.config.ts
 //
 // Two real servers are started from the binary, each on its own fresh temp workspace
-// (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092.
+// (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092, plus
+// a small file server on 18099 (fileserver.mjs) that the open server's test preset downloads from.
 // Both projects (desktop, mobile) run every spec, one test at a time.
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
@@ -18,6 +19,9 @@ import {
 } from './env';
 
 const serveScript = path.resolve(__dirname, 'serve.sh');
+const fileServer = path.resolve(__dirname, 'fileserver.mjs');
+/** The test file server the open server's `e2e-tiny` preset downloads from (see serve.sh). */
+const FILESERVER_PORT = 18099;
 
 const serverEnv = {
   COMFYDECK_BIN,
@@ -93,6 +97,17 @@ export default defineConfig({
       stdout: 'pipe',
       stderr: 'pipe',
       gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
+    },
+    {
+      name: 'files',
+      command: `node "${fileServer}"`,
+      url: `http://127.0.0.1:${FILESERVER_PORT}/health`,
+      timeout: 20_000,
+      reuseExistingServer: false,
+      env: { FILESERVER_PORT: String(FILESERVER_PORT) },
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
     },
   ],
 });

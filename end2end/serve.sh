@@ -55,6 +55,43 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
+# The open server gets a workspace catalog layer with a tiny preset whose files come from the
+# test file server (fileserver.mjs, started by playwright.config.ts), so installs can be tested
+# for real. Its canonical id is `e2e-tiny`.
+if [[ "$mode" == open ]]; then
+  files_url="${E2E_FILESERVER_URL:-http://127.0.0.1:18099}"
+  ckpt_sha="$(node "$here/fileserver.mjs" sha256 e2e-tiny.safetensors 8000000)"
+  vae_sha="$(node "$here/fileserver.mjs" sha256 e2e-tiny-vae.safetensors 1000000)"
+  mkdir -p "$ws/config"
+  cat >"$ws/config/presets.yaml" <<YAML
+# Written by end2end/serve.sh for the browser tests.
+presets:
+  E2E_TINY:
+    name: E2E tiny preset
+    category: Image Generation
+    type: image
+    description: Two small files from the local test file server, for the browser tests
+    download_size: 9MB
+    files:
+    - path: checkpoints/e2e-tiny.safetensors
+      url: $files_url/slow/e2e-tiny.safetensors?size=8000000
+      size: 8MB
+      checksum:
+        algorithm: sha256
+        value: $ckpt_sha
+    - path: vae/e2e-tiny-vae.safetensors
+      url: $files_url/fast/e2e-tiny-vae.safetensors?size=1000000
+      size: 1MB
+      checksum:
+        algorithm: sha256
+        value: $vae_sha
+    use_case: Installing, watching progress and removing, end to end
+    tags:
+    - e2e
+    - test
+YAML
+fi
+
 echo "serve.sh: $mode server on 127.0.0.1:$port, workspace $ws, binary $bin" >"$log"
 "$bin" serve --workspace "$ws" --host 127.0.0.1 --port "$port" --comfyui-url http://127.0.0.1:9 \
   >>"$log" 2>&1 &

@@ -77,6 +77,7 @@ fn Nav() -> impl IntoView {
             class="fixed inset-x-0 bottom-0 z-30 flex border-t border-line bg-surface px-2 pb-[max(0.25rem,env(safe-area-inset-bottom))] pt-1 md:static md:ml-4 md:border-0 md:bg-transparent md:p-0"
         >
             {link("/", "Home", "nav-home", Icon::Home)}
+            {link("/models", "Models", "nav-models", Icon::Models)}
             {link("/settings", "Settings", "nav-settings", Icon::Settings)}
             {link("/activity", "Activity", "nav-activity", Icon::Activity)}
         </nav>
@@ -164,11 +165,44 @@ pub fn Meter(#[prop(into)] percent: Signal<f32>, #[prop(into)] label: String) ->
     }
 }
 
+/// A bar for work under way (a download). `percent` is 0–100, or `None` when the total is not
+/// known yet (the bar then pulses instead of filling). `tone` is a background class such as
+/// `bg-accent`, `bg-warn` (paused) or `bg-bad` (failed).
+#[component]
+pub fn ProgressBar(
+    #[prop(into)] percent: Signal<Option<f32>>,
+    #[prop(into)] tone: Signal<&'static str>,
+    #[prop(into)] label: String,
+) -> impl IntoView {
+    view! {
+        <div
+            class="h-2 w-full overflow-hidden rounded-full bg-surface-2"
+            role="progressbar"
+            aria-label=label
+            aria-valuemin="0"
+            aria-valuemax="100"
+            aria-valuenow=move || percent.get().map(|p| format!("{p:.0}"))
+        >
+            <div
+                class=move || format!(
+                    "h-full rounded-full transition-[width] duration-500 {} {}",
+                    tone.get(),
+                    if percent.get().is_none() { "animate-pulse" } else { "" },
+                )
+                style:width=move || match percent.get() {
+                    Some(p) => format!("{:.1}%", p.clamp(0.0, 100.0)),
+                    None => "100%".to_string(),
+                }
+            ></div>
+        </div>
+    }
+}
+
 /// An error box with the message the server gave.
 #[component]
 pub fn ErrorNote(#[prop(into)] message: String) -> impl IntoView {
     view! {
-        <p role="alert" class="rounded-lg border border-bad/40 bg-bad/10 px-3 py-2 text-sm text-bad">
+        <p role="alert" class="rounded-lg border border-bad/40 bg-bad/10 px-3 py-2 text-sm text-bad wrap-anywhere">
             {message}
         </p>
     }
@@ -208,6 +242,7 @@ pub fn apply_theme(theme: engine::model::Theme) {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Icon {
     Home,
+    Models,
     Settings,
     Activity,
     Logout,
@@ -218,6 +253,8 @@ pub fn IconSvg(icon: Icon) -> impl IntoView {
     // Outline icons on a 24-unit grid, drawn with the current text colour.
     let d = match icon {
         Icon::Home => "M3 10.5 12 3l9 7.5V20a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z",
+        // A cube: a model file's box.
+        Icon::Models => "M12 3 4 7.5v9L12 21l8-4.5v-9L12 3ZM4 7.5 12 12l8-4.5M12 12v9",
         Icon::Settings => "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6Zm7.4-3a7.4 7.4 0 0 0-.1-1.2l2-1.6-2-3.4-2.4 1a7.5 7.5 0 0 0-2-1.2L14.5 3h-5l-.4 2.6a7.5 7.5 0 0 0-2 1.2l-2.4-1-2 3.4 2 1.6a7.4 7.4 0 0 0 0 2.4l-2 1.6 2 3.4 2.4-1a7.5 7.5 0 0 0 2 1.2l.4 2.6h5l.4-2.6a7.5 7.5 0 0 0 2-1.2l2.4 1 2-3.4-2-1.6c.1-.4.1-.8.1-1.2Z",
         Icon::Activity => "M4 6h16M4 12h16M4 18h10",
         Icon::Logout => "M15 4h4a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1h-4M10 17l5-5-5-5M15 12H3",

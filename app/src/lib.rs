@@ -13,7 +13,8 @@ use leptos_router::path;
 
 use crate::components::Layout;
 use crate::pages::{
-    activity::ActivityPage, home::HomePage, login::LoginPage, settings::SettingsPage,
+    activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage,
+    settings::SettingsPage,
 };
 
 /// The document around the app. Rendered on the server only: the saved theme is written into
@@ -73,6 +74,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage/>
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=HomePage/>
+                    <Route path=path!("models") view=ModelsPage/>
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("activity") view=ActivityPage/>
                 </ParentRoute>

@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 
 use engine::model::{
-    ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, PresetProgress, SettingsView,
+    ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, PresetProgress, RunEvent, SettingsView,
     SystemStats,
 };
 use leptos::prelude::*;
+
+/// Run events kept in memory for the pages.
+const RUN_EVENTS_KEPT: usize = 500;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Connection {
@@ -55,6 +58,10 @@ pub struct Live {
     pub downloads: RwSignal<HashMap<i64, FileProgress>>,
     /// Latest state per preset id.
     pub presets: RwSignal<HashMap<String, PresetProgress>>,
+    /// Workflow run events, oldest first (the newest few hundred).
+    pub runs: RwSignal<Vec<RunEvent>>,
+    /// Prompts running or waiting in ComfyUI.
+    pub comfy_queue: RwSignal<Option<u64>>,
 }
 
 impl Live {
@@ -69,6 +76,8 @@ impl Live {
             settings: RwSignal::new(None),
             downloads: RwSignal::new(HashMap::new()),
             presets: RwSignal::new(HashMap::new()),
+            runs: RwSignal::new(Vec::new()),
+            comfy_queue: RwSignal::new(None),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -95,6 +104,14 @@ impl Live {
             Event::Preset(p) => self.presets.update(|map| {
                 map.insert(p.preset_id.clone(), p);
             }),
+            Event::Run(run) => self.runs.update(|list| {
+                list.push(run);
+                // Keep memory bounded on a tab left open for days.
+                if list.len() > RUN_EVENTS_KEPT {
+                    list.drain(..list.len() - RUN_EVENTS_KEPT);
+                }
+            }),
+            Event::ComfyQueue { remaining } => self.comfy_queue.set(Some(remaining)),
         }
     }
 }

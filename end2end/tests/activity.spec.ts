@@ -34,7 +34,7 @@ test('settings changes are logged, filterable, and clearable', async ({ page }) 
   const options = await filter.locator('option').evaluateAll((els) =>
     els.map((el) => (el as HTMLOptionElement).value),
   );
-  expect(options.sort()).toEqual(['', 'auth', 'error', 'settings', 'system']);
+  expect(options.sort()).toEqual(['', 'auth', 'download', 'error', 'settings', 'system']);
 
   // "settings" keeps it; every entry shown is then a settings entry.
   await filter.selectOption('settings');

@@ -22,7 +22,7 @@ export async function gotoHydrated(page: Page, url: string): Promise<void> {
  * A navigation link by name (home | settings | activity). Only the visible one counts: a layout
  * may render a separate bottom bar on narrow screens.
  */
-export function navLink(page: Page, name: 'home' | 'settings' | 'activity'): Locator {
+export function navLink(page: Page, name: 'home' | 'models' | 'settings' | 'activity'): Locator {
   return page.getByTestId(`nav-${name}`).filter({ visible: true });
 }
 

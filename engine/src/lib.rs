@@ -8,6 +8,8 @@ pub mod model;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod bridge;
+#[cfg(feature = "server")]
 pub mod catalog;
 #[cfg(feature = "server")]
 pub mod comfy;
@@ -25,6 +27,8 @@ pub mod logfile;
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod workflows;
 #[cfg(feature = "server")]
 pub mod workspace;
 

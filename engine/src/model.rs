@@ -600,6 +600,111 @@ pub struct ComfyProcess {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Workflow runs (through ComfyUI)
+// ---------------------------------------------------------------------------------------------
+
+/// A file a prompt produced, with the comfydeck URL that serves it (behind the login).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub node: String,
+    pub filename: String,
+    pub subfolder: String,
+    /// `output`, `temp` or `input`.
+    pub kind: String,
+    /// `images`, `gifs`, `audio`, `video`, …
+    pub media: String,
+    pub url: String,
+}
+
+/// What happened to a prompt, as pushed on `/ws`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunEventKind {
+    Queued,
+    Started,
+    Cached {
+        nodes: Vec<String>,
+    },
+    Executing {
+        node: String,
+        title: Option<String>,
+        class_type: Option<String>,
+    },
+    Progress {
+        node: Option<String>,
+        value: f64,
+        max: f64,
+    },
+    /// The newest preview image; fetch it from `url` (a counter in the URL busts caches).
+    Preview {
+        node: Option<String>,
+        url: String,
+    },
+    ProgressText {
+        node: String,
+        text: String,
+    },
+    Output {
+        node: String,
+        files: Vec<RunOutput>,
+    },
+    Succeeded,
+    Failed {
+        node: Option<String>,
+        node_type: Option<String>,
+        message: String,
+    },
+    Interrupted {
+        node: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    pub prompt_id: String,
+    pub event: RunEventKind,
+}
+
+/// One prompt in ComfyUI's queue (from this deck or from ComfyUI's own UI).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub prompt_id: String,
+    pub number: f64,
+    pub node_count: usize,
+    /// Submitted by this comfydeck.
+    pub ours: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    pub running: Vec<QueueEntry>,
+    pub pending: Vec<QueueEntry>,
+}
+
+/// A problem found in a workflow before (or when) submitting it, per node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowProblem {
+    pub node_id: String,
+    pub class_type: String,
+    pub title: Option<String>,
+    pub input: Option<String>,
+    pub message: String,
+    /// A catalog preset that provides a missing model file.
+    pub preset_hint: Option<String>,
+}
+
+/// The answer to "run this workflow".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSubmission {
+    /// Set when ComfyUI accepted the prompt.
+    pub prompt_id: Option<String>,
+    /// Why it was not submitted (or what ComfyUI refused), per node.
+    pub problems: Vec<WorkflowProblem>,
+    /// One sentence for the user.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Live events (the /ws protocol)
 // ---------------------------------------------------------------------------------------------
 
@@ -617,6 +722,12 @@ pub enum Event {
     Preset(PresetProgress),
     /// The supervised ComfyUI process changed state (or its log tail grew).
     ComfyProcess(ComfyProcess),
+    /// A prompt's progress, previews, outputs and outcome.
+    Run(RunEvent),
+    /// Prompts running or waiting in ComfyUI, including ones queued from its own UI.
+    ComfyQueue {
+        remaining: u64,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 pub mod activity;
 pub mod home;
 pub mod login;
+pub mod models;
 pub mod settings;

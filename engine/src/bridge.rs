@@ -1,0 +1,442 @@
+//! The bridge to ComfyUI: one persistent WebSocket whose events become [`Event::Run`]s for the
+//! browser, the `/object_info` cache, submitting workflows (either format, checked first), the
+//! queue, and the previews and outputs served back through comfydeck.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::comfy::convert::{self, NodeProblem, ObjectInfo};
+use crate::comfy::http::ComfyError;
+use crate::comfy::http::PromptRequest;
+use crate::comfy::protocol::{ComfyEvent, ImageBytes, PromptEventKind};
+use crate::comfy::socket::{ComfySocket, SocketConfig};
+use crate::comfy::ComfyClient;
+use crate::events::EventBus;
+use crate::model::*;
+
+/// Newest preview of a prompt: `(mime, bytes, sequence number)`.
+type Preview = (String, ImageBytes, u64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("ComfyUI is not reachable: {0}")]
+    Comfy(#[from] ComfyError),
+    #[error("ComfyUI's node list cannot be read: {0}")]
+    ObjectInfo(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// A value to set on a node's input before running.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputValue {
+    pub node_id: String,
+    pub input: String,
+    pub value: Value,
+}
+
+pub struct Bridge {
+    client: ComfyClient,
+    client_id: String,
+    events: EventBus,
+    socket: std::sync::OnceLock<ComfySocket>,
+    object_info: RwLock<Option<Arc<ObjectInfo>>>,
+    previews: Mutex<HashMap<String, Preview>>,
+    /// Prompts this deck submitted (the queue view marks them).
+    ours: Mutex<HashSet<String>>,
+    stop: CancellationToken,
+}
+
+impl Bridge {
+    pub fn new(client: ComfyClient, client_id: String, events: EventBus) -> Arc<Bridge> {
+        Arc::new(Bridge {
+            client,
+            client_id,
+            events,
+            socket: std::sync::OnceLock::new(),
+            object_info: RwLock::new(None),
+            previews: Mutex::new(HashMap::new()),
+            ours: Mutex::new(HashSet::new()),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Opens the socket (reconnecting by itself) and relays its events until [`stop`].
+    ///
+    /// [`stop`]: Bridge::stop
+    pub fn start(self: &Arc<Self>) {
+        let config = SocketConfig::new(self.client.base_url(), &self.client_id);
+        let (socket, mut events) = match ComfySocket::spawn(config, self.stop.child_token()) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open ComfyUI's WebSocket");
+                return;
+            }
+        };
+        if self.socket.set(socket).is_err() {
+            return;
+        }
+        let bridge = Arc::clone(self);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                tokio::select! {
+                    _ = bridge.stop.cancelled() => return,
+                    event = events.recv() => match event {
+                        Ok(event) => bridge.relay(event),
+                        Err(RecvError::Lagged(n)) => tracing::warn!(skipped = n, "ComfyUI events skipped"),
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    fn relay(&self, event: ComfyEvent) {
+        match event {
+            // A (re)connect usually means ComfyUI (re)started: its node list may have changed.
+            ComfyEvent::Connected => {
+                *self.object_info.write().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            ComfyEvent::Queue(status) => {
+                self.events.publish(Event::ComfyQueue {
+                    remaining: status.remaining,
+                });
+            }
+            ComfyEvent::Prompt(prompt) => {
+                let id = prompt.prompt_id;
+                if let Some(event) = self.run_event(&id, prompt.kind) {
+                    self.events.publish(Event::Run(RunEvent {
+                        prompt_id: id,
+                        event,
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn run_event(&self, prompt_id: &str, kind: PromptEventKind) -> Option<RunEventKind> {
+        Some(match kind {
+            PromptEventKind::Queued { .. } => RunEventKind::Queued,
+            PromptEventKind::Started { .. } => RunEventKind::Started,
+            PromptEventKind::Cached { nodes } => RunEventKind::Cached { nodes },
+            PromptEventKind::NodeExecuting {
+                node,
+                title,
+                class_type,
+                ..
+            } => RunEventKind::Executing {
+                node,
+                title,
+                class_type,
+            },
+            PromptEventKind::Progress { node, value, max } => {
+                RunEventKind::Progress { node, value, max }
+            }
+            PromptEventKind::Preview {
+                node, mime, bytes, ..
+            } => {
+                let seq = {
+                    let mut previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
+                    let seq = previews.get(prompt_id).map(|p| p.2 + 1).unwrap_or(1);
+                    previews.insert(prompt_id.to_string(), (mime, bytes, seq));
+                    seq
+                };
+                RunEventKind::Preview {
+                    node,
+                    url: preview_url(prompt_id, seq),
+                }
+            }
+            PromptEventKind::ProgressText { node, text } => {
+                RunEventKind::ProgressText { node, text }
+            }
+            PromptEventKind::NodeOutput { node, files, .. } => RunEventKind::Output {
+                files: files
+                    .into_iter()
+                    .map(|f| RunOutput {
+                        node: node.clone(),
+                        url: view_url(&f.filename, &f.subfolder, &f.kind),
+                        filename: f.filename,
+                        subfolder: f.subfolder,
+                        kind: f.kind,
+                        media: f.media,
+                    })
+                    .collect(),
+                node,
+            },
+            PromptEventKind::Succeeded { .. } => RunEventKind::Succeeded,
+            PromptEventKind::Failed {
+                node,
+                node_type,
+                message,
+                ..
+            } => RunEventKind::Failed {
+                node,
+                node_type,
+                message,
+            },
+            PromptEventKind::Interrupted { node, .. } => RunEventKind::Interrupted { node },
+            _ => return None,
+        })
+    }
+
+    /// `/object_info`, cached until ComfyUI reconnects (a restart may add custom nodes).
+    pub async fn object_info(&self) -> Result<Arc<ObjectInfo>, BridgeError> {
+        if let Some(info) = self
+            .object_info
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(info);
+        }
+        let json = self.client.object_info().await?;
+        let info = Arc::new(
+            ObjectInfo::from_json(json).map_err(|e| BridgeError::ObjectInfo(e.to_string()))?,
+        );
+        *self.object_info.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&info));
+        Ok(info)
+    }
+
+    /// Converts (UI format), applies the values, checks classes and model files, and submits.
+    /// Problems found before submitting, or ComfyUI's own refusal, come back per node with
+    /// no prompt id.
+    pub async fn submit(
+        &self,
+        workflow: &Value,
+        inputs: &[InputValue],
+        catalog: &Catalog,
+    ) -> Result<RunSubmission, BridgeError> {
+        let info = self.object_info().await?;
+        let mut prompt = match convert::to_api(workflow, &info) {
+            Ok(prompt) => prompt,
+            Err(e) => {
+                return Ok(RunSubmission {
+                    prompt_id: None,
+                    problems: Vec::new(),
+                    message: format!("The workflow cannot be converted: {e}"),
+                })
+            }
+        };
+        for value in inputs {
+            let node = prompt.nodes.get_mut(&value.node_id).ok_or_else(|| {
+                BridgeError::Invalid(format!("the workflow has no node {}", value.node_id))
+            })?;
+            node.inputs.insert(value.input.clone(), value.value.clone());
+        }
+        let hint = |folder: &str, file: &str| {
+            catalog
+                .preset_for_model(&format!("{folder}/{file}"))
+                .map(str::to_string)
+        };
+        let problems = convert::check_prompt(&prompt, &info, &hint);
+        if !problems.is_empty() {
+            let message = format!(
+                "Not submitted: {}",
+                problems
+                    .iter()
+                    .map(NodeProblem::sentence)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            return Ok(RunSubmission {
+                prompt_id: None,
+                problems: problems.into_iter().map(problem_view).collect(),
+                message,
+            });
+        }
+        let mut value = prompt.to_value();
+        convert::strip_private_keys(&mut value);
+        let prompt_id = new_prompt_id();
+        // Events can arrive before ComfyUI's HTTP answer: register first.
+        if let Some(socket) = self.socket.get() {
+            socket.register_prompt(&prompt_id, &value);
+        }
+        let request = PromptRequest {
+            prompt: value.clone(),
+            client_id: Some(self.client_id.clone()),
+            prompt_id: Some(prompt_id.clone()),
+            ..Default::default()
+        };
+        match self.client.submit(&request).await {
+            Ok(submitted) => {
+                self.ours
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(submitted.prompt_id.clone());
+                self.events.publish(Event::Run(RunEvent {
+                    prompt_id: submitted.prompt_id.clone(),
+                    event: RunEventKind::Queued,
+                }));
+                Ok(RunSubmission {
+                    prompt_id: Some(submitted.prompt_id),
+                    problems: Vec::new(),
+                    message: "Queued".to_string(),
+                })
+            }
+            Err(ComfyError::Rejected { body }) => {
+                let rejection = convert::explain_prompt_error(&body, Some(&value));
+                Ok(RunSubmission {
+                    prompt_id: None,
+                    problems: rejection.nodes.into_iter().map(problem_view).collect(),
+                    message: rejection.message,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Running and pending prompts, including those queued from ComfyUI's own UI.
+    pub async fn queue(&self) -> Result<QueueSnapshot, BridgeError> {
+        let view = self.client.queue().await?;
+        let ours = self.ours.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let entry = |item: crate::comfy::http::QueueItem| QueueEntry {
+            ours: ours.contains(&item.prompt_id),
+            prompt_id: item.prompt_id,
+            number: item.number,
+            node_count: item.node_count,
+        };
+        Ok(QueueSnapshot {
+            running: view.running.into_iter().map(entry).collect(),
+            pending: view.pending.into_iter().map(entry).collect(),
+        })
+    }
+
+    pub async fn cancel_pending(&self, prompt_id: &str) -> Result<(), BridgeError> {
+        Ok(self.client.delete_pending(&[prompt_id]).await?)
+    }
+
+    /// Interrupts the running prompt, only if it is `prompt_id` (ComfyUI checks).
+    pub async fn interrupt(&self, prompt_id: &str) -> Result<(), BridgeError> {
+        Ok(self.client.interrupt(Some(prompt_id)).await?)
+    }
+
+    pub async fn clear_queue(&self) -> Result<(), BridgeError> {
+        Ok(self.client.clear_queue().await?)
+    }
+
+    /// An output (or input/temp) file, through ComfyUI's `/view`.
+    pub async fn view(
+        &self,
+        filename: &str,
+        subfolder: &str,
+        kind: &str,
+    ) -> Result<(String, Vec<u8>), BridgeError> {
+        if !matches!(kind, "output" | "input" | "temp") {
+            return Err(BridgeError::Invalid(format!(
+                "type must be output, input or temp, got {kind:?}"
+            )));
+        }
+        crate::workspace::check_relative_path(filename)
+            .map_err(|e| BridgeError::Invalid(format!("filename: {e}")))?;
+        if filename.contains('/') {
+            return Err(BridgeError::Invalid(
+                "filename: no folders here; use subfolder".into(),
+            ));
+        }
+        if !subfolder.is_empty() {
+            crate::workspace::check_relative_path(subfolder)
+                .map_err(|e| BridgeError::Invalid(format!("subfolder: {e}")))?;
+        }
+        match self.client.view(filename, subfolder, kind).await {
+            Ok(found) => Ok(found),
+            Err(e) if e.is_not_found() => Err(BridgeError::NotFound(format!(
+                "ComfyUI has no {kind} file {subfolder}/{filename}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The newest preview image of a prompt.
+    pub fn preview(&self, prompt_id: &str) -> Option<(String, ImageBytes)> {
+        self.previews
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(prompt_id)
+            .map(|(mime, bytes, _)| (mime.clone(), bytes.clone()))
+    }
+}
+
+fn problem_view(p: NodeProblem) -> WorkflowProblem {
+    WorkflowProblem {
+        node_id: p.node_id,
+        class_type: p.class_type,
+        title: Some(p.title).filter(|t| !t.is_empty()),
+        input: p.input,
+        message: p.message,
+        preset_hint: p.preset_hint,
+    }
+}
+
+/// The comfydeck URL of a prompt's newest preview (`n` changes with each one, so browsers
+/// fetch the new image).
+pub fn preview_url(prompt_id: &str, seq: u64) -> String {
+    format!("/api/comfy/preview/{}?n={seq}", encode(prompt_id))
+}
+
+/// The comfydeck URL of an output file.
+pub fn view_url(filename: &str, subfolder: &str, kind: &str) -> String {
+    format!(
+        "/api/comfy/view?filename={}&subfolder={}&type={}",
+        encode(filename),
+        encode(subfolder),
+        encode(kind)
+    )
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A random UUID (version 4 layout), as ComfyUI's own frontend uses for prompt ids.
+fn new_prompt_id() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_ids_look_like_uuids() {
+        let id = new_prompt_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, new_prompt_id());
+    }
+
+    #[test]
+    fn urls_are_encoded() {
+        assert_eq!(
+            view_url("a b.png", "x/y", "output"),
+            "/api/comfy/view?filename=a+b.png&subfolder=x%2Fy&type=output"
+        );
+        assert_eq!(preview_url("p-1", 3), "/api/comfy/preview/p-1?n=3");
+    }
+}
