@@ -89,6 +89,7 @@ mod server {
 
     /// Maps an engine error to the HTTP status its kind deserves, keeping its message.
     pub fn fail(e: EngineError) -> ApiError {
+        use engine::bridge::BridgeError;
         use engine::download::manager::DownloadError;
         let status = match &e {
             EngineError::Invalid(_)
@@ -101,6 +102,10 @@ mod server {
             ) => 404,
             // Not a server fault: the volume is too full for what was asked.
             EngineError::Download(DownloadError::NotEnoughSpace { .. }) => 409,
+            EngineError::Bridge(BridgeError::Invalid(_)) => 400,
+            EngineError::Bridge(BridgeError::NotFound(_)) => 404,
+            // ComfyUI is down or answered oddly: a gateway problem, not ours.
+            EngineError::Bridge(BridgeError::Comfy(_) | BridgeError::ObjectInfo(_)) => 502,
             _ => {
                 tracing::error!(error = %e, "API call failed");
                 // Server-side failures belong in the activity log too, where people look.
@@ -286,6 +291,65 @@ pub async fn sync_catalog() -> Result<String, ApiError> {
 pub async fn restart_comfyui() -> Result<ComfyProcess, ApiError> {
     let engine = server::engine()?;
     engine.restart_comfyui().await.map_err(server::fail)
+}
+
+/// Runs a workflow (UI or API format) with input values set first. Problems found before
+/// submitting, or ComfyUI's refusal, come back per node with no `prompt_id`.
+#[server(endpoint = "workflows/run", prefix = "/api", input = Json)]
+pub async fn run_workflow(
+    workflow: serde_json::Value,
+    inputs: Vec<RunInput>,
+) -> Result<RunSubmission, ApiError> {
+    let engine = server::engine()?;
+    let inputs: Vec<engine::bridge::InputValue> = inputs
+        .into_iter()
+        .map(|i| engine::bridge::InputValue {
+            node_id: i.node_id,
+            input: i.input,
+            value: i.value,
+        })
+        .collect();
+    engine
+        .run_workflow(&workflow, &inputs)
+        .await
+        .map_err(server::fail)
+}
+
+/// A value for one node input, set before running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInput {
+    pub node_id: String,
+    pub input: String,
+    pub value: serde_json::Value,
+}
+
+#[server(endpoint = "comfy/queue", prefix = "/api", input = GetUrl)]
+pub async fn get_comfy_queue() -> Result<QueueSnapshot, ApiError> {
+    let engine = server::engine()?;
+    engine.comfy_queue().await.map_err(server::fail)
+}
+
+/// Removes a pending prompt from ComfyUI's queue.
+#[server(endpoint = "comfy/queue/cancel", prefix = "/api", input = Json)]
+pub async fn cancel_prompt(prompt_id: String) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.cancel_prompt(&prompt_id).await.map_err(server::fail)
+}
+
+/// Interrupts the running prompt if it is `prompt_id`.
+#[server(endpoint = "comfy/interrupt", prefix = "/api", input = Json)]
+pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine
+        .interrupt_prompt(&prompt_id)
+        .await
+        .map_err(server::fail)
+}
+
+#[server(endpoint = "comfy/queue/clear", prefix = "/api", input = Json)]
+pub async fn clear_comfy_queue() -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.clear_comfy_queue().await.map_err(server::fail)
 }
 
 pub const ACTIVITY_PAGE_SIZE: u32 = 25;

@@ -52,6 +52,8 @@ pub enum EngineError {
     NotFound(String),
     #[error(transparent)]
     Download(#[from] DownloadError),
+    #[error(transparent)]
+    Bridge(#[from] crate::bridge::BridgeError),
 }
 
 /// Why a login was refused.
@@ -126,6 +128,7 @@ pub struct Engine {
     downloads: Arc<DownloadManager>,
     /// Set by [`Engine::spawn_background_jobs`] when `COMFYUI_DIR` is configured.
     supervisor: std::sync::OnceLock<Arc<crate::comfy::supervisor::Supervisor>>,
+    bridge: Arc<crate::bridge::Bridge>,
     _lock: WorkspaceLock,
 }
 
@@ -181,6 +184,7 @@ impl Engine {
 
         let t = Instant::now();
         let settings = load_settings(&store).await?;
+        let comfy_client_id = stable_client_id(&store).await?;
         let (auth_mode, password, generated_password) = resolve_auth(&config, &store).await?;
         phase("settings and auth", t);
 
@@ -205,6 +209,11 @@ impl Engine {
         );
         phase("preset catalog and downloads", t);
 
+        let bridge = crate::bridge::Bridge::new(
+            ComfyClient::new(&config.comfyui_url),
+            comfy_client_id,
+            events.clone(),
+        );
         let metrics_config =
             MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);
         let engine = Arc::new(Engine {
@@ -227,6 +236,7 @@ impl Engine {
             registry_failure_reported: std::sync::atomic::AtomicBool::new(false),
             downloads,
             supervisor: std::sync::OnceLock::new(),
+            bridge,
             _lock: lock,
         });
         Ok((
@@ -242,6 +252,7 @@ impl Engine {
     /// and the hourly clean-up of old activity and expired sessions.
     pub fn spawn_background_jobs(self: &Arc<Self>) {
         self.start_comfyui();
+        self.bridge.start();
         tokio::spawn(Arc::clone(&self.downloads).run());
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.install_startup_presets().await });
@@ -831,6 +842,7 @@ impl Engine {
     /// Stops transfers so their parts are flushed (they resume at the next start), and a
     /// supervised ComfyUI (SIGTERM, then SIGKILL after a timeout).
     pub async fn shutdown(&self) {
+        self.bridge.stop();
         let supervisor = self.supervisor.get().map(|s| s.shutdown());
         let downloads = self.downloads.shutdown();
         match supervisor {
@@ -869,18 +881,22 @@ impl Engine {
                 };
                 let note = match &state {
                     S::Ready { .. } => Some((ActivityKind::System, "ComfyUI is ready".to_string())),
-                    S::Crashed { exit, .. } => {
-                        Some((ActivityKind::Error, format!("ComfyUI stopped unexpectedly ({exit})")))
-                    }
-                    S::Failed { error } => {
-                        Some((ActivityKind::Error, format!("ComfyUI cannot start: {error}")))
-                    }
+                    S::Crashed { exit, .. } => Some((
+                        ActivityKind::Error,
+                        format!("ComfyUI stopped unexpectedly ({exit})"),
+                    )),
+                    S::Failed { error } => Some((
+                        ActivityKind::Error,
+                        format!("ComfyUI cannot start: {error}"),
+                    )),
                     _ => None,
                 };
                 if let Some((kind, message)) = note {
                     engine.record(kind, message).await;
                 }
-                engine.events.publish(Event::ComfyProcess(engine.comfy_process().await));
+                engine
+                    .events
+                    .publish(Event::ComfyProcess(engine.comfy_process().await));
             }
         });
         // The log tail changes far more often than the state: relayed at most twice a second.
@@ -916,7 +932,8 @@ impl Engine {
                 "ComfyUI is not started by comfydeck (set COMFYUI_DIR to let it); restart it where it runs".into(),
             )
         })?;
-        self.record(ActivityKind::System, "ComfyUI restart requested").await;
+        self.record(ActivityKind::System, "ComfyUI restart requested")
+            .await;
         supervisor.restart().await;
         Ok(supervisor.state())
     }
@@ -1101,4 +1118,53 @@ fn gpu_vram(stats: &SystemStats) -> Vec<u64> {
     };
     vram.sort_unstable_by(|a, b| b.cmp(a));
     vram
+}
+
+/// The `clientId` this deck uses with ComfyUI: made once, kept in the database, so prompts
+/// and their events keep matching across restarts.
+async fn stable_client_id(store: &Store) -> Result<String, EngineError> {
+    const KEY: &str = "comfy.client_id";
+    if let Some(id) = store.setting(KEY).await? {
+        return Ok(id);
+    }
+    let id = format!("comfydeck-{}", hex::encode(rand::random::<[u8; 8]>()));
+    store
+        .write_settings(&[(KEY, Some(id.clone()))], now_ms())
+        .await?;
+    Ok(id)
+}
+
+// -- workflow runs ---------------------------------------------------------------------------
+
+impl Engine {
+    pub fn bridge(&self) -> &Arc<crate::bridge::Bridge> {
+        &self.bridge
+    }
+
+    /// Runs a workflow (UI or API format) with the given input values; problems come back per
+    /// node, unsubmitted.
+    pub async fn run_workflow(
+        &self,
+        workflow: &serde_json::Value,
+        inputs: &[crate::bridge::InputValue],
+    ) -> Result<RunSubmission, EngineError> {
+        let catalog = self.catalog();
+        Ok(self.bridge.submit(workflow, inputs, &catalog).await?)
+    }
+
+    pub async fn comfy_queue(&self) -> Result<QueueSnapshot, EngineError> {
+        Ok(self.bridge.queue().await?)
+    }
+
+    pub async fn cancel_prompt(&self, prompt_id: &str) -> Result<(), EngineError> {
+        Ok(self.bridge.cancel_pending(prompt_id).await?)
+    }
+
+    pub async fn interrupt_prompt(&self, prompt_id: &str) -> Result<(), EngineError> {
+        Ok(self.bridge.interrupt(prompt_id).await?)
+    }
+
+    pub async fn clear_comfy_queue(&self) -> Result<(), EngineError> {
+        Ok(self.bridge.clear_queue().await?)
+    }
 }

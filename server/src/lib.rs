@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod auth;
 pub mod cli;
+pub mod comfy_files;
 pub mod commands;
 pub mod logging;
 pub mod proxy;
@@ -47,6 +48,8 @@ pub const HAND_WRITTEN_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/ws"),
     (Method::POST, auth::LOGIN_PATH),
     (Method::POST, auth::LOGOUT_PATH),
+    (Method::GET, "/api/comfy/view"),
+    (Method::GET, "/api/comfy/preview/{prompt_id}"),
     (Method::GET, "/comfyui"),
     (Method::GET, "/comfyui/"),
     (Method::GET, "/comfyui/{*rest}"),
@@ -87,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route(auth::LOGIN_PATH, post(auth::login))
         .route(auth::LOGOUT_PATH, post(auth::logout))
+        .route("/api/comfy/view", get(comfy_files::view))
+        .route("/api/comfy/preview/{prompt_id}", get(comfy_files::preview))
         .route(proxy::PREFIX, get(proxy::redirect_to_slash))
         .route("/comfyui/", any(proxy::forward))
         .route("/comfyui/{*rest}", any(proxy::forward))
