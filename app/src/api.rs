@@ -91,6 +91,7 @@ mod server {
     pub fn fail(e: EngineError) -> ApiError {
         use engine::bridge::BridgeError;
         use engine::download::manager::DownloadError;
+        use engine::workflows::WorkflowError;
         let status = match &e {
             EngineError::Invalid(_)
             | EngineError::Download(DownloadError::UnsafePath(_) | DownloadError::Invalid(_)) => {
@@ -103,6 +104,13 @@ mod server {
             // Not a server fault: the volume is too full for what was asked.
             EngineError::Download(DownloadError::NotEnoughSpace { .. }) => 409,
             EngineError::Bridge(BridgeError::Invalid(_)) => 400,
+            EngineError::Workflow(w) => match w {
+                WorkflowError::NotFound(_) => 404,
+                WorkflowError::ReadOnly(_) => 403,
+                WorkflowError::Conflict(_) => 409,
+                WorkflowError::Io { .. } => 500,
+                _ => 400,
+            },
             EngineError::Bridge(BridgeError::NotFound(_)) => 404,
             // ComfyUI is down or answered oddly: a gateway problem, not ours.
             EngineError::Bridge(BridgeError::Comfy(_) | BridgeError::ObjectInfo(_)) => 502,
@@ -298,29 +306,13 @@ pub async fn restart_comfyui() -> Result<ComfyProcess, ApiError> {
 #[server(endpoint = "workflows/run", prefix = "/api", input = Json)]
 pub async fn run_workflow(
     workflow: serde_json::Value,
-    inputs: Vec<RunInput>,
+    inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
     let engine = server::engine()?;
-    let inputs: Vec<engine::bridge::InputValue> = inputs
-        .into_iter()
-        .map(|i| engine::bridge::InputValue {
-            node_id: i.node_id,
-            input: i.input,
-            value: i.value,
-        })
-        .collect();
     engine
         .run_workflow(&workflow, &inputs)
         .await
         .map_err(server::fail)
-}
-
-/// A value for one node input, set before running.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunInput {
-    pub node_id: String,
-    pub input: String,
-    pub value: serde_json::Value,
 }
 
 #[server(endpoint = "comfy/queue", prefix = "/api", input = GetUrl)]
@@ -350,6 +342,61 @@ pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
 pub async fn clear_comfy_queue() -> Result<(), ApiError> {
     let engine = server::engine()?;
     engine.clear_comfy_queue().await.map_err(server::fail)
+}
+
+#[server(endpoint = "workflows", prefix = "/api", input = GetUrl)]
+pub async fn list_workflows() -> Result<WorkflowList, ApiError> {
+    let engine = server::engine()?;
+    engine.list_workflows().await.map_err(server::fail)
+}
+
+/// One workflow with its content (`id` as listed, e.g. `user:portrait.json`).
+#[server(endpoint = "workflows/get", prefix = "/api", input = GetUrl)]
+pub async fn get_workflow(id: String) -> Result<WorkflowDetail, ApiError> {
+    let engine = server::engine()?;
+    engine.workflow(&id).await.map_err(server::fail)
+}
+
+/// Imports a workflow file: JSON (either format) or a PNG with an embedded workflow.
+/// `content_base64` is the file, base64-encoded.
+#[server(endpoint = "workflows/import", prefix = "/api", input = Json)]
+pub async fn import_workflow(
+    file_name: String,
+    content_base64: String,
+) -> Result<WorkflowSummary, ApiError> {
+    let engine = server::engine()?;
+    engine
+        .import_workflow_base64(&file_name, &content_base64)
+        .await
+        .map_err(server::fail)
+}
+
+#[server(endpoint = "workflows/rename", prefix = "/api", input = Json)]
+pub async fn rename_workflow(id: String, name: String) -> Result<WorkflowSummary, ApiError> {
+    let engine = server::engine()?;
+    engine
+        .rename_workflow(&id, &name)
+        .await
+        .map_err(server::fail)
+}
+
+#[server(endpoint = "workflows/delete", prefix = "/api", input = Json)]
+pub async fn delete_workflow(id: String) -> Result<(), ApiError> {
+    let engine = server::engine()?;
+    engine.delete_workflow(&id).await.map_err(server::fail)
+}
+
+/// Runs a library workflow with the given input values.
+#[server(endpoint = "workflows/run-saved", prefix = "/api", input = Json)]
+pub async fn run_saved_workflow(
+    id: String,
+    inputs: Vec<InputValue>,
+) -> Result<RunSubmission, ApiError> {
+    let engine = server::engine()?;
+    engine
+        .run_saved_workflow(&id, &inputs)
+        .await
+        .map_err(server::fail)
 }
 
 pub const ACTIVITY_PAGE_SIZE: u32 = 25;

@@ -33,13 +33,7 @@ pub enum BridgeError {
     NotFound(String),
 }
 
-/// A value to set on a node's input before running.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct InputValue {
-    pub node_id: String,
-    pub input: String,
-    pub value: Value,
-}
+pub use crate::model::InputValue;
 
 pub struct Bridge {
     client: ComfyClient,
@@ -233,12 +227,9 @@ impl Bridge {
                 })
             }
         };
-        for value in inputs {
-            let node = prompt.nodes.get_mut(&value.node_id).ok_or_else(|| {
-                BridgeError::Invalid(format!("the workflow has no node {}", value.node_id))
-            })?;
-            node.inputs.insert(value.input.clone(), value.value.clone());
-        }
+        // All or nothing: a refused value changes nothing and says which node and input.
+        crate::workflows::apply_inputs(&mut prompt, inputs, Some(&info))
+            .map_err(|e| BridgeError::Invalid(e.to_string()))?;
         let hint = |folder: &str, file: &str| {
             catalog
                 .preset_for_model(&format!("{folder}/{file}"))

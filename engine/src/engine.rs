@@ -54,6 +54,8 @@ pub enum EngineError {
     Download(#[from] DownloadError),
     #[error(transparent)]
     Bridge(#[from] crate::bridge::BridgeError),
+    #[error(transparent)]
+    Workflow(#[from] crate::workflows::WorkflowError),
 }
 
 /// Why a login was refused.
@@ -1166,5 +1168,180 @@ impl Engine {
 
     pub async fn clear_comfy_queue(&self) -> Result<(), EngineError> {
         Ok(self.bridge.clear_queue().await?)
+    }
+}
+
+// -- workflow library ------------------------------------------------------------------------
+
+/// ComfyUI's saved workflows read per listing (each one is a request).
+const COMFYUI_WORKFLOWS_READ: usize = 100;
+
+impl Engine {
+    fn workflow_library(&self) -> crate::workflows::WorkflowLibrary {
+        crate::workflows::WorkflowLibrary::new(&self.layout)
+    }
+
+    /// `/object_info` when ComfyUI answers; the library works without it (fewer details).
+    async fn object_info_if_reachable(&self) -> Option<Arc<crate::comfy::convert::ObjectInfo>> {
+        self.bridge.object_info().await.ok()
+    }
+
+    /// Templates, the user's workflows and ComfyUI's saved ones (when it answers).
+    pub async fn list_workflows(&self) -> Result<WorkflowList, EngineError> {
+        use crate::workflows::{ComfyWorkflowEntry, WorkflowContext};
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog();
+        let mut comfyui_note = None;
+        let mut entries = Vec::new();
+        match self.comfy.userdata_list("workflows", true).await {
+            Ok(files) => {
+                for file in files.into_iter().take(COMFYUI_WORKFLOWS_READ) {
+                    let content = self
+                        .comfy
+                        .userdata_get(&format!("workflows/{}", file.path))
+                        .await
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                    entries.push(ComfyWorkflowEntry {
+                        modified_ms: file.modified.map(|s| (s * 1000.0) as u64).unwrap_or(0),
+                        size_bytes: file.size.unwrap_or(0),
+                        path: file.path,
+                        content,
+                    });
+                }
+            }
+            // ComfyUI has no workflows folder until one is saved there.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => comfyui_note = Some(format!("ComfyUI's saved workflows are not listed: {e}")),
+        }
+        let library = self.workflow_library();
+        let workflows = tokio::task::spawn_blocking(move || {
+            let hint = crate::workflows::catalog_hint(&catalog);
+            let mut ctx = WorkflowContext::new().with_preset_hint(&hint);
+            if let Some(info) = &info {
+                ctx = ctx.with_object_info(info);
+            }
+            let mut all = library.list_local(&ctx);
+            all.extend(library.summarize_comfyui(entries, &ctx));
+            all
+        })
+        .await
+        .map_err(|e| EngineError::Invalid(format!("listing workflows failed: {e}")))?;
+        Ok(WorkflowList {
+            workflows,
+            comfyui_note,
+        })
+    }
+
+    /// One workflow with its content; ComfyUI's own are read from it.
+    pub async fn workflow(&self, id: &str) -> Result<WorkflowDetail, EngineError> {
+        use crate::workflows::{WorkflowContext, WorkflowError};
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog();
+        let library = self.workflow_library();
+        // The context borrows a non-Sync closure: built only after the last await.
+        let with_ctx =
+            |f: &dyn Fn(&WorkflowContext<'_>) -> Result<WorkflowDetail, WorkflowError>| {
+                let hint = crate::workflows::catalog_hint(&catalog);
+                let mut ctx = WorkflowContext::new().with_preset_hint(&hint);
+                if let Some(info) = &info {
+                    ctx = ctx.with_object_info(info);
+                }
+                f(&ctx)
+            };
+        if let Some(path) = id.strip_prefix("comfyui:") {
+            crate::workspace::check_relative_path(path)
+                .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+            let bytes = self
+                .comfy
+                .userdata_get(&format!("workflows/{path}"))
+                .await
+                .map_err(|e| match e.is_not_found() {
+                    true => WorkflowError::NotFound(format!("ComfyUI has no workflow {path}")),
+                    false => WorkflowError::Invalid(e.to_string()),
+                })?;
+            let workflow: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| WorkflowError::NotAWorkflow(format!("{path} is not JSON: {e}")))?;
+            return Ok(with_ctx(&|ctx| {
+                let summary = library.summarize_value(
+                    WorkflowSource::ComfyUi,
+                    path,
+                    0,
+                    bytes.len() as u64,
+                    &workflow,
+                    ctx,
+                );
+                Ok(WorkflowDetail {
+                    summary,
+                    workflow: workflow.clone(),
+                })
+            })?);
+        }
+        Ok(with_ctx(&|ctx| {
+            let (summary, workflow) = library.load(id, ctx)?;
+            Ok(WorkflowDetail { summary, workflow })
+        })?)
+    }
+
+    pub async fn import_workflow(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<WorkflowSummary, EngineError> {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog();
+        let summary = {
+            let hint = crate::workflows::catalog_hint(&catalog);
+            let mut ctx = crate::workflows::WorkflowContext::new().with_preset_hint(&hint);
+            if let Some(info) = &info {
+                ctx = ctx.with_object_info(info);
+            }
+            self.workflow_library().import(file_name, bytes, &ctx)?
+        };
+        self.record(
+            ActivityKind::System,
+            format!("Imported workflow {}", summary.name),
+        )
+        .await;
+        Ok(summary)
+    }
+
+    /// [`import_workflow`](Self::import_workflow) for JSON clients: the file base64-encoded.
+    pub async fn import_workflow_base64(
+        &self,
+        file_name: &str,
+        content_base64: &str,
+    ) -> Result<WorkflowSummary, EngineError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content_base64.trim())
+            .map_err(|e| EngineError::Invalid(format!("content_base64 is not base64: {e}")))?;
+        self.import_workflow(file_name, &bytes).await
+    }
+
+    pub async fn rename_workflow(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<WorkflowSummary, EngineError> {
+        let ctx = crate::workflows::WorkflowContext::new();
+        Ok(self.workflow_library().rename(id, name, &ctx)?)
+    }
+
+    pub async fn delete_workflow(&self, id: &str) -> Result<(), EngineError> {
+        self.workflow_library().delete(id)?;
+        self.record(ActivityKind::System, format!("Deleted workflow {id}"))
+            .await;
+        Ok(())
+    }
+
+    /// Runs a library workflow with the values the user set.
+    pub async fn run_saved_workflow(
+        &self,
+        id: &str,
+        inputs: &[crate::bridge::InputValue],
+    ) -> Result<RunSubmission, EngineError> {
+        let detail = self.workflow(id).await?;
+        self.run_workflow(&detail.workflow, inputs).await
     }
 }

@@ -243,7 +243,10 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
         )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("no node 99"), "{err}");
+    assert!(
+        err.to_string().contains("node 99 is not in the workflow"),
+        "{err}"
+    );
 
     // The queue is readable and clearable through the engine.
     let queue = engine.comfy_queue().await.unwrap();
