@@ -9,27 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fileserver::{Fault, FileServer, FileSpec};
+use common::{closed_port_url, test_config};
 use engine::config::Config;
 use engine::download::manager::DownloadError;
 use engine::model::{ActivityKind, Event, FileState, InstallState, PresetView, SettingsPatch};
 use engine::{Engine, EngineError};
 
 const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz1234";
-
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
-
-fn test_config(root: &Path) -> Config {
-    Config {
-        comfyui_url: closed_port_url(),
-        hf_base_url: closed_port_url(),
-        ..Config::with_workspace(root)
-    }
-}
 
 /// Starts the engine and its download scheduler (not the other background jobs).
 async fn start(config: Config) -> Arc<Engine> {

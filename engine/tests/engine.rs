@@ -2,8 +2,7 @@
 //! real local HTTP servers standing in for ComfyUI and Hugging Face.
 
 mod common;
-use common::fixture_dir;
-use std::path::Path;
+use common::{fixture_dir, test_config};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,24 +25,6 @@ const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz1234";
 const DAY_MS: i64 = 86_400_000;
 
 // -- helpers ---------------------------------------------------------------------------------
-
-/// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
-
-/// A config for `root` that never talks to the real network: ComfyUI and Hugging Face both
-/// point at closed local ports unless a test says otherwise.
-fn test_config(root: &Path) -> Config {
-    Config {
-        comfyui_url: closed_port_url(),
-        hf_base_url: closed_port_url(),
-        ..Config::with_workspace(root)
-    }
-}
 
 async fn start(config: Config) -> (Arc<Engine>, StartupReport) {
     match Engine::start(config).await {

@@ -616,6 +616,34 @@ impl Ctx<'_> {
         }
     }
 
+    /// Hashes `file` from what `hashes` already covers up to `end`, in blocks read off the
+    /// async workers; stops when `stop` fires.
+    async fn hash_to(
+        &self,
+        file: &Arc<File>,
+        mut hashes: Hashes,
+        end: u64,
+        stop: &CancellationToken,
+    ) -> Result<Hashes, FetchError> {
+        let mut buf = Vec::new();
+        while hashes.len < end {
+            if stop.is_cancelled() {
+                return Err(FetchError::Stopped);
+            }
+            let file = file.clone();
+            let (h, b, r) = tokio::task::spawn_blocking(move || {
+                let r = disk::hash_block(&file, &mut hashes, end, &mut buf, HASH_BLOCK);
+                (hashes, buf, r)
+            })
+            .await
+            .map_err(|e| self.io_error(io::Error::other(e)))?;
+            r.map_err(|e| self.io_error(e))?;
+            hashes = h;
+            buf = b;
+        }
+        Ok(hashes)
+    }
+
     fn io_error(&self, source: io::Error) -> FetchError {
         FetchError::Io {
             path: self.part.clone(),
@@ -996,23 +1024,9 @@ impl Transfer<'_> {
     async fn rehash(
         &self,
         file: &Arc<File>,
-        mut hashes: Hashes,
+        hashes: Hashes,
         end: u64,
     ) -> Result<Hashes, FetchError> {
-        let mut buf = Vec::new();
-        while hashes.len < end {
-            self.check_stop()?;
-            let file = file.clone();
-            let (h, b, r) = tokio::task::spawn_blocking(move || {
-                let r = disk::hash_block(&file, &mut hashes, end, &mut buf, HASH_BLOCK);
-                (hashes, buf, r)
-            })
-            .await
-            .map_err(|e| self.ctx.io_error(io::Error::other(e)))?;
-            r.map_err(|e| self.ctx.io_error(e))?;
-            hashes = h;
-            buf = b;
-        }
-        Ok(hashes)
+        self.ctx.hash_to(file, hashes, end, self.stop).await
     }
 }

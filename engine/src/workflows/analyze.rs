@@ -2,7 +2,6 @@
 //! its loaders pick, and its prompt/seed/sampler/size inputs. Also the checked setting of
 //! those inputs on an API prompt.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
@@ -165,27 +164,7 @@ fn link_source(value: &Value) -> Option<String> {
     }
 }
 
-/// Orders node ids the way people read them: `2` < `10` < `10:3` < `10:12`.
-pub(crate) fn id_order(a: &str, b: &str) -> Ordering {
-    let mut left = a.split(':');
-    let mut right = b.split(':');
-    loop {
-        match (left.next(), right.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let ord = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(p), Ok(q)) => p.cmp(&q),
-                    _ => x.cmp(y),
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
-    }
-}
+pub(crate) use crate::comfy::convert::id_order;
 
 fn sorted_nodes(prompt: &ApiPrompt) -> Vec<(&String, &ApiNode)> {
     let mut nodes: Vec<_> = prompt.nodes.iter().collect();

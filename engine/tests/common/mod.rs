@@ -21,3 +21,23 @@ pub fn fixture_dir() -> PathBuf {
     );
     dir
 }
+
+/// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
+#[allow(dead_code)]
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A config for `root` that never talks to the real network: ComfyUI and Hugging Face both
+/// point at closed local ports unless a test says otherwise.
+#[allow(dead_code)]
+pub fn test_config(root: &Path) -> engine::config::Config {
+    engine::config::Config {
+        comfyui_url: closed_port_url(),
+        hf_base_url: closed_port_url(),
+        ..engine::config::Config::with_workspace(root)
+    }
+}

@@ -73,7 +73,7 @@ pub fn model_folder(class_type: &str, input: &str) -> Option<&'static str> {
 }
 
 /// Orders node ids the way people read them: `2` < `10` < `10:3` < `10:12`.
-fn id_order(a: &str, b: &str) -> Ordering {
+pub(crate) fn id_order(a: &str, b: &str) -> Ordering {
     let mut left = a.split(':');
     let mut right = b.split(':');
     loop {

@@ -33,6 +33,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub(crate) use check::id_order;
 pub use check::{check_prompt, explain_prompt_error, model_folder, NodeProblem, PromptRejection};
 pub use dynamic_prompt::process_dynamic_prompt;
 pub use object_info::{InputSpec, NodeClass, ObjectInfo};

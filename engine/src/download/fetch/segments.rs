@@ -476,25 +476,11 @@ impl Shared<'_, '_> {
 
     /// The whole part hashed again (only if the hasher fell behind or failed).
     async fn rehash_all(&self, stop: &CancellationToken) -> Result<Hashes, SegError> {
-        let mut hashes = Hashes::new(self.ctx.want_md5);
-        let mut buf = Vec::new();
-        while hashes.len < self.total {
-            if stop.is_cancelled() {
-                return Err(FetchError::Stopped.into());
-            }
-            let file = self.file.clone();
-            let total = self.total;
-            let (h, b, r) = tokio::task::spawn_blocking(move || {
-                let r = disk::hash_block(&file, &mut hashes, total, &mut buf, HASH_BLOCK);
-                (hashes, buf, r)
-            })
-            .await
-            .map_err(|e| self.ctx.io_error(io::Error::other(e)))?;
-            r.map_err(|e| self.ctx.io_error(e))?;
-            hashes = h;
-            buf = b;
-        }
-        Ok(hashes)
+        let hashes = Hashes::new(self.ctx.want_md5);
+        Ok(self
+            .ctx
+            .hash_to(&self.file, hashes, self.total, stop)
+            .await?)
     }
 }
 
