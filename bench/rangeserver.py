@@ -94,6 +94,14 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # A client closing a connection early (a segmented download moving a range to another
+        # connection) is normal here, not worth a traceback.
+        import sys as _sys
+        if isinstance(_sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 if __name__ == "__main__":
     socketserver.TCPServer.allow_reuse_address = True
