@@ -338,6 +338,16 @@ pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
         .map_err(server::fail)
 }
 
+/// A prompt's outcome and outputs from ComfyUI's history.
+#[server(endpoint = "comfy/history", prefix = "/api", input = GetUrl)]
+pub async fn get_prompt_history(prompt_id: String) -> Result<RunRecord, ApiError> {
+    let engine = server::engine()?;
+    engine
+        .prompt_history(&prompt_id)
+        .await
+        .map_err(server::fail)
+}
+
 #[server(endpoint = "comfy/queue/clear", prefix = "/api", input = Json)]
 pub async fn clear_comfy_queue() -> Result<(), ApiError> {
     let engine = server::engine()?;

@@ -353,6 +353,52 @@ impl Bridge {
         }
     }
 
+    /// A prompt's outcome and outputs from ComfyUI's history; `NotFound` when ComfyUI has no
+    /// record of it (unknown, or still queued).
+    pub async fn history(&self, prompt_id: &str) -> Result<RunRecord, BridgeError> {
+        use crate::comfy::http::HistoryOutcome;
+        let entry = self.client.history(prompt_id).await?.ok_or_else(|| {
+            BridgeError::NotFound(format!("ComfyUI has no history for prompt {prompt_id}"))
+        })?;
+        let outcome = match entry.outcome {
+            HistoryOutcome::Success => RunOutcome::Succeeded,
+            HistoryOutcome::Failed {
+                node,
+                node_type,
+                message,
+                ..
+            } => RunOutcome::Failed {
+                node,
+                node_type,
+                message,
+            },
+            HistoryOutcome::Interrupted { node, .. } => RunOutcome::Interrupted { node },
+            HistoryOutcome::Unknown { status_str } => RunOutcome::Unknown { status: status_str },
+        };
+        let outputs = entry
+            .outputs
+            .into_iter()
+            .flat_map(|node| {
+                let id = node.node;
+                node.files.into_iter().map(move |f| RunOutput {
+                    node: id.clone(),
+                    url: view_url(&f.filename, &f.subfolder, &f.kind),
+                    filename: f.filename,
+                    subfolder: f.subfolder,
+                    kind: f.kind,
+                    media: f.media,
+                })
+            })
+            .collect();
+        Ok(RunRecord {
+            prompt_id: entry.prompt_id,
+            outcome,
+            outputs,
+            started_at_ms: entry.started_at_ms,
+            ended_at_ms: entry.ended_at_ms,
+        })
+    }
+
     /// The newest preview image of a prompt.
     pub fn preview(&self, prompt_id: &str) -> Option<(String, ImageBytes)> {
         self.previews

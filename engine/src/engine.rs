@@ -1166,6 +1166,11 @@ impl Engine {
         Ok(self.bridge.interrupt(prompt_id).await?)
     }
 
+    /// A finished prompt's outcome and outputs.
+    pub async fn prompt_history(&self, prompt_id: &str) -> Result<RunRecord, EngineError> {
+        Ok(self.bridge.history(prompt_id).await?)
+    }
+
     pub async fn clear_comfy_queue(&self) -> Result<(), EngineError> {
         Ok(self.bridge.clear_queue().await?)
     }

@@ -681,6 +681,35 @@ pub struct QueueSnapshot {
     pub pending: Vec<QueueEntry>,
 }
 
+/// How a finished prompt ended, from ComfyUI's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed {
+        node: Option<String>,
+        node_type: Option<String>,
+        message: String,
+    },
+    Interrupted {
+        node: Option<String>,
+    },
+    /// Still queued or running, or a status comfydeck does not know.
+    Unknown {
+        status: Option<String>,
+    },
+}
+
+/// A prompt's record in ComfyUI's history, with its outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub prompt_id: String,
+    pub outcome: RunOutcome,
+    pub outputs: Vec<RunOutput>,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+}
+
 /// A problem found in a workflow before (or when) submitting it, per node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowProblem {

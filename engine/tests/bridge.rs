@@ -129,6 +129,20 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     assert_eq!(mime, "image/png");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
 
+    // The history has the outcome and the same outputs.
+    let record = engine.prompt_history(&prompt_id).await.unwrap();
+    assert_eq!(
+        record.outcome,
+        engine::model::RunOutcome::Succeeded,
+        "{record:?}"
+    );
+    assert!(
+        record.outputs.iter().any(|o| o.filename == output.filename),
+        "{record:?}"
+    );
+    let unknown = engine.prompt_history("no-such-prompt").await.unwrap_err();
+    assert!(unknown.to_string().contains("no history"), "{unknown}");
+
     // Paths that try to leave ComfyUI's folders are refused before asking it.
     for (file, sub) in [("../x.png", ""), ("a.png", "../.."), ("/etc/passwd", "")] {
         let err = engine.bridge().view(file, sub, "output").await.unwrap_err();
