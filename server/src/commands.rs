@@ -243,11 +243,16 @@ pub async fn workflow(action: WorkflowAction) -> anyhow::Result<ExitCode> {
                 std::fs::read_to_string(&workflow)
                     .with_context(|| format!("cannot read the workflow {workflow}"))?
             };
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{workflow} is not JSON"))?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{workflow} is not JSON"))?;
             let info = load_object_info(&object_info).await?;
-            let info = ObjectInfo::from_json(info).map_err(|e| anyhow::anyhow!("{object_info}: {e}"))?;
-            let name = if workflow == "-" { "the workflow" } else { workflow.as_str() };
+            let info =
+                ObjectInfo::from_json(info).map_err(|e| anyhow::anyhow!("{object_info}: {e}"))?;
+            let name = if workflow == "-" {
+                "the workflow"
+            } else {
+                workflow.as_str()
+            };
             let prompt = convert::to_api(&value, &info)
                 .map_err(|e| anyhow::anyhow!("{name} cannot be converted: {e}"))?;
             out!("{}", serde_json::to_string_pretty(&prompt.to_value())?);

@@ -28,6 +28,9 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+/// Largest request body: a 64 MiB workflow file, base64-encoded, with room to spare.
+pub const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -108,6 +111,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_auth,
         ))
+        // Imported workflow images travel base64-encoded in JSON; 2 MB (axum's default) is
+        // too small for a PNG with a large workflow. Only signed-in requests get this far.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(CompressionLayer::new())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

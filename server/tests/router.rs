@@ -1020,3 +1020,43 @@ async fn a_preset_that_does_not_fit_is_refused_with_409_and_the_sizes() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_workflow_can_be_imported_and_garbage_is_refused() {
+    use base64::Engine as _;
+    let h = harness(None).await;
+    // A 3 MB UI workflow: larger than axum's default body limit once base64-encoded.
+    let workflow = json!({
+        "nodes": [{"id": 1, "type": "Note", "mode": 0, "inputs": [], "outputs": [],
+                   "widgets_values": ["x".repeat(3_000_000)]}],
+        "links": []
+    });
+    let content = base64::engine::general_purpose::STANDARD.encode(workflow.to_string());
+    let reply = send(
+        &h.app,
+        post_json(
+            "/api/workflows/import",
+            &json!({"file_name": "big.json", "content_base64": content}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{:?}",
+        &reply.body[..reply.body.len().min(300)]
+    );
+    assert_eq!(reply.json()["id"], "user:big.json");
+
+    let garbage = base64::engine::general_purpose::STANDARD.encode(b"not a workflow at all");
+    let reply = send(
+        &h.app,
+        post_json(
+            "/api/workflows/import",
+            &json!({"file_name": "junk.png", "content_base64": garbage}),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    assert!(!reply.json()["message"].as_str().unwrap().is_empty());
+}
