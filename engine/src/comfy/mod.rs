@@ -8,14 +8,14 @@ use std::time::Duration;
 /// UI-format workflows → API prompts (the frontend's `graphToPrompt` rules), and checks
 /// before submitting.
 pub mod convert;
-/// The ComfyUI process, when comfydeck starts it itself.
-pub mod supervisor;
 /// ComfyUI's HTTP API: prompts, queue, history, outputs, object_info, userdata.
 pub mod http;
 /// ComfyUI's WebSocket messages (text and binary) as typed events.
 pub mod protocol;
 /// The one persistent WebSocket to ComfyUI, with reconnects.
 pub mod socket;
+/// The ComfyUI process, when comfydeck starts it itself.
+pub mod supervisor;
 
 use serde::Deserialize;
 
