@@ -1,0 +1,609 @@
+//! Workflows: the library (templates, the user's own, ComfyUI's saved ones) with what each
+//! needs, importing a JSON or PNG file, renaming and deleting the user's own, and a run panel
+//! that edits the inputs worth changing, submits the workflow and follows the run live:
+//! state, progress, previews, outputs, stop and cancel.
+//!
+//! The list is fetched once (server-rendered) and again after every change. The open workflow
+//! is in the URL (`/workflows?w=user:portrait.json`), so a reload or the back button keeps or
+//! closes it. Runs are followed through the live connection's run events; without WebSockets
+//! ComfyUI's queue is polled instead, which tells queued, running and finished apart (previews
+//! and outputs need the live connection).
+
+pub(crate) mod browser;
+mod library;
+mod run;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use engine::model::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
+
+use crate::api::*;
+use crate::components::{api_error_view, go_to_login, ErrorNote};
+use crate::live::{Connection, Live};
+
+use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
+use library::Library;
+use run::RunPanel;
+
+/// How often ComfyUI's queue is read while a run is followed without a live connection.
+const POLL_EVERY: Duration = Duration::from_secs(3);
+
+#[component]
+pub fn WorkflowsPage() -> impl IntoView {
+    let list = Resource::new(|| (), |_| list_workflows());
+    view! {
+        <Title text="Workflows · comfydeck"/>
+        <Transition fallback=|| view! { <p class="text-muted">"Reading the workflow library…"</p> }>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(initial) => view! { <WorkflowsBody initial/> }.into_any(),
+                    Err(e) => view! {
+                        <h1 class="mb-4 text-xl font-semibold">"Workflows"</h1>
+                        {api_error_view(e)}
+                    }
+                    .into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// The page's state, shared by its parts.
+#[derive(Clone, Copy)]
+struct Shelf {
+    live: Live,
+    data: RwSignal<WorkflowList>,
+    refreshing: StoredValue<bool>,
+    /// Another refresh was asked for while one was under way.
+    again: StoredValue<bool>,
+    refresh_error: RwSignal<Option<String>>,
+    /// The open workflow's id (from the URL).
+    selected: Memo<Option<String>>,
+    select: Callback<Option<String>>,
+    /// The latest run started from this page, per workflow id.
+    runs: RwSignal<HashMap<String, TrackedRun>>,
+    /// ComfyUI's queue length as last read over HTTP (the live value wins when there is one).
+    polled_queue: RwSignal<Option<u64>>,
+}
+
+impl Shelf {
+    /// Fetches the list again; calls made while a fetch runs are folded into one more.
+    fn refresh(self) {
+        match self.refreshing.try_get_value() {
+            Some(false) => {}
+            Some(true) => {
+                self.again.try_set_value(true);
+                return;
+            }
+            None => return,
+        }
+        self.refreshing.set_value(true);
+        leptos::task::spawn_local(async move {
+            loop {
+                self.again.try_set_value(false);
+                let result = list_workflows().await;
+                if self.data.is_disposed() {
+                    return;
+                }
+                match result {
+                    Ok(list) => {
+                        self.data.set(list);
+                        self.refresh_error.set(None);
+                    }
+                    Err(e) => {
+                        if e.login_required {
+                            go_to_login();
+                        }
+                        self.refresh_error.set(Some(format!(
+                            "Could not refresh the workflow list: {}",
+                            e.message
+                        )));
+                    }
+                }
+                if !self.again.try_get_value().unwrap_or(false) {
+                    break;
+                }
+            }
+            self.refreshing.try_set_value(false);
+        });
+    }
+
+    /// The summary of a workflow in the current list (tracked).
+    fn summary(self, id: &str) -> Option<WorkflowSummary> {
+        self.data
+            .with(|d| d.workflows.iter().find(|w| w.id == id).cloned())
+    }
+
+    /// ComfyUI's queue length: the live value while the socket is up, else the last one read.
+    fn queue_len(self) -> Option<u64> {
+        let (live, polled) = (self.live.comfy_queue.get(), self.polled_queue.get());
+        if self.live.connection.get() == Connection::Live {
+            live.or(polled)
+        } else {
+            polled.or(live)
+        }
+    }
+}
+
+#[component]
+fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
+    let query = use_query_map();
+    let selected = Memo::new(move |_| query.with(|q| q.get("w")).filter(|w| !w.is_empty()));
+    let navigate = use_navigate();
+    let select = Callback::new(move |id: Option<String>| {
+        let url = match &id {
+            Some(id) => format!("/workflows?w={}", encode_query_value(id)),
+            None => "/workflows".to_string(),
+        };
+        navigate(
+            &url,
+            NavigateOptions {
+                scroll: false,
+                ..Default::default()
+            },
+        );
+        if id.is_some() {
+            browser::reveal_run_panel();
+        }
+    });
+    let shelf = Shelf {
+        live: Live::get(),
+        data: RwSignal::new(initial),
+        refreshing: StoredValue::new(false),
+        again: StoredValue::new(false),
+        refresh_error: RwSignal::new(None),
+        selected,
+        select,
+        runs: RwSignal::new(HashMap::new()),
+        polled_queue: RwSignal::new(None),
+    };
+    watch(shelf);
+
+    // The open workflow's id, and whether the library has it; the panel reads the rest itself,
+    // so a refreshed list does not reset its form.
+    let open = Memo::new(move |_| {
+        selected.get().map(|id| {
+            let known = shelf.data.with(|d| d.workflows.iter().any(|w| w.id == id));
+            (id, known)
+        })
+    });
+    let has_open = move || selected.with(Option::is_some);
+    view! {
+        <div class="mb-4 flex flex-wrap items-center gap-x-3 gap-y-2">
+            <h1 class="mr-auto text-xl font-semibold">"Workflows"</h1>
+            <QueueChip shelf/>
+            <ImportButton shelf/>
+        </div>
+        {move || shelf.refresh_error.get().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        <div class=move || {
+            if has_open() {
+                "grid items-start gap-4 lg:grid-cols-[minmax(0,5fr)_minmax(0,7fr)]"
+            } else {
+                "grid gap-4"
+            }
+        }>
+            // On phones the open workflow comes first; on wide screens it sits beside the list.
+            <div class="min-w-0 lg:order-2 lg:sticky lg:top-16">
+                {move || open.get().map(|(id, known)| if known {
+                    view! { <RunPanel id shelf/> }.into_any()
+                } else {
+                    view! { <MissingWorkflow id shelf/> }.into_any()
+                })}
+            </div>
+            <div class="min-w-0 lg:order-1">
+                <Library shelf/>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// The URL names a workflow the library does not have (deleted, renamed, or ComfyUI is away).
+#[component]
+fn MissingWorkflow(id: String, shelf: Shelf) -> impl IntoView {
+    view! {
+        <section id="run-panel" data-testid="run-panel" class="rounded-xl border border-line bg-surface p-4 shadow-sm">
+            <p class="text-sm wrap-anywhere">
+                "The library has no workflow "
+                <span class="font-mono">{id}</span>
+                " (it may have been renamed or deleted)."
+            </p>
+            <button type="button" class="btn-secondary mt-3" on:click=move |_| shelf.select.run(None)>
+                "Close"
+            </button>
+        </section>
+    }
+}
+
+/// Fetches the list when a preset install finishes (models turn ✓), and reads ComfyUI's queue:
+/// once at the start, and every few seconds while a run is followed without a live connection.
+fn watch(shelf: Shelf) {
+    let live = shelf.live;
+    Effect::new(move |previous: Option<HashMap<String, InstallState>>| {
+        let now: HashMap<String, InstallState> = live
+            .presets
+            .with(|map| map.iter().map(|(id, p)| (id.clone(), p.state)).collect());
+        if let Some(previous) = previous {
+            if now
+                .iter()
+                .any(|(id, state)| state.is_installed() && previous.get(id) != Some(state))
+            {
+                shelf.refresh();
+            }
+        }
+        now
+    });
+    // Events sent while the socket was down are lost: the list may be stale, and a followed run
+    // may have ended unseen (the queue tells).
+    Effect::new(move |previous: Option<Connection>| {
+        let now = live.connection.get();
+        if previous.is_some_and(|p| p != Connection::Live) && now == Connection::Live {
+            shelf.refresh();
+            if shelf.runs.with_untracked(|runs| !runs.is_empty()) {
+                poll_queue(shelf);
+            }
+        }
+        now
+    });
+    Effect::new(move |_| {
+        // Unless the list already found ComfyUI away (asking would only log a failed request).
+        if shelf.data.with_untracked(|d| d.comfyui_note.is_none()) {
+            poll_queue(shelf);
+        }
+        let handle = set_interval_with_handle(
+            move || {
+                let polling = live.connection.try_get_untracked() == Some(Connection::Polling);
+                let following = shelf
+                    .runs
+                    .try_with_untracked(|runs| runs.values().any(|r| r.needs_polling(live)))
+                    .unwrap_or(false);
+                if polling && following {
+                    poll_queue(shelf);
+                }
+            },
+            POLL_EVERY,
+        )
+        .ok();
+        on_cleanup(move || {
+            if let Some(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+}
+
+/// Reads ComfyUI's queue: its length, and where the followed runs are.
+fn poll_queue(shelf: Shelf) {
+    // A run submitted while the answer is on its way is not in it yet: only these are judged.
+    let asked: Vec<String> = shelf
+        .runs
+        .try_with_untracked(|runs| runs.values().map(|r| r.prompt_id.clone()).collect())
+        .unwrap_or_default();
+    leptos::task::spawn_local(async move {
+        let Ok(queue) = get_comfy_queue().await else {
+            return;
+        };
+        shelf
+            .polled_queue
+            .try_set(Some((queue.running.len() + queue.pending.len()) as u64));
+        shelf.runs.try_update(|runs| {
+            for run in runs.values_mut().filter(|r| asked.contains(&r.prompt_id)) {
+                let id = run.prompt_id.as_str();
+                run.polled = Some(if queue.running.iter().any(|e| e.prompt_id == id) {
+                    RunPhase::Running
+                } else if queue.pending.iter().any(|e| e.prompt_id == id) {
+                    RunPhase::Queued
+                } else {
+                    RunPhase::Finished
+                });
+            }
+        });
+    });
+}
+
+#[component]
+fn QueueChip(shelf: Shelf) -> impl IntoView {
+    move || {
+        shelf.queue_len().map(|n| {
+            let text = match n {
+                0 => "ComfyUI queue empty".to_string(),
+                1 => "1 prompt in ComfyUI's queue".to_string(),
+                n => format!("{n} prompts in ComfyUI's queue"),
+            };
+            view! {
+                <span
+                    data-testid="comfy-queue"
+                    data-count=n.to_string()
+                    class="rounded-full border border-line px-2.5 py-1 text-xs text-muted tabular-nums"
+                    title="Prompts running or waiting in ComfyUI, from any client"
+                >
+                    {text}
+                </span>
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum ImportOutcome {
+    Imported(String),
+    Failed(String),
+}
+
+/// "Import workflow…": a JSON file (either format) or a PNG saved by ComfyUI, read in the
+/// browser and sent base64-encoded; the imported workflow opens.
+#[component]
+fn ImportButton(shelf: Shelf) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let outcome = RwSignal::new(None::<ImportOutcome>);
+    let on_change = move |ev: leptos::ev::Event| {
+        let Some(target) = ev.target() else {
+            return;
+        };
+        busy.set(true);
+        outcome.set(None);
+        leptos::task::spawn_local(async move {
+            let result = import_chosen_file(target).await;
+            busy.try_set(false);
+            match result {
+                Ok(None) => {}
+                Ok(Some(summary)) => {
+                    outcome.try_set(Some(ImportOutcome::Imported(summary.name.clone())));
+                    shelf.refresh();
+                    shelf.select.run(Some(summary.id));
+                }
+                Err(message) => {
+                    outcome.try_set(Some(ImportOutcome::Failed(message)));
+                }
+            }
+        });
+    };
+    view! {
+        <label
+            class=move || format!(
+                "btn-primary cursor-pointer focus-within:outline-2 focus-within:outline-offset-2 focus-within:outline-accent {}",
+                if busy.get() { "pointer-events-none opacity-50" } else { "" },
+            )
+            title="A workflow saved from ComfyUI (.json, either format) or a PNG image ComfyUI made"
+        >
+            <input
+                type="file"
+                accept=".json,.png,application/json,image/png"
+                class="sr-only"
+                data-testid="workflow-import"
+                disabled=move || busy.get()
+                on:change=on_change
+            />
+            {move || if busy.get() { "Importing…" } else { "Import workflow…" }}
+        </label>
+        {move || outcome.get().map(|o| match o {
+            ImportOutcome::Imported(name) => view! {
+                <p data-testid="workflow-import-result" role="status" class="w-full text-sm text-ok wrap-anywhere">
+                    {format!("Imported “{name}”.")}
+                </p>
+            }
+            .into_any(),
+            ImportOutcome::Failed(message) => view! {
+                <div data-testid="workflow-import-error" class="w-full">
+                    <ErrorNote message=format!("Import failed: {message}")/>
+                </div>
+            }
+            .into_any(),
+        })}
+    }
+}
+
+/// Reads the file chosen in `input` and imports it; `Ok(None)` when no file was chosen.
+async fn import_chosen_file(
+    input: leptos::web_sys::EventTarget,
+) -> Result<Option<WorkflowSummary>, String> {
+    let Some((name, bytes)) = browser::take_chosen_file(input).await? else {
+        return Ok(None);
+    };
+    if bytes.len() as u64 > MAX_IMPORT_BYTES {
+        return Err(format!(
+            "{name} is {}; a workflow file is at most {}",
+            format_bytes(bytes.len() as u64),
+            format_bytes(MAX_IMPORT_BYTES)
+        ));
+    }
+    match import_workflow(name, browser::base64_encode(&bytes)).await {
+        Ok(summary) => Ok(Some(summary)),
+        Err(e) => {
+            if e.login_required {
+                go_to_login();
+            }
+            Err(e.message)
+        }
+    }
+}
+
+/// The largest file the import sends (ComfyUI PNGs with a workflow are a few MB).
+const MAX_IMPORT_BYTES: u64 = 32 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Small shared pieces
+// ---------------------------------------------------------------------------------------------
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn source_label(source: WorkflowSource) -> &'static str {
+    match source {
+        WorkflowSource::Template => "Template",
+        WorkflowSource::User => "Mine",
+        WorkflowSource::ComfyUi => "ComfyUI",
+    }
+}
+
+fn source_tone(source: WorkflowSource) -> Tone {
+    match source {
+        WorkflowSource::Template => Tone::Muted,
+        WorkflowSource::User => Tone::Accent,
+        WorkflowSource::ComfyUi => Tone::Plain,
+    }
+}
+
+fn format_label(format: WorkflowFileFormat) -> &'static str {
+    match format {
+        WorkflowFileFormat::Ui => "UI format",
+        WorkflowFileFormat::Api => "API format",
+        WorkflowFileFormat::Unknown => "unknown format",
+    }
+}
+
+/// `UI format · 12 nodes · 48.0 kB`.
+fn describe(w: &WorkflowSummary) -> String {
+    let mut parts = vec![format_label(w.format).to_string()];
+    if w.format != WorkflowFileFormat::Unknown || w.node_count > 0 {
+        parts.push(format!(
+            "{} node{}",
+            w.node_count,
+            if w.node_count == 1 { "" } else { "s" }
+        ));
+    }
+    if w.size_bytes > 0 {
+        parts.push(format_bytes(w.size_bytes));
+    }
+    parts.join(" · ")
+}
+
+/// `2026-11-23 01:45 UTC` (minutes are enough for a file date).
+fn format_date(ms: u64) -> String {
+    let full = format_utc(ms as i64);
+    match full.get(..16) {
+        Some(minutes) => format!("{minutes} UTC"),
+        None => full,
+    }
+}
+
+/// "Install preset X": queues the preset's downloads, then follows its state live (the Models
+/// page has the details).
+#[component]
+fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let started = RwSignal::new(false);
+    let live_state = {
+        let id = preset_id.clone();
+        Memo::new(move |_| shelf.live.presets.with(|map| map.get(&id).cloned()))
+    };
+    let on_click = {
+        let id = preset_id.clone();
+        move |_| {
+            let id = id.clone();
+            busy.set(true);
+            error.set(None);
+            leptos::task::spawn_local(async move {
+                match install_preset(id).await {
+                    Ok(preset) => {
+                        started.try_set(true);
+                        if preset.state.is_installed() {
+                            shelf.refresh();
+                        }
+                    }
+                    Err(e) => {
+                        if e.login_required {
+                            go_to_login();
+                        }
+                        error.try_set(Some(e.message));
+                    }
+                }
+                busy.try_set(false);
+            });
+        }
+    };
+    let models_link = format!("/models?q={}", encode_query_value(&preset_id));
+    let label = format!("Install preset {preset_id}");
+    view! {
+        <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">
+            <Show when=move || !started.get()>
+                <button
+                    type="button"
+                    data-testid="install-preset"
+                    class="btn-secondary px-2 py-1 text-xs wrap-anywhere"
+                    disabled=move || busy.get()
+                    on:click=on_click.clone()
+                >
+                    {
+                        let label = label.clone();
+                        move || if busy.get() { "Installing…".to_string() } else { label.clone() }
+                    }
+                </button>
+            </Show>
+            <Show when=move || started.get() || live_state.with(Option::is_some)>
+                <span data-testid="install-preset-state" class="text-xs text-muted wrap-anywhere">
+                    {move || install_state_text(live_state.get().as_ref(), started.get())}
+                    " "
+                    <a href=models_link.clone() class="text-accent hover:underline">"Models page"</a>
+                </span>
+            </Show>
+            {move || error.get().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
+        </div>
+    }
+    .into_any()
+}
+
+fn install_state_text(progress: Option<&PresetProgress>, started: bool) -> String {
+    match progress {
+        Some(p) => {
+            let percent = p
+                .figures
+                .total_bytes
+                .filter(|t| *t > 0)
+                .map(|t| format!(" {:.0}%", percent_of(p.figures.bytes_done, t).floor()))
+                .unwrap_or_default();
+            match p.state {
+                InstallState::Downloading => format!("Downloading{percent} — details on the"),
+                InstallState::Installed => "Installed — see the".to_string(),
+                InstallState::Failed => format!(
+                    "Install failed{} — retry on the",
+                    p.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
+                other => format!("{} — follow it on the", other.label()),
+            }
+        }
+        None if started => "Install queued — follow it on the".to_string(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            encode_query_value("user:my flow/a.json"),
+            "user%3Amy%20flow%2Fa.json"
+        );
+        assert_eq!(
+            encode_query_value("template:x-1_2.json"),
+            "template%3Ax-1_2.json"
+        );
+    }
+
+    #[test]
+    fn dates_stop_at_minutes() {
+        assert_eq!(format_date(0), "1970-01-01 00:00 UTC");
+    }
+}
