@@ -3,25 +3,37 @@
 // Run from the repository root:
 //   COMFYDECK_BIN=target/release/comfydeck npx playwright test -c end2end/playwright.config.ts
 //
-// Two real servers are started from the binary, each on its own fresh temp workspace
-// (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092, plus
-// a small file server on 18099 (fileserver.mjs) that the open server's test preset downloads from.
+// Three real servers are started from the binary, each on its own fresh temp workspace
+// (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092, both
+// with ComfyUI unreachable, and "comfy" (no password) on 18102, whose ComfyUI is the stand-in
+// that replays the recorded ComfyUI protocol (engine/examples/comfy_standin.rs, built by
+// scripts/build.sh) on 18188. Plus a small file server on 18099 (fileserver.mjs) that the open
+// server's test preset downloads from.
 // Both projects (desktop, mobile) run every spec, one test at a time.
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
 import {
+  COMFY_FIXTURES_DIR,
+  COMFY_OUTPUT_DIR,
+  COMFY_PORT,
+  COMFY_STANDIN_BIN,
+  COMFY_URL,
   COMFYDECK_BIN,
+  FILESERVER_PORT,
   LOCKED_PASSWORD,
   LOCKED_PORT,
   LOCKED_URL,
+  OPEN_OUTPUT_DIR,
   OPEN_PORT,
   OPEN_URL,
+  PORT_OFFSET,
+  STANDIN_PORT,
+  STANDIN_TIME_SCALE,
+  STANDIN_URL,
 } from './env';
 
 const serveScript = path.resolve(__dirname, 'serve.sh');
 const fileServer = path.resolve(__dirname, 'fileserver.mjs');
-/** The test file server the open server's `e2e-tiny` preset downloads from (see serve.sh). */
-const FILESERVER_PORT = 18099;
 
 const serverEnv = {
   COMFYDECK_BIN,
@@ -30,7 +42,7 @@ const serverEnv = {
 
 export default defineConfig({
   testDir: path.resolve(__dirname, 'tests'),
-  outputDir: path.resolve(__dirname, 'test-results'),
+  outputDir: path.resolve(__dirname, PORT_OFFSET ? `test-results-${PORT_OFFSET}` : 'test-results'),
   // The specs share the two servers (settings, activity): one test at a time, in file order.
   fullyParallel: false,
   workers: 1,
@@ -82,7 +94,11 @@ export default defineConfig({
       url: `${OPEN_URL}/health`,
       timeout: 60_000,
       reuseExistingServer: false,
-      env: serverEnv,
+      env: {
+        ...serverEnv,
+        E2E_OUTPUT_DIR: OPEN_OUTPUT_DIR,
+        E2E_FILESERVER_URL: `http://127.0.0.1:${FILESERVER_PORT}`,
+      },
       stdout: 'pipe',
       stderr: 'pipe',
       gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
@@ -94,6 +110,27 @@ export default defineConfig({
       timeout: 60_000,
       reuseExistingServer: false,
       env: { ...serverEnv, ACCESS_PASSWORD: LOCKED_PASSWORD },
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
+    },
+    {
+      name: 'comfy stand-in',
+      command: `"${COMFY_STANDIN_BIN}" --port ${STANDIN_PORT} --fixtures "${COMFY_FIXTURES_DIR}" --time-scale ${STANDIN_TIME_SCALE} --output-dir "${COMFY_OUTPUT_DIR}"`,
+      url: `${STANDIN_URL}/system_stats`,
+      timeout: 20_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
+    },
+    {
+      name: 'comfy',
+      command: `bash "${serveScript}" ${COMFY_PORT} comfy`,
+      url: `${COMFY_URL}/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      env: { ...serverEnv, E2E_COMFYUI_URL: STANDIN_URL, E2E_OUTPUT_DIR: COMFY_OUTPUT_DIR },
       stdout: 'pipe',
       stderr: 'pipe',
       gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },

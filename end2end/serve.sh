@@ -3,16 +3,21 @@
 # workspace again when Playwright stops it (SIGTERM to the process group, see
 # playwright.config.ts `gracefulShutdown`).
 #
-#   serve.sh PORT open|locked
+#   serve.sh PORT open|locked|comfy
 #
-# open:   ACCESS_PASSWORD is unset (loopback, no login).
-# locked: ACCESS_PASSWORD must come from the environment.
+# open:   ACCESS_PASSWORD is unset (loopback, no login); ComfyUI is unreachable.
+# locked: ACCESS_PASSWORD must come from the environment; ComfyUI is unreachable.
+# comfy:  like open, but its ComfyUI is the stand-in at $E2E_COMFYUI_URL
+#         (default http://127.0.0.1:18188; see playwright.config.ts).
+# E2E_OUTPUT_DIR (optional, a folder named comfydeck-e2e-*): emptied, then used as ComfyUI's
+# output folder (--comfyui-output-dir), so specs can put files in the gallery and the comfy
+# stand-in can write its run outputs where comfydeck indexes them.
 # The server's own output goes to end2end/artifacts/server-<mode>.log; its tail is printed on
 # stderr if the server exits by itself.
 set -euo pipefail
 
-port="${1:?usage: serve.sh PORT open|locked}"
-mode="${2:?usage: serve.sh PORT open|locked}"
+port="${1:?usage: serve.sh PORT open|locked|comfy}"
+mode="${2:?usage: serve.sh PORT open|locked|comfy}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${COMFYDECK_BIN:-$here/../target/release/comfydeck}"
 
@@ -21,15 +26,21 @@ if [[ ! -x "$bin" ]]; then
   exit 1
 fi
 
+# Nothing listens on the discard port: ComfyUI is unreachable, as most specs expect.
+comfyui_url=http://127.0.0.1:9
 case "$mode" in
   open) unset ACCESS_PASSWORD ;;
+  comfy)
+    unset ACCESS_PASSWORD
+    comfyui_url="${E2E_COMFYUI_URL:-http://127.0.0.1:18188}"
+    ;;
   locked)
     if [[ -z "${ACCESS_PASSWORD:-}" ]]; then
       echo "serve.sh: locked mode needs ACCESS_PASSWORD" >&2
       exit 1
     fi
     ;;
-  *) echo "serve.sh: mode must be open or locked, got: $mode" >&2; exit 2 ;;
+  *) echo "serve.sh: mode must be open, locked or comfy, got: $mode" >&2; exit 2 ;;
 esac
 # Flags below decide these; do not let a developer's shell leak into the run.
 unset WORKSPACE_ROOT DASHBOARD_HOST DASHBOARD_PORT COMFYUI_URL
@@ -92,9 +103,20 @@ presets:
 YAML
 fi
 
+output_args=()
+if [[ -n "${E2E_OUTPUT_DIR:-}" ]]; then
+  if [[ "$(basename "$E2E_OUTPUT_DIR")" != comfydeck-e2e-* ]]; then
+    echo "serve.sh: E2E_OUTPUT_DIR must be a folder named comfydeck-e2e-*: $E2E_OUTPUT_DIR" >&2
+    exit 2
+  fi
+  rm -rf "$E2E_OUTPUT_DIR"
+  mkdir -p "$E2E_OUTPUT_DIR"
+  output_args=(--comfyui-output-dir "$E2E_OUTPUT_DIR")
+fi
+
 echo "serve.sh: $mode server on 127.0.0.1:$port, workspace $ws, binary $bin" >"$log"
-"$bin" serve --workspace "$ws" --host 127.0.0.1 --port "$port" --comfyui-url http://127.0.0.1:9 \
-  >>"$log" 2>&1 &
+"$bin" serve --workspace "$ws" --host 127.0.0.1 --port "$port" --comfyui-url "$comfyui_url" \
+  "${output_args[@]}" >>"$log" 2>&1 &
 pid=$!
 
 status=0

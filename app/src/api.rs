@@ -11,6 +11,9 @@ use leptos::server_fn::codec::{GetUrl, Json, JsonEncoding};
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
+pub mod gallery;
+pub mod generate;
+
 /// The error every API call returns: a sentence for the user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -112,6 +115,33 @@ mod server {
                 _ => 400,
             },
             EngineError::Bridge(BridgeError::NotFound(_)) => 404,
+            EngineError::Generate(g) => {
+                use engine::generate::GenerateError;
+                match g {
+                    GenerateError::Invalid(_) => 400,
+                    GenerateError::NotFound(_) => 404,
+                    // ComfyUI refused or is away: a gateway problem.
+                    GenerateError::Upload(_) => 502,
+                    GenerateError::Store(_)
+                    | GenerateError::Corrupt(_)
+                    | GenerateError::Encode(_) => {
+                        tracing::error!(error = %g, "generate request failed");
+                        500
+                    }
+                }
+            }
+            EngineError::Gallery(g) => {
+                use engine::gallery::GalleryError;
+                match g {
+                    GalleryError::UnsafePath(_) | GalleryError::Invalid(_) => 400,
+                    GalleryError::NotFound(_) | GalleryError::NoThumbnail(_) => 404,
+                    GalleryError::Thumbnail { .. } => 422,
+                    GalleryError::Io { .. } | GalleryError::Store(_) => {
+                        tracing::error!(error = %g, "gallery request failed");
+                        500
+                    }
+                }
+            }
             // ComfyUI is down or answered oddly: a gateway problem, not ours.
             EngineError::Bridge(BridgeError::Comfy(_) | BridgeError::ObjectInfo(_)) => 502,
             _ => {

@@ -16,12 +16,13 @@ pub fn Layout() -> impl IntoView {
     view! {
         <header class="sticky top-0 z-20 border-b border-line bg-bg">
             <div class="mx-auto flex max-w-6xl items-center gap-3 px-4 py-2.5">
-                <A href="/" attr:class="flex items-center gap-2 font-semibold tracking-tight text-fg">
+                <A href="/" attr:class="flex shrink-0 items-center gap-2 font-semibold tracking-tight text-fg">
                     <img src="/favicon.svg" alt="" class="h-6 w-6"/>
                     <span>"comfydeck"</span>
                 </A>
                 <Nav/>
-                <div class="ml-auto flex items-center gap-2">
+                <div class="ml-auto flex min-w-0 items-center gap-2">
+                    <ComfyLink/>
                     <LiveBadge/>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
@@ -60,13 +61,13 @@ fn Nav() -> impl IntoView {
                 attr:data-testid=testid
                 attr:class=move || {
                     format!(
-                        "flex flex-1 flex-col items-center gap-0.5 rounded-lg px-3 py-1.5 text-xs md:flex-none md:flex-row md:gap-2 md:text-sm {}",
+                        "flex min-w-0 flex-1 flex-col items-center gap-0.5 rounded-lg px-0 py-1.5 text-[10px] tracking-tight sm:px-1 sm:text-xs sm:tracking-normal md:flex-none md:flex-row md:gap-2 md:px-3 md:text-sm {}",
                         if active() { "text-accent md:bg-surface-2" } else { "text-muted hover:text-fg" },
                     )
                 }
             >
                 <IconSvg icon/>
-                <span>{label}</span>
+                <span class="max-w-full truncate">{label}</span>
             </A>
         }
     };
@@ -77,10 +78,32 @@ fn Nav() -> impl IntoView {
             class="fixed inset-x-0 bottom-0 z-30 flex border-t border-line bg-surface px-2 pb-[max(0.25rem,env(safe-area-inset-bottom))] pt-1 md:static md:ml-4 md:border-0 md:bg-transparent md:p-0"
         >
             {link("/", "Home", "nav-home", Icon::Home)}
+            {link("/generate", "Generate", "nav-generate", Icon::Generate)}
             {link("/models", "Models", "nav-models", Icon::Models)}
+            {link("/workflows", "Workflows", "nav-workflows", Icon::Workflows)}
+            {link("/gallery", "Gallery", "nav-gallery", Icon::Gallery)}
             {link("/settings", "Settings", "nav-settings", Icon::Settings)}
             {link("/activity", "Activity", "nav-activity", Icon::Activity)}
         </nav>
+    }
+}
+
+/// ComfyUI's own editor, proxied behind the login at `/comfyui/`, in a new tab. A plain link:
+/// the router must not handle it.
+#[component]
+fn ComfyLink() -> impl IntoView {
+    view! {
+        <a
+            href="/comfyui/"
+            target="_blank"
+            rel="noopener"
+            data-testid="nav-comfyui"
+            class="flex shrink-0 items-center gap-1 rounded-lg border border-line px-2 py-1 text-xs text-muted hover:text-fg"
+            title="Open ComfyUI's own editor in a new tab"
+        >
+            <span>"ComfyUI"</span>
+            <IconSvg icon=Icon::External small=true/>
+        </a>
     }
 }
 
@@ -94,11 +117,12 @@ fn LiveBadge() -> impl IntoView {
     };
     view! {
         <span
-            class="flex items-center gap-1.5 rounded-full border border-line px-2.5 py-1 text-xs text-muted"
+            class="flex min-w-0 items-center gap-1.5 rounded-full border border-line px-2.5 py-1 text-xs text-muted"
             title=move || live.connection.get().explanation()
         >
-            <span class=move || format!("h-2 w-2 rounded-full {}", dot())></span>
-            <span data-testid="live-state">{move || live.connection.get().label()}</span>
+            <span class=move || format!("h-2 w-2 shrink-0 rounded-full {}", dot())></span>
+            // On a narrow phone header a long state may be cut short; the title has it in full.
+            <span data-testid="live-state" class="min-w-0 truncate">{move || live.connection.get().label()}</span>
         </span>
     }
 }
@@ -106,7 +130,7 @@ fn LiveBadge() -> impl IntoView {
 #[component]
 fn LogoutButton() -> impl IntoView {
     view! {
-        <form method="post" action="/api/auth/logout">
+        <form method="post" action="/api/auth/logout" class="shrink-0">
             <button
                 type="submit"
                 data-testid="logout"
@@ -242,26 +266,45 @@ pub fn apply_theme(theme: engine::model::Theme) {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Icon {
     Home,
+    Generate,
     Models,
     Settings,
     Activity,
+    Workflows,
+    Gallery,
+    Video,
+    Audio,
+    External,
     Logout,
 }
 
+/// An outline icon; `small` keeps it at text size on every screen.
 #[component]
-pub fn IconSvg(icon: Icon) -> impl IntoView {
+pub fn IconSvg(icon: Icon, #[prop(optional)] small: bool) -> impl IntoView {
     // Outline icons on a 24-unit grid, drawn with the current text colour.
     let d = match icon {
         Icon::Home => "M3 10.5 12 3l9 7.5V20a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z",
+        // A four-point spark: something new being made.
+        Icon::Generate => "M12 3c.6 4.4 2.6 6.4 7 7-4.4.6-6.4 2.6-7 7-.6-4.4-2.6-6.4-7-7 4.4-.6 6.4-2.6 7-7ZM19 15.5c.2 1.4.9 2.1 2.3 2.3-1.4.2-2.1.9-2.3 2.3-.2-1.4-.9-2.1-2.3-2.3 1.4-.2 2.1-.9 2.3-2.3Z",
         // A cube: a model file's box.
         Icon::Models => "M12 3 4 7.5v9L12 21l8-4.5v-9L12 3ZM4 7.5 12 12l8-4.5M12 12v9",
         Icon::Settings => "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6Zm7.4-3a7.4 7.4 0 0 0-.1-1.2l2-1.6-2-3.4-2.4 1a7.5 7.5 0 0 0-2-1.2L14.5 3h-5l-.4 2.6a7.5 7.5 0 0 0-2 1.2l-2.4-1-2 3.4 2 1.6a7.4 7.4 0 0 0 0 2.4l-2 1.6 2 3.4 2.4-1a7.5 7.5 0 0 0 2 1.2l.4 2.6h5l.4-2.6a7.5 7.5 0 0 0 2-1.2l2.4 1 2-3.4-2-1.6c.1-.4.1-.8.1-1.2Z",
         Icon::Activity => "M4 6h16M4 12h16M4 18h10",
+        // Two nodes joined by a link: a node graph.
+        Icon::Workflows => "M3 4h6v6H3zM15 14h6v6h-6zM9 7h2.5a3.5 3.5 0 0 1 3.5 3.5V14",
+        // A framed picture: hills and a sun.
+        Icon::Gallery => "M4 5h16v14H4zM4 16l4.5-4.5 4 4 2.5-2.5 5 5M15.5 10a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3Z",
+        // A film camera.
+        Icon::Video => "M3 7h12v10H3zM15 10.5 21 7v10l-6-3.5",
+        // A pair of notes.
+        Icon::Audio => "M9 18V6l11-2v12M9 18a3 3 0 1 1-6 0 3 3 0 0 1 6 0Zm11-2a3 3 0 1 1-6 0 3 3 0 0 1 6 0Z",
+        // An arrow leaving a box: opens elsewhere.
+        Icon::External => "M14 4h6v6M20 4l-8 8M18 14v5a1 1 0 0 1-1 1H5a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1h5",
         Icon::Logout => "M15 4h4a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1h-4M10 17l5-5-5-5M15 12H3",
     };
     view! {
         <svg
-            class="h-5 w-5 md:h-4 md:w-4"
+            class=if small { "h-3.5 w-3.5 shrink-0" } else { "h-5 w-5 shrink-0 md:h-4 md:w-4" }
             viewBox="0 0 24 24"
             fill="none"
             stroke="currentColor"

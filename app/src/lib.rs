@@ -12,9 +12,11 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::Layout;
+use crate::pages::gallery::GalleryPage;
+use crate::pages::generate::GeneratePage;
 use crate::pages::{
     activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage,
-    settings::SettingsPage,
+    settings::SettingsPage, workflows::WorkflowsPage,
 };
 
 /// The document around the app. Rendered on the server only: the saved theme is written into
@@ -74,7 +76,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage/>
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("") view=HomePage/>
+                    <Route path=path!("generate") view=GeneratePage/>
                     <Route path=path!("models") view=ModelsPage/>
+                    <Route path=path!("workflows") view=WorkflowsPage/>
+                    <Route path=path!("gallery") view=GalleryPage/>
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("activity") view=ActivityPage/>
                 </ParentRoute>

@@ -62,6 +62,10 @@ pub struct Live {
     pub runs: RwSignal<Vec<RunEvent>>,
     /// Prompts running or waiting in ComfyUI.
     pub comfy_queue: RwSignal<Option<u64>>,
+    /// The newest gallery change (outputs added or removed).
+    pub gallery: RwSignal<Option<engine::model::GalleryChange>>,
+    /// The newest change to a generation's history row.
+    pub generation: RwSignal<Option<engine::model::Generation>>,
 }
 
 impl Live {
@@ -78,6 +82,8 @@ impl Live {
             presets: RwSignal::new(HashMap::new()),
             runs: RwSignal::new(Vec::new()),
             comfy_queue: RwSignal::new(None),
+            gallery: RwSignal::new(None),
+            generation: RwSignal::new(None),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -91,7 +97,7 @@ impl Live {
 
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn apply(&self, event: engine::model::Event) {
-        use engine::model::Event;
+        use engine::model::{Event, RunEventKind};
         match event {
             Event::SystemStats(s) => self.stats.set(Some(s)),
             Event::ComfyStatus(c) => self.comfy.set(Some(c)),
@@ -105,6 +111,18 @@ impl Live {
                 map.insert(p.preset_id.clone(), p);
             }),
             Event::Run(run) => self.runs.update(|list| {
+                // Overall progress comes with every step: only the newest one per prompt is
+                // worth keeping, so it replaces the previous one instead of crowding out the
+                // events that matter (outputs, outcome).
+                if let RunEventKind::Nodes { .. } = run.event {
+                    if let Some(previous) = list.iter_mut().rev().find(|e| {
+                        e.prompt_id == run.prompt_id
+                            && matches!(e.event, RunEventKind::Nodes { .. })
+                    }) {
+                        *previous = run;
+                        return;
+                    }
+                }
                 list.push(run);
                 // Keep memory bounded on a tab left open for days.
                 if list.len() > RUN_EVENTS_KEPT {
@@ -112,6 +130,8 @@ impl Live {
                 }
             }),
             Event::ComfyQueue { remaining } => self.comfy_queue.set(Some(remaining)),
+            Event::Gallery(change) => self.gallery.set(Some(change)),
+            Event::Generation(row) => self.generation.set(Some(row)),
         }
     }
 }

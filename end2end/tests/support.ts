@@ -19,10 +19,14 @@ export async function gotoHydrated(page: Page, url: string): Promise<void> {
 }
 
 /**
- * A navigation link by name (home | settings | activity). Only the visible one counts: a layout
- * may render a separate bottom bar on narrow screens.
+ * A navigation link by name (home | models | workflows | settings | activity, and comfyui: the
+ * plain link to ComfyUI's own editor in the header). Only the visible one counts: a layout may
+ * render a separate bottom bar on narrow screens.
  */
-export function navLink(page: Page, name: 'home' | 'models' | 'settings' | 'activity'): Locator {
+export function navLink(
+  page: Page,
+  name: 'home' | 'models' | 'workflows' | 'gallery' | 'settings' | 'activity' | 'comfyui',
+): Locator {
   return page.getByTestId(`nav-${name}`).filter({ visible: true });
 }
 

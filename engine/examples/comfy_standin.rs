@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p engine --features server --example comfy_standin -- --port 8188 \
 //!     [--fixtures DIR] [--time-scale 1.0] [--empty-userdata] [--hold-limit-secs 30]
+//!     [--output-dir DIR]
 //! ```
 //!
 //! It prints `comfy stand-in listening on http://127.0.0.1:PORT` once it accepts connections,
@@ -46,9 +47,10 @@ async fn main() {
                 )
             }
             "--empty-userdata" => config.seed_userdata = false,
+            "--output-dir" => config.output_dir = Some(value("--output-dir").into()),
             "-h" | "--help" => {
                 println!(
-                    "comfy_standin [--port N] [--fixtures DIR] [--time-scale F] [--empty-userdata] [--hold-limit-secs S]"
+                    "comfy_standin [--port N] [--fixtures DIR] [--time-scale F] [--empty-userdata] [--hold-limit-secs S] [--output-dir DIR]"
                 );
                 return;
             }

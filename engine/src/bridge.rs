@@ -44,6 +44,9 @@ pub struct Bridge {
     previews: Mutex<HashMap<String, Preview>>,
     /// Prompts this deck submitted (the queue view marks them).
     ours: Mutex<HashSet<String>>,
+    /// Per prompt: the nodes it has and those ComfyUI reused from its cache, for the overall
+    /// progress (`progress_state` lists only the nodes that actually run).
+    node_counts: Mutex<HashMap<String, NodeCounts>>,
     stop: CancellationToken,
 }
 
@@ -57,6 +60,7 @@ impl Bridge {
             object_info: RwLock::new(None),
             previews: Mutex::new(HashMap::new()),
             ours: Mutex::new(HashSet::new()),
+            node_counts: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
         })
     }
@@ -124,11 +128,29 @@ impl Bridge {
         }
     }
 
+    fn node_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, NodeCounts>> {
+        self.node_counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn run_event(&self, prompt_id: &str, kind: PromptEventKind) -> Option<RunEventKind> {
+        if kind.is_outcome() {
+            self.node_counts().remove(prompt_id);
+        }
         Some(match kind {
+            PromptEventKind::NodeStates { nodes } => {
+                let mut counts = self.node_counts();
+                let entry = counts.entry(prompt_id.to_string()).or_default();
+                overall_progress(entry, &nodes)
+            }
             PromptEventKind::Queued { .. } => RunEventKind::Queued,
             PromptEventKind::Started { .. } => RunEventKind::Started,
-            PromptEventKind::Cached { nodes } => RunEventKind::Cached { nodes },
+            PromptEventKind::Cached { nodes } => {
+                self.node_counts()
+                    .entry(prompt_id.to_string())
+                    .or_default()
+                    .cached = nodes.iter().cloned().collect();
+                RunEventKind::Cached { nodes }
+            }
             PromptEventKind::NodeExecuting {
                 node,
                 title,
@@ -216,6 +238,19 @@ impl Bridge {
         inputs: &[InputValue],
         catalog: &Catalog,
     ) -> Result<RunSubmission, BridgeError> {
+        self.submit_as(workflow, inputs, catalog, new_prompt_id())
+            .await
+    }
+
+    /// [`submit`](Self::submit) under a prompt id chosen by the caller (see
+    /// [`new_prompt_id`]), so that it can record the run before ComfyUI's first event.
+    pub async fn submit_as(
+        &self,
+        workflow: &Value,
+        inputs: &[InputValue],
+        catalog: &Catalog,
+        prompt_id: String,
+    ) -> Result<RunSubmission, BridgeError> {
         let info = self.object_info().await?;
         let mut prompt = match convert::to_api(workflow, &info) {
             Ok(prompt) => prompt,
@@ -253,7 +288,13 @@ impl Bridge {
         }
         let mut value = prompt.to_value();
         convert::strip_private_keys(&mut value);
-        let prompt_id = new_prompt_id();
+        self.node_counts().insert(
+            prompt_id.clone(),
+            NodeCounts {
+                total: prompt.nodes.len(),
+                ..NodeCounts::default()
+            },
+        );
         // Events can arrive before ComfyUI's HTTP answer: register first.
         if let Some(socket) = self.socket.get() {
             socket.register_prompt(&prompt_id, &value);
@@ -440,8 +481,50 @@ fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// What the overall progress of one prompt is computed from.
+#[derive(Debug, Default)]
+struct NodeCounts {
+    /// Nodes in the submitted prompt (0 for a prompt queued elsewhere).
+    total: usize,
+    cached: HashSet<String>,
+}
+
+/// Overall progress from one `progress_state`: finished and cached nodes count whole, running
+/// ones by their own step fraction. The total is the submitted prompt's node count, or what
+/// ComfyUI has named so far for prompts queued elsewhere.
+fn overall_progress(
+    counts: &NodeCounts,
+    nodes: &[crate::comfy::protocol::NodeProgress],
+) -> RunEventKind {
+    let mut done = 0usize;
+    let mut partial = 0.0f64;
+    let mut seen: HashSet<&str> = HashSet::new();
+    for node in nodes {
+        let Some(id) = node.node_id.as_deref() else {
+            continue;
+        };
+        if !seen.insert(id) || counts.cached.contains(id) {
+            continue;
+        }
+        match node.state.as_str() {
+            "finished" => done += 1,
+            "running" if node.max > 0.0 => partial += (node.value / node.max).clamp(0.0, 1.0),
+            _ => {}
+        }
+    }
+    done += counts.cached.len();
+    let total = counts.total.max(seen.len() + counts.cached.len()).max(1);
+    let done = done.min(total);
+    let fraction = ((done as f64 + partial) / total as f64).clamp(0.0, 1.0);
+    RunEventKind::Nodes {
+        done,
+        total,
+        fraction,
+    }
+}
+
 /// A random UUID (version 4 layout), as ComfyUI's own frontend uses for prompt ids.
-fn new_prompt_id() -> String {
+pub fn new_prompt_id() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
@@ -466,6 +549,66 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert_ne!(id, new_prompt_id());
+    }
+
+    fn node(id: &str, state: &str, value: f64, max: f64) -> crate::comfy::protocol::NodeProgress {
+        serde_json::from_value(serde_json::json!({
+            "node_id": id, "state": state, "value": value, "max": max
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn overall_progress_counts_finished_cached_and_running_steps() {
+        let counts = NodeCounts {
+            total: 4,
+            cached: ["1".to_string()].into_iter().collect(),
+        };
+        let got = overall_progress(
+            &counts,
+            &[
+                node("2", "finished", 1.0, 1.0),
+                node("3", "running", 5.0, 20.0),
+            ],
+        );
+        // 1 cached + 1 finished + a quarter of node 3, over 4.
+        assert_eq!(
+            got,
+            RunEventKind::Nodes {
+                done: 2,
+                total: 4,
+                fraction: 0.5625
+            }
+        );
+    }
+
+    #[test]
+    fn overall_progress_of_a_foreign_prompt_uses_the_nodes_seen() {
+        let got = overall_progress(
+            &NodeCounts::default(),
+            &[
+                node("7", "finished", 1.0, 1.0),
+                node("8", "pending", 0.0, 1.0),
+            ],
+        );
+        assert_eq!(
+            got,
+            RunEventKind::Nodes {
+                done: 1,
+                total: 2,
+                fraction: 0.5
+            }
+        );
+        // A nonsense report never goes past 1.
+        let got = overall_progress(&NodeCounts::default(), &[node("9", "running", 9.0, 3.0)]);
+        assert_eq!(
+            got,
+            RunEventKind::Nodes {
+                done: 0,
+                total: 1,
+                fraction: 1.0
+            }
+        );
     }
 
     #[test]

@@ -62,6 +62,19 @@ pub struct Config {
     pub comfyui_python: Option<PathBuf>,
     /// `COMFYUI_ARGS`, already split: extra flags for a supervised ComfyUI.
     pub comfyui_args: Vec<String>,
+    /// `LLM_BASE_URL`: an OpenAI-compatible chat API (without a trailing slash) that
+    /// "enhance" asks, together with `llm_model`.
+    pub llm_base_url: Option<String>,
+    /// `LLM_MODEL`.
+    pub llm_model: Option<String>,
+    /// `LLM_API_KEY`: sent to `llm_base_url` only.
+    pub llm_api_key: Option<Secret>,
+    /// How long "enhance" waits for the LLM before using the static style.
+    pub llm_timeout: std::time::Duration,
+    /// `COMFYUI_OUTPUT_DIR`: where ComfyUI writes its outputs when that is not
+    /// `<workspace>/output` (an attached ComfyUI with its own folder). The gallery indexes it
+    /// and a supervised ComfyUI is given it as `--output-directory`.
+    pub comfyui_output_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -85,7 +98,29 @@ impl Config {
             comfyui_port: crate::comfy::supervisor::DEFAULT_COMFYUI_PORT,
             comfyui_python: None,
             comfyui_args: Vec::new(),
+            llm_base_url: None,
+            llm_model: None,
+            llm_api_key: None,
+            llm_timeout: crate::generate::enhance::DEFAULT_LLM_TIMEOUT,
+            comfyui_output_dir: None,
         }
+    }
+
+    /// The folder ComfyUI writes its outputs to: `COMFYUI_OUTPUT_DIR`, else the workspace's.
+    pub fn output_dir(&self) -> PathBuf {
+        self.comfyui_output_dir
+            .clone()
+            .unwrap_or_else(|| self.layout().output())
+    }
+
+    /// The LLM "enhance" asks, when both `LLM_BASE_URL` and `LLM_MODEL` are set.
+    pub fn llm(&self) -> Option<crate::generate::enhance::LlmConfig> {
+        Some(crate::generate::enhance::LlmConfig {
+            base_url: self.llm_base_url.clone()?,
+            model: self.llm_model.clone().filter(|m| !m.trim().is_empty())?,
+            api_key: self.llm_api_key.clone(),
+            timeout: self.llm_timeout,
+        })
     }
 
     pub fn layout(&self) -> WorkspaceLayout {
@@ -227,6 +262,10 @@ impl WorkspaceLayout {
     }
     pub fn data(&self) -> PathBuf {
         self.root.join("data")
+    }
+    /// The gallery's thumbnail cache.
+    pub fn thumbnails(&self) -> PathBuf {
+        self.data().join("thumbs")
     }
     pub fn database(&self) -> PathBuf {
         self.data().join("comfydeck.db")

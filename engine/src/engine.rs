@@ -56,6 +56,10 @@ pub enum EngineError {
     Bridge(#[from] crate::bridge::BridgeError),
     #[error(transparent)]
     Workflow(#[from] crate::workflows::WorkflowError),
+    #[error(transparent)]
+    Gallery(#[from] crate::gallery::GalleryError),
+    #[error(transparent)]
+    Generate(#[from] crate::generate::GenerateError),
 }
 
 /// Why a login was refused.
@@ -131,6 +135,7 @@ pub struct Engine {
     /// Set by [`Engine::spawn_background_jobs`] when `COMFYUI_DIR` is configured.
     supervisor: std::sync::OnceLock<Arc<crate::comfy::supervisor::Supervisor>>,
     bridge: Arc<crate::bridge::Bridge>,
+    gallery: Arc<crate::gallery::Gallery>,
     _lock: WorkspaceLock,
 }
 
@@ -216,6 +221,13 @@ impl Engine {
             comfy_client_id,
             events.clone(),
         );
+        let output_dir = config.output_dir();
+        let gallery = crate::gallery::Gallery::new(
+            store.clone(),
+            events.clone(),
+            std::path::absolute(&output_dir).unwrap_or(output_dir),
+            layout.thumbnails(),
+        );
         let metrics_config =
             MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);
         let engine = Arc::new(Engine {
@@ -239,6 +251,7 @@ impl Engine {
             downloads,
             supervisor: std::sync::OnceLock::new(),
             bridge,
+            gallery,
             _lock: lock,
         });
         Ok((
@@ -254,7 +267,10 @@ impl Engine {
     /// and the hourly clean-up of old activity and expired sessions.
     pub fn spawn_background_jobs(self: &Arc<Self>) {
         self.start_comfyui();
+        // Subscribes to run events before the bridge can publish any.
+        crate::generate::spawn_tracker(self);
         self.bridge.start();
+        self.gallery.start();
         tokio::spawn(Arc::clone(&self.downloads).run());
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.install_startup_presets().await });
@@ -845,6 +861,7 @@ impl Engine {
     /// supervised ComfyUI (SIGTERM, then SIGKILL after a timeout).
     pub async fn shutdown(&self) {
         self.bridge.stop();
+        self.gallery.stop();
         let supervisor = self.supervisor.get().map(|s| s.shutdown());
         let downloads = self.downloads.shutdown();
         match supervisor {
@@ -866,6 +883,8 @@ impl Engine {
         config.port = self.config.comfyui_port;
         config.python = self.config.comfyui_python.clone();
         config.extra_args = self.config.comfyui_args.clone();
+        // The gallery indexes the same folder ComfyUI writes to.
+        config.output_dir = self.config.output_dir();
         let supervisor = Supervisor::start(config);
         if self.supervisor.set(Arc::clone(&supervisor)).is_err() {
             return;
@@ -1348,5 +1367,28 @@ impl Engine {
     ) -> Result<RunSubmission, EngineError> {
         let detail = self.workflow(id).await?;
         self.run_workflow(&detail.workflow, inputs).await
+    }
+}
+
+// -- gallery ---------------------------------------------------------------------------------
+
+impl Engine {
+    pub fn gallery(&self) -> &Arc<crate::gallery::Gallery> {
+        &self.gallery
+    }
+
+    /// A page of outputs, newest first.
+    pub async fn gallery_page(&self, query: &GalleryQuery) -> Result<GalleryPage, EngineError> {
+        Ok(self.gallery.page(query).await?)
+    }
+
+    /// One output with the metadata its file holds.
+    pub async fn gallery_item(&self, id: i64) -> Result<GalleryItemDetail, EngineError> {
+        Ok(self.gallery.detail(id).await?)
+    }
+
+    /// Deletes an output file, its thumbnail and its index entry.
+    pub async fn gallery_delete(&self, id: i64) -> Result<GalleryItem, EngineError> {
+        Ok(self.gallery.delete(id).await?)
     }
 }

@@ -20,6 +20,10 @@ pub mod download;
 #[cfg(feature = "server")]
 pub mod events;
 #[cfg(feature = "server")]
+pub mod gallery;
+#[cfg(feature = "server")]
+pub mod generate;
+#[cfg(feature = "server")]
 pub mod hf;
 #[cfg(feature = "server")]
 pub mod logfile;

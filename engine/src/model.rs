@@ -657,6 +657,14 @@ pub enum RunEventKind {
     Interrupted {
         node: Option<String>,
     },
+    /// Overall progress across the prompt's nodes, from ComfyUI's `progress_state`: `done`
+    /// nodes finished or cached out of `total`, and `fraction` (0–1) counting the running
+    /// nodes' own step progress too.
+    Nodes {
+        done: usize,
+        total: usize,
+        fraction: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -802,6 +810,9 @@ pub struct WorkflowSummary {
     pub required_models: Vec<RequiredModel>,
     /// What a user would change before running it (see [`editable_inputs`]).
     pub inputs: Vec<EditableInput>,
+    /// The node classes it uses, sorted and unique (searchable: `KSampler`, `SaveVideo`, …).
+    #[serde(default)]
+    pub node_types: Vec<String>,
     /// Sentences: not valid JSON, a node type ComfyUI lacks, …
     pub problems: Vec<String>,
 }
@@ -865,6 +876,9 @@ pub struct EditableInput {
     /// `Prompt (positive)`, `Prompt (negative)`, else `<title> · <input>`; made unique with
     /// ` (node <id>)` when two inputs would read the same.
     pub label: String,
+    /// For a prompt text: which sampler input it ends up in (traced through the graph).
+    #[serde(default)]
+    pub role: Option<PromptRole>,
 }
 
 /// A value to set on a prompt, as the browser sends it.
@@ -923,6 +937,253 @@ pub enum Event {
     ComfyQueue {
         remaining: u64,
     },
+    /// Output files appeared in or went from the gallery.
+    Gallery(GalleryChange),
+    /// A generation's history row changed (queued, started, ended, got outputs).
+    Generation(Generation),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generate
+// ---------------------------------------------------------------------------------------------
+
+/// Which sampler input a prompt text ends up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptRole {
+    Positive,
+    Negative,
+}
+
+/// A prompt style: a static template, or the brief an LLM gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptStyle {
+    Detailed,
+    Cinematic,
+    Artistic,
+    Minimal,
+}
+
+impl PromptStyle {
+    pub const ALL: [PromptStyle; 4] = [
+        PromptStyle::Detailed,
+        PromptStyle::Cinematic,
+        PromptStyle::Artistic,
+        PromptStyle::Minimal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptStyle::Detailed => "detailed",
+            PromptStyle::Cinematic => "cinematic",
+            PromptStyle::Artistic => "artistic",
+            PromptStyle::Minimal => "minimal",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PromptStyle::Detailed => "Detailed",
+            PromptStyle::Cinematic => "Cinematic",
+            PromptStyle::Artistic => "Artistic",
+            PromptStyle::Minimal => "Minimal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PromptStyle> {
+        PromptStyle::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// An enhanced prompt pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnhancedPrompt {
+    pub positive: String,
+    pub negative: String,
+    pub style: PromptStyle,
+    /// Written by the configured LLM; otherwise the static style template.
+    pub by_llm: bool,
+    /// Set when an LLM is configured but its answer could not be used: why, in words.
+    pub fallback_reason: Option<String>,
+}
+
+/// Where a generation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+    Cancelled,
+}
+
+impl GenerationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenerationStatus::Queued => "queued",
+            GenerationStatus::Running => "running",
+            GenerationStatus::Succeeded => "succeeded",
+            GenerationStatus::Failed => "failed",
+            GenerationStatus::Interrupted => "interrupted",
+            GenerationStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GenerationStatus> {
+        [
+            GenerationStatus::Queued,
+            GenerationStatus::Running,
+            GenerationStatus::Succeeded,
+            GenerationStatus::Failed,
+            GenerationStatus::Interrupted,
+            GenerationStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Queued or running: it can still change (and be cancelled).
+    pub fn is_active(self) -> bool {
+        matches!(self, GenerationStatus::Queued | GenerationStatus::Running)
+    }
+}
+
+/// One generation from the Generate page, as kept in the history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub id: i64,
+    pub workflow_id: String,
+    pub workflow_name: String,
+    /// The values the form sent (the workflow's own values fill the rest).
+    pub inputs: Vec<InputValue>,
+    pub prompt_id: String,
+    pub status: GenerationStatus,
+    pub error: Option<String>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub outputs: Vec<RunOutput>,
+}
+
+impl Generation {
+    /// From start (or submission, when the start was missed) to the end.
+    pub fn duration_ms(&self) -> Option<i64> {
+        let end = self.finished_ms?;
+        Some((end - self.started_ms.unwrap_or(self.created_ms)).max(0))
+    }
+}
+
+/// A preset that provides models a workflow lacks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresetNeed {
+    pub id: String,
+    pub name: String,
+    /// What installing it downloads (0 when the catalog does not say).
+    pub download_bytes: u64,
+}
+
+/// A workflow as the Generate page lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateCard {
+    pub summary: WorkflowSummary,
+    /// Derived from its nodes: `txt2img`, `img2img`, `video`, `upscale`, …
+    pub tags: Vec<String>,
+    /// The presets that provide its missing models.
+    pub presets: Vec<PresetNeed>,
+    /// Sum of `presets`' downloads.
+    pub download_bytes: u64,
+    /// Missing model files no preset provides (`folder/file`).
+    pub unprovided: Vec<String>,
+}
+
+impl GenerateCard {
+    pub fn ready(&self) -> bool {
+        self.summary.models_ready()
+    }
+}
+
+/// The Generate page's workflow list: ready ones first, then those that need models.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateLibrary {
+    pub ready: Vec<GenerateCard>,
+    pub needs_models: Vec<GenerateCard>,
+    pub comfyui_note: Option<String>,
+}
+
+/// The form for one workflow: its inputs, the values remembered from last time, and its
+/// history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateForm {
+    pub card: GenerateCard,
+    /// Values last used with this workflow (empty the first time).
+    pub remembered: Vec<InputValue>,
+    pub history: Vec<Generation>,
+    /// Whether "enhance" asks an LLM (`LLM_BASE_URL` and `LLM_MODEL` set).
+    pub llm_enabled: bool,
+}
+
+/// An image put into ComfyUI's input folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedImage {
+    /// The value for a LoadImage `image` input (`sub/name.png` in a subfolder).
+    pub value: String,
+    pub name: String,
+    pub subfolder: String,
+}
+
+/// "Open in Generate" for a gallery output: the library workflow it was made with (imported
+/// from the file's own workflow when the library has none like it) and its values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratePrefill {
+    pub workflow_id: String,
+    pub values: Vec<InputValue>,
+    /// The workflow was imported from the output file into the user's workflows.
+    pub imported: bool,
+}
+
+/// Intent shortcuts on the Generate page: a label and the words it matches in titles, tags and
+/// node types.
+pub const GENERATE_INTENTS: &[(&str, &[&str])] = &[
+    (
+        "portrait",
+        &[
+            "portrait",
+            "face",
+            "headshot",
+            "person",
+            "photomaker",
+            "instantid",
+        ],
+    ),
+    (
+        "video",
+        &["video", "animate", "wan", "ltxv", "hunyuan", "mochi", "svd"],
+    ),
+    ("upscale", &["upscale", "esrgan", "superres"]),
+    ("img2img", &["img2img", "loadimage"]),
+    ("inpaint", &["inpaint", "mask"]),
+    ("audio", &["audio", "music", "speech", "tts"]),
+];
+
+/// Whether a card matches a search: every word of `query` appears in its name, path, tags or
+/// node types (case-insensitive); an intent label matches any of its words.
+pub fn generate_card_matches(card: &GenerateCard, query: &str) -> bool {
+    let haystack = [
+        card.summary.name.to_lowercase(),
+        card.summary.path.to_lowercase(),
+        card.tags.join(" ").to_lowercase(),
+        card.summary.node_types.join(" ").to_lowercase(),
+    ]
+    .join(" ");
+    query.split_whitespace().map(str::to_lowercase).all(|word| {
+        match GENERATE_INTENTS.iter().find(|(label, _)| *label == word) {
+            Some((_, words)) => words.iter().any(|w| haystack.contains(w)),
+            None => haystack.contains(&word),
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1066,5 +1327,222 @@ mod tests {
             per_page: 25,
         };
         assert_eq!(empty.page_count(), 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gallery
+// ---------------------------------------------------------------------------------------------
+
+/// What an output file is, by its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MediaKind> {
+        match s {
+            "image" => Some(MediaKind::Image),
+            "video" => Some(MediaKind::Video),
+            "audio" => Some(MediaKind::Audio),
+            _ => None,
+        }
+    }
+
+    /// The kind of a file name, or `None` when the gallery does not show such files.
+    pub fn of_file_name(name: &str) -> Option<MediaKind> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        match ext.as_str() {
+            "png" | "jpg" | "jpeg" | "webp" | "gif" | "bmp" | "avif" => Some(MediaKind::Image),
+            "mp4" | "webm" | "mov" | "mkv" | "avi" | "m4v" => Some(MediaKind::Video),
+            "mp3" | "wav" | "flac" | "ogg" | "m4a" | "opus" | "aac" => Some(MediaKind::Audio),
+            _ => None,
+        }
+    }
+}
+
+/// One indexed output file, as the grid shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    pub id: i64,
+    /// Relative to the output folder, `/`-separated (`sub/ComfyUI_00001_.png`).
+    pub path: String,
+    pub kind: MediaKind,
+    pub size_bytes: u64,
+    pub modified_ms: i64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The positive prompt text, when the file (or its generation record) says.
+    pub positive: Option<String>,
+    pub seed: Option<i64>,
+    pub model: Option<String>,
+    /// Whether the file carries a workflow or an API prompt (then "Open in Generate" works).
+    pub has_workflow: bool,
+    /// The ComfyUI prompt that made it, when comfydeck saw the run finish.
+    pub prompt_id: Option<String>,
+}
+
+impl GalleryItem {
+    /// The file name without its folders.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    /// Where the original is served (behind the login).
+    pub fn file_url(&self) -> String {
+        format!("/api/gallery/file/{}", encode_path(&self.path))
+    }
+
+    /// Where its thumbnail is served; the modification time in the URL lets browsers cache it
+    /// for good and still see a changed file.
+    pub fn thumb_url(&self) -> String {
+        format!(
+            "/api/gallery/thumb/{}?v={}",
+            encode_path(&self.path),
+            self.modified_ms
+        )
+    }
+}
+
+/// Percent-encodes each segment of a relative path (the `/` between them stay).
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// What a gallery listing asks for. Every filter is optional; results are newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GalleryQuery {
+    pub kind: Option<MediaKind>,
+    /// Modified at or after this time (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Modified before this time (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Words searched in file names, prompts and model names (case-insensitive, all must match).
+    pub text: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (1–500; 100 when absent).
+    pub limit: Option<u32>,
+}
+
+/// One page of the gallery.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GalleryPage {
+    pub items: Vec<GalleryItem>,
+    /// How many items match the filters, all pages together.
+    pub total: u64,
+    /// Pass back as `cursor` for the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// True while the start-up scan of the output folder is still running.
+    pub indexing: bool,
+}
+
+/// What is known about how an output was made: read from the PNG's text chunks (ComfyUI's
+/// `workflow` and `prompt`, or A1111-style `parameters`). Every field is optional: files
+/// without metadata still open.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GalleryMeta {
+    /// The UI-format workflow (ComfyUI's `workflow` chunk).
+    pub workflow: Option<serde_json::Value>,
+    /// The API-format prompt that ran (ComfyUI's `prompt` chunk).
+    pub prompt: Option<serde_json::Value>,
+    pub positive: Option<String>,
+    pub negative: Option<String>,
+    pub seed: Option<i64>,
+    pub steps: Option<u32>,
+    pub cfg: Option<f64>,
+    pub sampler: Option<String>,
+    pub scheduler: Option<String>,
+    pub model: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Why some metadata could not be read (a damaged chunk, a file that is not a PNG).
+    pub note: Option<String>,
+}
+
+/// One output with everything the viewer shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItemDetail {
+    pub item: GalleryItem,
+    pub meta: GalleryMeta,
+}
+
+/// The gallery changed: files appeared or went. Viewers reload their first page and drop
+/// the removed ids.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GalleryChange {
+    pub added: u32,
+    pub removed_ids: Vec<i64>,
+}
+
+/// `2026-11-23` → Unix milliseconds at 00:00 UTC that day (dates are shown in UTC
+/// everywhere, so date filters use UTC too). `None` for anything else.
+pub fn utc_day_start_ms(date: &str) -> Option<i64> {
+    let mut parts = date.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil, the inverse of `civil_from_days`.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+#[cfg(test)]
+mod gallery_tests {
+    use super::*;
+
+    #[test]
+    fn day_starts_round_trip_with_format_utc() {
+        for ms in [0i64, 951_782_400_000, 1_763_856_000_000, 4_102_444_800_000] {
+            let date = &format_utc(ms)[..10];
+            assert_eq!(utc_day_start_ms(date), Some(ms), "{date}");
+        }
+        assert_eq!(utc_day_start_ms("2024-02-29"), Some(1_709_164_800_000));
+        assert_eq!(utc_day_start_ms("2024-13-01"), None);
+        assert_eq!(utc_day_start_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn kinds_come_from_extensions() {
+        assert_eq!(MediaKind::of_file_name("a/B.PNG"), Some(MediaKind::Image));
+        assert_eq!(MediaKind::of_file_name("clip.webm"), Some(MediaKind::Video));
+        assert_eq!(MediaKind::of_file_name("x.flac"), Some(MediaKind::Audio));
+        assert_eq!(MediaKind::of_file_name("notes.txt"), None);
+        assert_eq!(MediaKind::of_file_name("png"), None);
+    }
+
+    #[test]
+    fn paths_are_encoded_per_segment() {
+        assert_eq!(encode_path("sub dir/a#1%.png"), "sub%20dir/a%231%25.png");
+        assert_eq!(encode_path("é.png"), "%C3%A9.png");
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use engine::catalog::Catalog;
 use engine::comfy::convert::{ui_to_api_seeded, ApiPrompt, ObjectInfo};
 use engine::config::WorkspaceLayout;
+use engine::model::PromptRole;
 use engine::workflows::{
     apply_inputs, catalog_hint, editable_inputs, parse_userdata_listing, workflow_from_png,
     ComfyWorkflowEntry, EditableInput, InputKind, InputValue, WorkflowContext, WorkflowError,
@@ -463,19 +464,51 @@ fn subgraphs_titles_loadimage_and_primitives() {
     assert_eq!(image.value, json!("upload_test (1).png"));
     assert_eq!(image.label, "Load Image · image");
 
-    // A title that says which prompt it is wins over the links.
+    // The links decide, not the titles: a stale title ("Negative prompt" on the encoder that
+    // feeds the sampler's positive input) is ignored.
     let mut api = default_api();
     api["6"]["_meta"]["title"] = json!("Negative prompt");
     api["7"]["_meta"]["title"] = json!("Positive prompt");
+    let inputs = editable_inputs(&ApiPrompt::from_value(api.clone()).unwrap(), None);
+    assert_eq!(
+        (
+            inputs[0].node_id.as_str(),
+            inputs[0].label.as_str(),
+            inputs[0].role
+        ),
+        ("6", "Prompt (positive)", Some(PromptRole::Positive))
+    );
+    assert_eq!(
+        (
+            inputs[1].node_id.as_str(),
+            inputs[1].label.as_str(),
+            inputs[1].role
+        ),
+        ("7", "Prompt (negative)", Some(PromptRole::Negative))
+    );
+    // Only an encoder that feeds no sampler falls back to its title.
+    api["20"] = json!({
+        "class_type": "CLIPTextEncode",
+        "inputs": {"text": "unused", "clip": ["4", 1]},
+        "_meta": {"title": "Negative prompt (spare)"}
+    });
+    api["21"] = json!({
+        "class_type": "CLIPTextEncode",
+        "inputs": {"text": "also unused", "clip": ["4", 1]},
+        "_meta": {"title": "Notes"}
+    });
     let inputs = editable_inputs(&ApiPrompt::from_value(api).unwrap(), None);
     assert_eq!(
-        (inputs[0].node_id.as_str(), inputs[0].label.as_str()),
-        ("7", "Prompt (positive)")
+        input(&inputs, "20", "text").role,
+        Some(PromptRole::Negative)
     );
-    assert_eq!(
-        (inputs[1].node_id.as_str(), inputs[1].label.as_str()),
-        ("6", "Prompt (negative)")
-    );
+    assert_eq!(input(&inputs, "21", "text").role, None);
+    assert_eq!(input(&inputs, "21", "text").label, "Notes · text");
+    // Non-text inputs have no role.
+    assert!(inputs
+        .iter()
+        .filter(|i| i.kind != InputKind::Text)
+        .all(|i| i.role.is_none()));
 
     // Two samplers with the same title: labels stay unique.
     let mut api = default_api();

@@ -22,6 +22,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the dashboard (the default).
@@ -242,6 +244,18 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub comfyui_args: Option<String>,
+    /// ComfyUI's output folder, when it is not <workspace>/output (the gallery indexes it)
+    #[arg(long, env = "COMFYUI_OUTPUT_DIR", value_name = "DIR")]
+    pub comfyui_output_dir: Option<PathBuf>,
+    /// An OpenAI-compatible chat API for "enhance prompt" (e.g. http://127.0.0.1:11434/v1 for Ollama)
+    #[arg(long, env = "LLM_BASE_URL", value_name = "URL")]
+    pub llm_base_url: Option<String>,
+    /// The model "enhance prompt" asks (needs LLM_BASE_URL)
+    #[arg(long, env = "LLM_MODEL", value_name = "NAME")]
+    pub llm_model: Option<String>,
+    /// API key for LLM_BASE_URL, sent to that host only (prefer the variable)
+    #[arg(long, env = "LLM_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
     /// Presets to install at start-up (comma-separated ids, either format)
     #[arg(long, env = "PRESET_DOWNLOAD", value_name = "IDS")]
     pub preset_download: Option<String>,
@@ -278,6 +292,31 @@ impl ServeArgs {
                 engine::comfy::supervisor::parse_args(self.comfyui_args.as_deref().unwrap_or(""))
                     .map_err(|e| format!("COMFYUI_ARGS: {e}"))?;
         }
+        config.comfyui_output_dir = self
+            .comfyui_output_dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty());
+        config.llm_base_url = match self.llm_base_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(config::normalize_base_url(
+                "--llm-base-url / LLM_BASE_URL",
+                url,
+            )?),
+        };
+        config.llm_model = self
+            .llm_model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
+        if config.llm_base_url.is_some() != config.llm_model.is_some() {
+            return Err("LLM_BASE_URL and LLM_MODEL must be set together".to_string());
+        }
+        config.llm_api_key = self
+            .llm_api_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
         config.host = self.host;
         config.port = self.port;
         // A supervised ComfyUI is where comfydeck started it; COMFYUI_URL is for attaching.
@@ -318,5 +357,43 @@ impl Cli {
             None => Some(&self.serve),
             Some(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("comfydeck").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.serve.to_config()
+    }
+
+    #[test]
+    fn the_llm_needs_both_url_and_model() {
+        let config = serve(&[
+            "--llm-base-url",
+            "http://127.0.0.1:11434/v1/",
+            "--llm-model",
+            "llama3.2",
+            "--llm-api-key",
+            "sk-1",
+        ])
+        .unwrap();
+        let llm = config.llm().expect("configured");
+        assert_eq!(llm.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(llm.model, "llama3.2");
+        assert_eq!(llm.api_key.as_ref().map(Secret::expose), Some("sk-1"));
+
+        let err = serve(&["--llm-base-url", "http://127.0.0.1:11434/v1"]).unwrap_err();
+        assert!(err.contains("LLM_BASE_URL and LLM_MODEL"), "{err}");
+        let err = serve(&["--llm-base-url", "ollama:11434", "--llm-model", "m"]).unwrap_err();
+        assert!(err.contains("LLM_BASE_URL"), "{err}");
+        // Empty values mean "not configured".
+        assert!(serve(&["--llm-base-url", "", "--llm-model", ""])
+            .unwrap()
+            .llm()
+            .is_none());
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod comfy_files;
 pub mod commands;
+pub mod gallery_files;
 pub mod logging;
 pub mod proxy;
 pub mod ws;
@@ -25,6 +26,7 @@ use engine::Engine;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -53,6 +55,8 @@ pub const HAND_WRITTEN_ROUTES: &[(Method, &str)] = &[
     (Method::POST, auth::LOGOUT_PATH),
     (Method::GET, "/api/comfy/view"),
     (Method::GET, "/api/comfy/preview/{prompt_id}"),
+    (Method::GET, "/api/gallery/file/{*path}"),
+    (Method::GET, "/api/gallery/thumb/{*path}"),
     (Method::GET, "/comfyui"),
     (Method::GET, "/comfyui/"),
     (Method::GET, "/comfyui/{*rest}"),
@@ -95,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .route(auth::LOGOUT_PATH, post(auth::logout))
         .route("/api/comfy/view", get(comfy_files::view))
         .route("/api/comfy/preview/{prompt_id}", get(comfy_files::preview))
+        .route("/api/gallery/file/{*path}", get(gallery_files::original))
+        .route("/api/gallery/thumb/{*path}", get(gallery_files::thumbnail))
         .route(proxy::PREFIX, get(proxy::redirect_to_slash))
         .route("/comfyui/", any(proxy::forward))
         .route("/comfyui/{*rest}", any(proxy::forward))
@@ -114,7 +120,15 @@ pub fn router(state: AppState) -> Router {
         // Imported workflow images travel base64-encoded in JSON; 2 MB (axum's default) is
         // too small for a PNG with a large workflow. Only signed-in requests get this far.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(CompressionLayer::new())
+        // Videos and audio are already compressed, and a compressed body loses
+        // `Accept-Ranges` (browsers could not seek).
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("video/"))
+                    .and(NotForContentType::const_new("audio/")),
+            ),
+        )
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

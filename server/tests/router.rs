@@ -1060,3 +1060,291 @@ async fn a_large_workflow_can_be_imported_and_garbage_is_refused() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
     assert!(!reply.json()["message"].as_str().unwrap().is_empty());
 }
+
+// -- gallery -----------------------------------------------------------------------------------
+
+fn recorded_output_png() -> Vec<u8> {
+    let dir = std::env::var_os("COMFYDECK_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui")
+        });
+    std::fs::read(dir.join("view_output.png")).expect("the recorded view_output.png")
+}
+
+async fn send_bytes(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+    (parts.status, parts.headers, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
+    let h = harness(Some(PASSWORD)).await;
+    let cookie = log_in(&h.app).await;
+    let output = h.engine.gallery().root().to_path_buf();
+    let png = recorded_output_png();
+    std::fs::create_dir_all(output.join("run 1")).unwrap();
+    std::fs::write(output.join("run 1/fixture_invert_00001_.png"), &png).unwrap();
+    let video: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(output.join("clip.webm"), &video).unwrap();
+    h.engine.gallery().scan().await.unwrap();
+
+    // Without a session: nothing.
+    for path in [
+        "/api/gallery",
+        "/api/gallery/file/clip.webm",
+        "/api/gallery/thumb/run%201/fixture_invert_00001_.png",
+    ] {
+        let reply = send(&h.app, get(path).body(Body::empty()).unwrap()).await;
+        assert_login_required(&reply, path);
+    }
+
+    let list = send(
+        &h.app,
+        with_cookie(
+            get("/api/gallery?kind=image").body(Body::empty()).unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let list = list.json();
+    assert_eq!(list["total"], 1, "{list}");
+    let item = &list["items"][0];
+    assert_eq!(item["path"], "run 1/fixture_invert_00001_.png");
+    assert_eq!(item["width"], 64);
+    let id = item["id"].as_i64().unwrap();
+
+    let detail = send(
+        &h.app,
+        with_cookie(
+            get(&format!("/api/gallery/item?id={id}"))
+                .body(Body::empty())
+                .unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert_eq!(
+        detail.json()["meta"]["prompt"]["3"]["class_type"],
+        "SaveImage"
+    );
+
+    // The original, byte for byte.
+    let (status, headers, body) = send_bytes(
+        &h.app,
+        with_cookie(
+            get("/api/gallery/file/run%201/fixture_invert_00001_.png")
+                .body(Body::empty())
+                .unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(body, png);
+
+    // The thumbnail: a JPEG, cached for good (the URL carries the mtime).
+    let (status, headers, body) = send_bytes(
+        &h.app,
+        with_cookie(
+            get("/api/gallery/thumb/run%201/fixture_invert_00001_.png?v=1")
+                .body(Body::empty())
+                .unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+    assert!(headers[header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(&body[..2], &[0xFF, 0xD8], "JPEG magic");
+
+    // Videos seek: a Range request gets 206 with just those bytes, never compressed.
+    let mut request = with_cookie(
+        get("/api/gallery/file/clip.webm")
+            .body(Body::empty())
+            .unwrap(),
+        &cookie,
+    );
+    request
+        .headers_mut()
+        .insert(header::RANGE, "bytes=100-199".parse().unwrap());
+    request
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
+    let (status, headers, body) = send_bytes(&h.app, request).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(headers[header::CONTENT_RANGE], "bytes 100-199/1000");
+    assert_eq!(body, video[100..200]);
+    let mut request = with_cookie(
+        get("/api/gallery/file/clip.webm")
+            .body(Body::empty())
+            .unwrap(),
+        &cookie,
+    );
+    request
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
+    let (status, headers, body) = send_bytes(&h.app, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers.get(header::CONTENT_ENCODING).is_none(),
+        "{headers:?}"
+    );
+    assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+    assert_eq!(body, video);
+    let (status, _, _) = send_bytes(
+        &h.app,
+        with_cookie(
+            get("/api/gallery/thumb/clip.webm")
+                .body(Body::empty())
+                .unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "videos have no thumbnail");
+
+    // Delete: the file and every way to reach it go.
+    let deleted = send(
+        &h.app,
+        with_cookie(
+            post_json("/api/gallery/delete", &json!({ "id": id })),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(!output.join("run 1/fixture_invert_00001_.png").exists());
+    for path in [
+        format!("/api/gallery/item?id={id}"),
+        "/api/gallery/file/run%201/fixture_invert_00001_.png".to_string(),
+    ] {
+        let reply = send(
+            &h.app,
+            with_cookie(get(&path).body(Body::empty()).unwrap(), &cookie),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            reply.body
+        );
+    }
+    let again = send(
+        &h.app,
+        with_cookie(
+            post_json("/api/gallery/delete", &json!({ "id": id })),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("no output with id {id}")));
+
+    let bad = send(
+        &h.app,
+        with_cookie(
+            get("/api/gallery?limit=9999").body(Body::empty()).unwrap(),
+            &cookie,
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()["message"].as_str().unwrap().contains("limit"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gallery_paths_cannot_leave_the_output_folder() {
+    let h = harness(Some(PASSWORD)).await;
+    let cookie = log_in(&h.app).await;
+    let output = h.engine.gallery().root().to_path_buf();
+    let workspace = output.parent().unwrap();
+    // A file beside the output folder that must never be served, and links towards it.
+    std::fs::write(workspace.join("secret.png"), recorded_output_png()).unwrap();
+    std::fs::write(output.join("ok.png"), recorded_output_png()).unwrap();
+    std::os::unix::fs::symlink(workspace.join("secret.png"), output.join("link.png")).unwrap();
+    std::os::unix::fs::symlink(workspace, output.join("up")).unwrap();
+    h.engine.gallery().scan().await.unwrap();
+
+    for route in ["file", "thumb"] {
+        let (status, _, _) = send_bytes(
+            &h.app,
+            with_cookie(
+                get(&format!("/api/gallery/{route}/ok.png"))
+                    .body(Body::empty())
+                    .unwrap(),
+                &cookie,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{route}/ok.png");
+        for attempt in [
+            "../secret.png",
+            "sub/../../secret.png",
+            "%2e%2e/secret.png",
+            "%2E%2E%2Fsecret.png",
+            "..%2fsecret.png",
+            "/etc/passwd",
+            "%2Fetc%2Fpasswd",
+            "..%5csecret.png",
+            "link.png",
+            "up/secret.png",
+            "data/comfydeck.db",
+        ] {
+            let path = format!("/api/gallery/{route}/{attempt}");
+            let reply = send(
+                &h.app,
+                with_cookie(get(&path).body(Body::empty()).unwrap(), &cookie),
+            )
+            .await;
+            assert!(
+                matches!(
+                    reply.status,
+                    StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND
+                ),
+                "{path}: {} {}",
+                reply.status,
+                reply.body
+            );
+            assert!(!reply.body.contains("PNG"), "{path} leaked file bytes");
+            let message = reply.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(!message.is_empty(), "{path}: a message names the problem");
+        }
+        // The symlink is named as such.
+        let reply = send(
+            &h.app,
+            with_cookie(
+                get(&format!("/api/gallery/{route}/link.png"))
+                    .body(Body::empty())
+                    .unwrap(),
+                &cookie,
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(
+            reply.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("symlink"),
+            "{}",
+            reply.body
+        );
+    }
+}

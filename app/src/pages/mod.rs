@@ -1,5 +1,9 @@
 pub mod activity;
+pub mod gallery;
+pub mod generate;
 pub mod home;
 pub mod login;
 pub mod models;
+pub(crate) mod run_panel;
 pub mod settings;
+pub mod workflows;

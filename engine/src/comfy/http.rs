@@ -488,6 +488,16 @@ pub fn parse_history(body: &str) -> Result<Vec<HistoryEntry>, String> {
 
 // -- userdata, system --------------------------------------------------------------------------
 
+/// Where `/upload/image` put a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedFile {
+    pub name: String,
+    #[serde(default)]
+    pub subfolder: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
 /// A file under ComfyUI's user directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserdataFile {
@@ -785,6 +795,45 @@ impl ComfyClient {
         )
         .await?;
         Ok(())
+    }
+
+    /// `POST /upload/image` (multipart: `image`, `type=input`, `subfolder`, `overwrite`): puts
+    /// an image into ComfyUI's input folder. ComfyUI may rename it (`name (1).png`) when a
+    /// different file has the name and `overwrite` is false; the answer says the name it kept.
+    pub async fn upload_image(
+        &self,
+        file_name: &str,
+        bytes: Vec<u8>,
+        subfolder: &str,
+        overwrite: bool,
+    ) -> Result<UploadedFile, ComfyError> {
+        let mime = match file_name.rsplit('.').next().map(str::to_ascii_lowercase) {
+            Some(ext) if ext == "png" => "image/png",
+            Some(ext) if ext == "jpg" || ext == "jpeg" => "image/jpeg",
+            Some(ext) if ext == "webp" => "image/webp",
+            Some(ext) if ext == "gif" => "image/gif",
+            _ => "application/octet-stream",
+        };
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_string())
+            .mime_str(mime)
+            .map_err(|e| ComfyError::Decode {
+                path: "/upload/image".into(),
+                reason: e.to_string(),
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .part("image", part)
+            .text("type", "input")
+            .text("subfolder", subfolder.to_string())
+            .text("overwrite", flag(overwrite));
+        let response = self
+            .api_call(
+                self.api_request(Method::POST, "/upload/image", SUBMIT)
+                    .multipart(form),
+                &format!("upload of {file_name}"),
+            )
+            .await?;
+        Self::api_read_json(response).await
     }
 
     /// The `/view` path and query of an output file (for proxying).

@@ -77,7 +77,44 @@ pub(crate) struct Analysis {
     pub node_count: usize,
     pub required_models: Vec<RequiredModel>,
     pub inputs: Vec<EditableInput>,
+    pub node_types: Vec<String>,
     pub problems: Vec<String>,
+}
+
+/// Node classes of a UI workflow (top level and subgraph definitions) or an API prompt,
+/// sorted and unique. Needs no `/object_info`, so search works while ComfyUI is down.
+fn node_types(workflow: &Value, format: WorkflowFormat) -> Vec<String> {
+    let mut types = std::collections::BTreeSet::new();
+    match format {
+        WorkflowFormat::Ui => {
+            let subgraphs = workflow
+                .pointer("/definitions/subgraphs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.get("nodes"));
+            for nodes in std::iter::once(&workflow["nodes"]).chain(subgraphs) {
+                for node in nodes.as_array().into_iter().flatten() {
+                    if let Some(t) = node.get("type").and_then(Value::as_str) {
+                        types.insert(t.to_string());
+                    }
+                }
+            }
+        }
+        WorkflowFormat::Api => {
+            for node in workflow.as_object().into_iter().flat_map(|m| m.values()) {
+                if let Some(t) = node.get("class_type").and_then(Value::as_str) {
+                    types.insert(t.to_string());
+                }
+            }
+        }
+        WorkflowFormat::Unknown => {}
+    }
+    // Subgraph instances are typed by their definition's UUID: not a class anyone searches.
+    types
+        .into_iter()
+        .filter(|t| !(t.len() == 36 && t.matches('-').count() == 4))
+        .collect()
 }
 
 /// Analyzes a workflow in either format. `on_disk(folder, file)` tells whether a model file
@@ -92,9 +129,12 @@ pub(crate) fn analyze(
         node_count: 0,
         required_models: Vec::new(),
         inputs: Vec::new(),
+        node_types: Vec::new(),
         problems: Vec::new(),
     };
-    match detect_format(workflow) {
+    let format = detect_format(workflow);
+    analysis.node_types = node_types(workflow, format);
+    match format {
         WorkflowFormat::Ui => {
             analysis.format = WorkflowFileFormat::Ui;
             analysis.node_count = workflow["nodes"].as_array().map_or(0, Vec::len);
@@ -380,6 +420,15 @@ fn scan_ui_nodes(
 enum Role {
     Positive,
     Negative,
+}
+
+impl Role {
+    fn public(self) -> crate::model::PromptRole {
+        match self {
+            Role::Positive => crate::model::PromptRole::Positive,
+            Role::Negative => crate::model::PromptRole::Negative,
+        }
+    }
 }
 
 /// Which text encoders feed a sampler's `positive` or `negative` input: every node with such
@@ -715,8 +764,12 @@ pub fn editable_inputs(prompt: &ApiPrompt, object_info: Option<&ObjectInfo>) -> 
             .map(|n| node_title(n, object_info))
             .unwrap_or_else(|| format!("node {id}"))
     };
-    let role_of =
-        |id: &str| role_from_title(&title_of(id)).or_else(|| roles.get(id).copied().flatten());
+    // The graph says where a text ends up; a title ("Negative Prompt") is only a fallback for
+    // an encoder that feeds no sampler (or feeds both sides), since titles are often stale.
+    let role_of = |id: &str| match roles.get(id).copied().flatten() {
+        Some(role) => Some(role),
+        None => role_from_title(&title_of(id)),
+    };
     let mut found: Vec<Found<'_>> = Vec::new();
     for (node_order, (id, node)) in sorted_nodes(prompt).into_iter().enumerate() {
         let title = node_title(node, object_info);
@@ -767,6 +820,7 @@ pub fn editable_inputs(prompt: &ApiPrompt, object_info: Option<&ObjectInfo>) -> 
                     step: shape.step,
                     options: shape.options,
                     label: String::new(),
+                    role: role.map(Role::public),
                 },
                 role,
                 text,

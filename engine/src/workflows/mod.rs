@@ -12,7 +12,8 @@
 //! The methods do blocking file I/O.
 
 mod analyze;
-mod png;
+// The gallery reads output PNGs with the same chunk walker.
+pub(crate) mod png;
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -244,6 +245,7 @@ impl WorkflowLibrary {
         summary.node_count = analysis.node_count;
         summary.required_models = analysis.required_models;
         summary.inputs = analysis.inputs;
+        summary.node_types = analysis.node_types;
         summary.problems = analysis.problems;
         summary
     }
@@ -616,6 +618,7 @@ fn bare_summary(
         size_bytes,
         required_models: Vec::new(),
         inputs: Vec::new(),
+        node_types: Vec::new(),
         problems: Vec::new(),
     }
 }

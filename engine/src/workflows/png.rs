@@ -174,6 +174,80 @@ pub(crate) fn text_chunks(bytes: &[u8]) -> PngText {
     }
 }
 
+/// A PNG file's size and text chunks, read by [`read_head`].
+#[derive(Debug)]
+pub(crate) struct PngHead {
+    pub width: u32,
+    pub height: u32,
+    pub text: PngText,
+}
+
+/// Text chunks larger than this are skipped (a workflow is a few hundred KB at most).
+const MAX_TEXT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads the header and the text chunks of a PNG file, seeking past the image data: the
+/// gallery indexes thousands of multi-megabyte outputs, often on a network volume. The kept
+/// chunks are handed to [`text_chunks`], so damage is judged the same way as for a whole
+/// file. `None` when the file is not a PNG.
+pub(crate) fn read_head(
+    file: &mut (impl std::io::Read + std::io::Seek),
+) -> std::io::Result<Option<PngHead>> {
+    use std::io::{ErrorKind, SeekFrom};
+    let mut signature = [0u8; 8];
+    match file.read_exact(&mut signature) {
+        Ok(()) if is_png(&signature) => {}
+        Ok(()) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut kept = PNG_SIGNATURE.to_vec();
+    let (mut width, mut height) = (0, 0);
+    loop {
+        let mut header = [0u8; 8];
+        match file.read_exact(&mut header) {
+            Ok(()) => {}
+            // The walker reports the missing IEND.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = &header[4..8];
+        let wanted = matches!(kind, b"IHDR" | b"tEXt" | b"iTXt" | b"zTXt" | b"IEND");
+        if !kind.iter().all(u8::is_ascii_alphabetic) || (wanted && length > MAX_TEXT_CHUNK_BYTES) {
+            kept.extend_from_slice(&header);
+            break;
+        }
+        if !wanted {
+            file.seek(SeekFrom::Current(length as i64 + 4))?;
+            continue;
+        }
+        let mut body = vec![0u8; length + 4];
+        let mut read = 0;
+        while read < body.len() {
+            match file.read(&mut body[read..])? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        body.truncate(read);
+        if kind == b"IHDR" && body.len() >= 8 {
+            width = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+            height = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        }
+        let end = kind == b"IEND";
+        kept.extend_from_slice(&header);
+        kept.extend_from_slice(&body);
+        if end || read < length + 4 {
+            break;
+        }
+    }
+    Ok(Some(PngHead {
+        width,
+        height,
+        text: text_chunks(&kept),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +279,29 @@ mod tests {
         assert_eq!(found.chunks[0].text.as_deref(), Ok("{\"a\":1}"));
         assert_eq!(found.chunks[1].text.as_deref(), Ok("{\"é\":2}"));
         assert!(found.chunks[2].text.is_err());
+    }
+
+    #[test]
+    fn read_head_keeps_text_and_size_and_skips_image_data() {
+        let mut png = PNG_SIGNATURE.to_vec();
+        let mut ihdr = 640u32.to_be_bytes().to_vec();
+        ihdr.extend(480u32.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &[7u8; 5000]));
+        png.extend(chunk(b"tEXt", b"prompt\0{\"a\":1}"));
+        png.extend(chunk(b"IEND", b""));
+        let head = read_head(&mut std::io::Cursor::new(&png)).unwrap().unwrap();
+        assert_eq!((head.width, head.height), (640, 480));
+        assert!(head.text.damage.is_none(), "{:?}", head.text.damage);
+        assert_eq!(head.text.chunks.len(), 1);
+        assert_eq!(head.text.chunks[0].text.as_deref(), Ok("{\"a\":1}"));
+        let cut = &png[..png.len() - 20];
+        let head = read_head(&mut std::io::Cursor::new(cut)).unwrap().unwrap();
+        assert!(head.text.damage.is_some());
+        assert!(read_head(&mut std::io::Cursor::new(b"GIF89a.."))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -517,6 +517,10 @@ pub struct StandinConfig {
     pub seed_userdata: bool,
     /// How long a recorded `execution_interrupted` waits for `POST /interrupt`.
     pub hold_limit: Duration,
+    /// When set, each output a replayed prompt reports is written here (the recorded
+    /// `view_output.png`), as ComfyUI's SaveImage would: the gallery's browser tests see a
+    /// run's output appear in the folder.
+    pub output_dir: Option<PathBuf>,
 }
 
 impl StandinConfig {
@@ -527,6 +531,7 @@ impl StandinConfig {
             time_scale: 1.0,
             seed_userdata: true,
             hold_limit: Duration::from_secs(30),
+            output_dir: None,
         }
     }
 }
@@ -633,6 +638,8 @@ struct Shared {
     history: Mutex<Vec<(String, String)>>,
     userdata: Mutex<BTreeMap<String, UserFile>>,
     viewable: Mutex<HashSet<(String, String, String)>>,
+    /// Images put into the input folder by `/upload/image`: (subfolder, name) → bytes.
+    uploads: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     ran_ok: Mutex<HashSet<String>>,
     next: Mutex<VecDeque<String>>,
     chooser: Mutex<Option<Chooser>>,
@@ -707,6 +714,7 @@ impl Shared {
             history: Mutex::new(history),
             userdata: Mutex::new(userdata),
             viewable: Mutex::new(viewable),
+            uploads: Mutex::default(),
             ran_ok: Mutex::default(),
             next: Mutex::default(),
             chooser: Mutex::default(),
@@ -1145,6 +1153,7 @@ async fn route(ctx: Ctx, request: Request) -> Response {
         (&Method::GET, ["history", id]) => history_one(s, id),
         (&Method::POST, ["history"]) => history_change(s, &body),
         (&Method::GET, ["view"]) => view(s, &query),
+        (&Method::POST, ["upload", "image"]) => upload_image(s, &parts.headers, &body),
         (&Method::GET, ["userdata"]) => userdata_list(s, &query),
         (&Method::GET, ["userdata", file]) => userdata_get(s, file),
         (&Method::POST, ["userdata", file]) => userdata_post(s, file, &query, body),
@@ -1486,6 +1495,101 @@ fn view(s: &Shared, query: &HashMap<String, String>) -> Response {
     response
 }
 
+// -- uploads -----------------------------------------------------------------------------------
+
+/// The parts of a `multipart/form-data` body: name → (file name, bytes).
+type MultipartFields = HashMap<String, (Option<String>, Vec<u8>)>;
+
+fn multipart_fields(headers: &HeaderMap, body: &[u8]) -> Option<MultipartFields> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))?
+        .trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut fields = HashMap::new();
+    let mut rest = body;
+    while let Some(start) = find(rest, delimiter.as_bytes()) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let rest_part = rest.strip_prefix(b"\r\n").unwrap_or(rest);
+        let head_end = find(rest_part, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&rest_part[..head_end]).into_owned();
+        let data_start = head_end + 4;
+        let data_end = find(
+            &rest_part[data_start..],
+            format!("\r\n{delimiter}").as_bytes(),
+        )?;
+        let data = rest_part[data_start..data_start + data_end].to_vec();
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))?;
+        let param = |key: &str| {
+            disposition.split(';').map(str::trim).find_map(|p| {
+                p.strip_prefix(&format!("{key}="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        };
+        fields.insert(param("name")?, (param("filename"), data));
+        rest = &rest_part[data_start + data_end..];
+    }
+    Some(fields)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `POST /upload/image` as ComfyUI answers it (post_upload_image*.json): no `image` field is a
+/// 400; the same bytes under the same name keep the name; different bytes without `overwrite`
+/// get ` (1)`, ` (2)`, … before the extension.
+fn upload_image(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let Some(fields) = multipart_fields(headers, body) else {
+        return empty(StatusCode::BAD_REQUEST);
+    };
+    let Some((Some(file_name), bytes)) = fields.get("image").cloned() else {
+        return empty(StatusCode::BAD_REQUEST);
+    };
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    let kind = match text("type").as_str() {
+        "" => "input".to_string(),
+        other => other.to_string(),
+    };
+    let subfolder = text("subfolder");
+    let overwrite = matches!(text("overwrite").as_str(), "true" | "1");
+    if file_name.contains("..") || subfolder.contains("..") || file_name.starts_with('/') {
+        return empty(StatusCode::BAD_REQUEST);
+    }
+    let mut uploads = lock(&s.uploads);
+    let (stem, ext) = match file_name.rsplit_once('.') {
+        Some((stem, ext)) => (stem.to_string(), format!(".{ext}")),
+        None => (file_name.clone(), String::new()),
+    };
+    let mut name = file_name.clone();
+    let mut n = 1;
+    while !overwrite
+        && uploads
+            .get(&(subfolder.clone(), name.clone()))
+            .is_some_and(|existing| existing != &bytes)
+    {
+        name = format!("{stem} ({n}){ext}");
+        n += 1;
+    }
+    uploads.insert((subfolder.clone(), name.clone()), bytes);
+    lock(&s.viewable).insert((kind.clone(), subfolder.clone(), name.clone()));
+    json_raw(py_json(
+        &json!({ "name": name, "subfolder": subfolder, "type": kind }),
+    ))
+}
+
 // -- userdata ----------------------------------------------------------------------------------
 
 /// A user-directory path, or `None` when it would leave the directory.
@@ -1766,6 +1870,7 @@ impl RunLog {
                     for items in output.values().filter_map(Value::as_array) {
                         for item in items {
                             if let Some(filename) = item["filename"].as_str() {
+                                write_output(s, item, filename);
                                 lock(&s.viewable).insert((
                                     item["type"].as_str().unwrap_or("output").to_string(),
                                     item["subfolder"].as_str().unwrap_or_default().to_string(),
@@ -1792,6 +1897,36 @@ impl RunLog {
             }
             _ => {}
         }
+    }
+}
+
+/// With `output_dir`: writes the recorded output image where ComfyUI would have saved this
+/// output (temporary name, then a rename, so a watcher never sees half a file).
+fn write_output(s: &Shared, item: &Value, filename: &str) {
+    let Some(dir) = &s.config.output_dir else {
+        return;
+    };
+    if item["type"].as_str().unwrap_or("output") != "output" {
+        return;
+    }
+    let subfolder = item["subfolder"].as_str().unwrap_or_default();
+    let safe = |p: &str| !p.split('/').any(|seg| seg == ".." || seg.starts_with('.'));
+    if !safe(subfolder) || !safe(filename) || filename.contains('/') {
+        return;
+    }
+    let folder = if subfolder.is_empty() {
+        dir.clone()
+    } else {
+        dir.join(subfolder)
+    };
+    let written = std::fs::read(s.config.fixtures.join("view_output.png")).and_then(|bytes| {
+        std::fs::create_dir_all(&folder)?;
+        let tmp = folder.join(format!(".{filename}.part"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, folder.join(filename))
+    });
+    if let Err(e) = written {
+        eprintln!("comfy stand-in: cannot write output {filename}: {e}");
     }
 }
 

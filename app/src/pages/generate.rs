@@ -1,0 +1,185 @@
+//! Generate: workflow-first. Cards for every library workflow, ready ones apart from those that
+//! need models (installable in one click, with the download size), searchable by title, tag and
+//! node type with intent shortcuts. The chosen workflow opens as a form built from its graph
+//! (prompts told apart by where they feed the sampler, seed, steps, CFG, sampler, scheduler,
+//! size, denoise, image inputs), remembered per workflow; submitting follows the run live, and
+//! the workflow's generations are listed under the form with "again".
+//!
+//! The chosen workflow is in the URL (`/generate?w=user:portrait.json`); `?from_output=<id>`
+//! opens the workflow a gallery output was made with, its values filled in.
+
+mod cards;
+mod form;
+
+use engine::model::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::NavigateOptions;
+
+use crate::api::generate::*;
+use crate::components::{api_error_view, go_to_login, ErrorNote};
+use crate::live::Live;
+
+use cards::Cards;
+use form::FormPanel;
+
+#[component]
+pub fn GeneratePage() -> impl IntoView {
+    let library = Resource::new(|| (), |_| get_generate_library());
+    view! {
+        <Title text="Generate · comfydeck"/>
+        <Transition fallback=|| view! { <p class="text-muted">"Reading the workflow library…"</p> }>
+            {move || Suspend::new(async move {
+                match library.await {
+                    Ok(initial) => view! { <GenerateBody initial/> }.into_any(),
+                    Err(e) => view! {
+                        <h1 class="mb-4 text-xl font-semibold">"Generate"</h1>
+                        {api_error_view(e)}
+                    }
+                    .into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
+}
+
+/// The page's state, shared by its parts.
+#[derive(Clone, Copy)]
+struct Desk {
+    live: Live,
+    library: RwSignal<GenerateLibrary>,
+    refresh_error: RwSignal<Option<String>>,
+    /// The chosen workflow's id (from the URL).
+    selected: Memo<Option<String>>,
+    select: Callback<Option<String>>,
+    prefill: RwSignal<Option<form::Prefill>>,
+}
+
+impl Desk {
+    /// Reads the library again (after a preset install: cards move to "ready").
+    fn refresh(self) {
+        leptos::task::spawn_local(async move {
+            match get_generate_library().await {
+                Ok(library) => {
+                    self.library.try_set(library);
+                    self.refresh_error.try_set(None);
+                }
+                Err(e) => {
+                    if e.login_required {
+                        go_to_login();
+                    }
+                    self.refresh_error.try_set(Some(format!(
+                        "Could not refresh the workflows: {}",
+                        e.message
+                    )));
+                }
+            }
+        });
+    }
+}
+
+#[component]
+fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
+    let query = use_query_map();
+    let selected = Memo::new(move |_| query.with(|q| q.get("w")).filter(|w| !w.is_empty()));
+    let from_output = query.with_untracked(|q| q.get("from_output"));
+    let navigate = use_navigate();
+    let select = Callback::new(move |id: Option<String>| {
+        let url = match &id {
+            Some(id) => format!("/generate?w={}", encode_query_value(id)),
+            None => "/generate".to_string(),
+        };
+        navigate(
+            &url,
+            NavigateOptions {
+                scroll: false,
+                ..Default::default()
+            },
+        );
+        if id.is_some() {
+            crate::pages::workflows::browser::reveal_run_panel();
+        }
+    });
+    let desk = Desk {
+        live: Live::get(),
+        library: RwSignal::new(initial),
+        refresh_error: RwSignal::new(None),
+        selected,
+        select,
+        prefill: RwSignal::new(None),
+    };
+    watch_installs(desk);
+    let has_open = move || selected.with(Option::is_some);
+    view! {
+        <div class="mb-4 flex flex-wrap items-center gap-x-3 gap-y-2">
+            <h1 class="mr-auto text-xl font-semibold">"Generate"</h1>
+        </div>
+        {move || desk.refresh_error.get().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        {from_output.map(|id| view! { <form::FromOutput id desk/> })}
+        <div class=move || {
+            if has_open() {
+                "grid items-start gap-4 lg:grid-cols-[minmax(0,5fr)_minmax(0,7fr)]"
+            } else {
+                "grid gap-4"
+            }
+        }>
+            // On phones the form comes first; on wide screens it sits beside the cards.
+            <div class="min-w-0 lg:order-2">
+                {move || selected.get().map(|id| view! { <FormPanel id desk/> })}
+            </div>
+            <div class="min-w-0 lg:order-1">
+                <Cards desk/>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// Reads the library again when a preset install finishes (models turn present).
+fn watch_installs(desk: Desk) {
+    let live = desk.live;
+    Effect::new(
+        move |previous: Option<std::collections::HashMap<String, InstallState>>| {
+            let now: std::collections::HashMap<String, InstallState> = live
+                .presets
+                .with(|map| map.iter().map(|(id, p)| (id.clone(), p.state)).collect());
+            if let Some(previous) = previous {
+                if now
+                    .iter()
+                    .any(|(id, state)| state.is_installed() && previous.get(id) != Some(state))
+                {
+                    desk.refresh();
+                }
+            }
+            now
+        },
+    );
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_encoded_for_the_url() {
+        assert_eq!(
+            encode_query_value("user:my flow/a.json"),
+            "user%3Amy%20flow%2Fa.json"
+        );
+    }
+}
