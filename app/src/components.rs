@@ -232,6 +232,59 @@ pub fn ErrorNote(#[prop(into)] message: String) -> impl IntoView {
     }
 }
 
+/// Runs a page's refresh one at a time: a refresh asked for while one is under way is folded
+/// into a single further run after it, so bursts of live events cost at most two fetches.
+#[derive(Clone, Copy)]
+pub struct RefreshGate {
+    running: StoredValue<bool>,
+    again: StoredValue<bool>,
+}
+
+impl RefreshGate {
+    pub fn new() -> Self {
+        Self {
+            running: StoredValue::new(false),
+            again: StoredValue::new(false),
+        }
+    }
+
+    /// Starts `fetch` unless one is running (then it runs once more after it). `fetch` returns
+    /// `false` when the page is gone, which ends the loop.
+    pub fn run<F, Fut>(self, fetch: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: std::future::Future<Output = bool> + 'static,
+    {
+        match self.running.try_get_value() {
+            Some(false) => {}
+            Some(true) => {
+                self.again.try_set_value(true);
+                return;
+            }
+            None => return,
+        }
+        self.running.set_value(true);
+        leptos::task::spawn_local(async move {
+            loop {
+                self.again.try_set_value(false);
+                if !fetch().await {
+                    return;
+                }
+                if !self.again.try_get_value().unwrap_or(false) {
+                    break;
+                }
+            }
+            self.running.try_set_value(false);
+        });
+    }
+}
+
+impl Default for RefreshGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Shows an API error; a lost session sends the visitor to the login page.
 pub fn api_error_view(error: ApiError) -> AnyView {
     if error.login_required {

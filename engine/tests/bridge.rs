@@ -4,63 +4,20 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::comfy_standin::{ComfyStandin, StandinConfig};
 use common::fixture_dir;
 use engine::bridge::InputValue;
-use engine::config::Config;
-use engine::model::{Event, RunEventKind};
-use engine::Engine;
-
-async fn engine_for(standin: &ComfyStandin) -> (Arc<Engine>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        comfyui_url: standin.url(),
-        hf_base_url: "http://127.0.0.1:9".into(),
-        ..Config::with_workspace(dir.path())
-    };
-    let (engine, _) = Engine::start(config).await.unwrap();
-    engine.bridge().start();
-    (engine, dir)
-}
-
-/// Collects this prompt's run events until it ends (or panics after `limit`).
-async fn run_events(
-    rx: &mut tokio::sync::broadcast::Receiver<Event>,
-    prompt_id: &str,
-) -> Vec<RunEventKind> {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the run did not finish; saw {seen:?}"))
-            .expect("the bus is open");
-        if let Event::Run(run) = event {
-            if run.prompt_id != prompt_id {
-                continue;
-            }
-            let done = matches!(
-                run.event,
-                RunEventKind::Succeeded
-                    | RunEventKind::Failed { .. }
-                    | RunEventKind::Interrupted { .. }
-            );
-            seen.push(run.event);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
+use engine::model::RunEventKind;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.bridge().start();
     let mut rx = engine.events().subscribe();
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
 
@@ -79,7 +36,7 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
         .prompt_id
         .clone()
         .unwrap_or_else(|| panic!("{submitted:?}"));
-    let events = run_events(&mut rx, &prompt_id).await;
+    let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     assert!(
         matches!(events.first(), Some(RunEventKind::Queued)),
         "{events:?}"
@@ -158,7 +115,8 @@ async fn previews_are_kept_and_failures_name_the_node() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.bridge().start();
     let mut rx = engine.events().subscribe();
 
     // A run that fails at run time (the recorded execution error).
@@ -170,7 +128,7 @@ async fn previews_are_kept_and_failures_name_the_node() {
     let prompt_id = submitted
         .prompt_id
         .unwrap_or_else(|| panic!("{}", submitted.message));
-    let events = run_events(&mut rx, &prompt_id).await;
+    let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     match events.last() {
         Some(RunEventKind::Failed {
             node_type, message, ..
@@ -186,7 +144,7 @@ async fn previews_are_kept_and_failures_name_the_node() {
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
     let submitted = engine.run_workflow(&prompt, &[]).await.unwrap();
     let prompt_id = submitted.prompt_id.unwrap();
-    let events = run_events(&mut rx, &prompt_id).await;
+    let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     let preview = events
         .iter()
         .find_map(|e| match e {
@@ -208,7 +166,8 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.bridge().start();
 
     // Unknown class: caught before submitting.
     let unknown = serde_json::json!({

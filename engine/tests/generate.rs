@@ -19,17 +19,6 @@ use engine::model::*;
 use engine::Engine;
 use serde_json::{json, Value};
 
-async fn engine_for(standin: &ComfyStandin) -> (Arc<Engine>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        comfyui_url: standin.url(),
-        hf_base_url: "http://127.0.0.1:9".into(),
-        ..Config::with_workspace(dir.path())
-    };
-    let (engine, _) = Engine::start(config).await.unwrap();
-    (engine, dir)
-}
-
 /// Saves an API prompt as a user workflow; returns its id.
 fn save_workflow(engine: &Engine, name: &str, prompt: &Value) -> String {
     let dir = engine.layout().workflow_user();
@@ -40,35 +29,6 @@ fn save_workflow(engine: &Engine, name: &str, prompt: &Value) -> String {
     )
     .unwrap();
     format!("user:{name}.json")
-}
-
-/// This prompt's run events until its outcome.
-async fn run_events(
-    rx: &mut tokio::sync::broadcast::Receiver<Event>,
-    prompt_id: &str,
-) -> Vec<RunEventKind> {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the run did not finish; saw {seen:?}"))
-            .expect("the bus is open");
-        if let Event::Run(run) = event {
-            if run.prompt_id != prompt_id {
-                continue;
-            }
-            let done = matches!(
-                run.event,
-                RunEventKind::Succeeded
-                    | RunEventKind::Failed { .. }
-                    | RunEventKind::Interrupted { .. }
-            );
-            seen.push(run.event);
-            if done {
-                return seen;
-            }
-        }
-    }
 }
 
 /// Polls the history row until `done` holds (the tracker applies events in its own task).
@@ -105,7 +65,7 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
     engine.spawn_background_jobs();
     let id = save_workflow(
         &engine,
@@ -159,7 +119,7 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
         .prompt_id
         .clone()
         .unwrap_or_else(|| panic!("{submitted:?}"));
-    let events = run_events(&mut rx, &prompt_id).await;
+    let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(30)).await;
 
     // Overall progress: counted against the prompt's 3 nodes, never going back, ending whole.
     let fractions: Vec<(usize, usize, f64)> = events
@@ -262,7 +222,7 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
     engine.spawn_background_jobs();
     let ok = save_workflow(
         &engine,
@@ -334,7 +294,7 @@ async fn rows_left_running_are_settled_from_comfyuis_history() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
     // The prompt ids ComfyUI's recorded history knows, and one it does not.
     let known = |name: &str| -> String {
         let path = fixture_dir().join(format!("{name}.json"));
@@ -400,7 +360,7 @@ async fn images_are_uploaded_into_comfyuis_input_folder() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
         .await
         .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
     let png = std::fs::read(fixture_dir().join("view_output.png")).unwrap();
 
     let first = engine
@@ -501,7 +461,7 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     })
     .await
     .unwrap();
-    let (engine, _dir) = engine_for(&standin).await;
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
     engine.spawn_background_jobs();
     // view_output.png carries ComfyUI's workflow and prompt of EmptyImage → Invert → Save.
     let png = std::fs::read(fixture_dir().join("view_output.png")).unwrap();

@@ -18,7 +18,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote};
+use crate::components::{api_error_view, go_to_login, ErrorNote, RefreshGate};
 use crate::live::Live;
 
 use cards::Cards;
@@ -50,6 +50,7 @@ pub fn GeneratePage() -> impl IntoView {
 struct Desk {
     live: Live,
     library: RwSignal<GenerateLibrary>,
+    refresh_gate: RefreshGate,
     refresh_error: RwSignal<Option<String>>,
     /// The chosen workflow's id (from the URL).
     selected: Memo<Option<String>>,
@@ -60,22 +61,27 @@ struct Desk {
 impl Desk {
     /// Reads the library again (after a preset install: cards move to "ready").
     fn refresh(self) {
-        leptos::task::spawn_local(async move {
-            match get_generate_library().await {
+        self.refresh_gate.run(move || async move {
+            let result = get_generate_library().await;
+            if self.library.is_disposed() {
+                return false;
+            }
+            match result {
                 Ok(library) => {
-                    self.library.try_set(library);
-                    self.refresh_error.try_set(None);
+                    self.library.set(library);
+                    self.refresh_error.set(None);
                 }
                 Err(e) => {
                     if e.login_required {
                         go_to_login();
                     }
-                    self.refresh_error.try_set(Some(format!(
+                    self.refresh_error.set(Some(format!(
                         "Could not refresh the workflows: {}",
                         e.message
                     )));
                 }
             }
+            true
         });
     }
 }
@@ -105,6 +111,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
     let desk = Desk {
         live: Live::get(),
         library: RwSignal::new(initial),
+        refresh_gate: RefreshGate::new(),
         refresh_error: RwSignal::new(None),
         selected,
         select,

@@ -17,7 +17,9 @@ use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, go_to_login, Card, ErrorNote, Meter, ProgressBar};
+use crate::components::{
+    api_error_view, go_to_login, Card, ErrorNote, Meter, ProgressBar, RefreshGate,
+};
 use crate::live::{Connection, Live};
 
 /// How often the overview is fetched while downloads run and WebSockets are unavailable.
@@ -76,51 +78,34 @@ struct Models {
     live: Live,
     data: RwSignal<ModelsOverview>,
     baseline: RwSignal<Baseline>,
-    refreshing: StoredValue<bool>,
-    /// Another refresh was asked for while one was under way.
-    again: StoredValue<bool>,
+    refresh_gate: RefreshGate,
     refresh_error: RwSignal<Option<String>>,
 }
 
 impl Models {
     /// Fetches the overview again; calls made while a fetch runs are folded into one more.
     fn refresh(self) {
-        match self.refreshing.try_get_value() {
-            Some(false) => {}
-            Some(true) => {
-                self.again.try_set_value(true);
-                return;
+        self.refresh_gate.run(move || async move {
+            let seen = Baseline::take(self.live);
+            let result = get_models().await;
+            if self.data.is_disposed() {
+                return false;
             }
-            None => return,
-        }
-        self.refreshing.set_value(true);
-        leptos::task::spawn_local(async move {
-            loop {
-                self.again.try_set_value(false);
-                let seen = Baseline::take(self.live);
-                let result = get_models().await;
-                if self.data.is_disposed() {
-                    return;
+            match result {
+                Ok(overview) => {
+                    self.baseline.set(seen);
+                    self.data.set(overview);
+                    self.refresh_error.set(None);
                 }
-                match result {
-                    Ok(overview) => {
-                        self.baseline.set(seen);
-                        self.data.set(overview);
-                        self.refresh_error.set(None);
+                Err(e) => {
+                    if e.login_required {
+                        go_to_login();
                     }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        self.refresh_error
-                            .set(Some(format!("Could not refresh the models: {}", e.message)));
-                    }
-                }
-                if !self.again.try_get_value().unwrap_or(false) {
-                    break;
+                    self.refresh_error
+                        .set(Some(format!("Could not refresh the models: {}", e.message)));
                 }
             }
-            self.refreshing.try_set_value(false);
+            true
         });
     }
 
@@ -166,8 +151,7 @@ fn ModelsBody(initial: ModelsOverview, baseline: Baseline) -> impl IntoView {
         live: Live::get(),
         data: RwSignal::new(initial),
         baseline: RwSignal::new(baseline),
-        refreshing: StoredValue::new(false),
-        again: StoredValue::new(false),
+        refresh_gate: RefreshGate::new(),
         refresh_error: RwSignal::new(None),
     };
     watch_live(m);

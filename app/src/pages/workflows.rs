@@ -23,7 +23,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote};
+use crate::components::{api_error_view, go_to_login, ErrorNote, RefreshGate};
 use crate::live::{Connection, Live};
 
 use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
@@ -58,9 +58,7 @@ pub fn WorkflowsPage() -> impl IntoView {
 struct Shelf {
     live: Live,
     data: RwSignal<WorkflowList>,
-    refreshing: StoredValue<bool>,
-    /// Another refresh was asked for while one was under way.
-    again: StoredValue<bool>,
+    refresh_gate: RefreshGate,
     refresh_error: RwSignal<Option<String>>,
     /// The open workflow's id (from the URL).
     selected: Memo<Option<String>>,
@@ -74,42 +72,27 @@ struct Shelf {
 impl Shelf {
     /// Fetches the list again; calls made while a fetch runs are folded into one more.
     fn refresh(self) {
-        match self.refreshing.try_get_value() {
-            Some(false) => {}
-            Some(true) => {
-                self.again.try_set_value(true);
-                return;
+        self.refresh_gate.run(move || async move {
+            let result = list_workflows().await;
+            if self.data.is_disposed() {
+                return false;
             }
-            None => return,
-        }
-        self.refreshing.set_value(true);
-        leptos::task::spawn_local(async move {
-            loop {
-                self.again.try_set_value(false);
-                let result = list_workflows().await;
-                if self.data.is_disposed() {
-                    return;
+            match result {
+                Ok(list) => {
+                    self.data.set(list);
+                    self.refresh_error.set(None);
                 }
-                match result {
-                    Ok(list) => {
-                        self.data.set(list);
-                        self.refresh_error.set(None);
+                Err(e) => {
+                    if e.login_required {
+                        go_to_login();
                     }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        self.refresh_error.set(Some(format!(
-                            "Could not refresh the workflow list: {}",
-                            e.message
-                        )));
-                    }
-                }
-                if !self.again.try_get_value().unwrap_or(false) {
-                    break;
+                    self.refresh_error.set(Some(format!(
+                        "Could not refresh the workflow list: {}",
+                        e.message
+                    )));
                 }
             }
-            self.refreshing.try_set_value(false);
+            true
         });
     }
 
@@ -154,8 +137,7 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
     let shelf = Shelf {
         live: Live::get(),
         data: RwSignal::new(initial),
-        refreshing: StoredValue::new(false),
-        again: StoredValue::new(false),
+        refresh_gate: RefreshGate::new(),
         refresh_error: RwSignal::new(None),
         selected,
         select,

@@ -41,3 +41,52 @@ pub fn test_config(root: &Path) -> engine::config::Config {
         ..engine::config::Config::with_workspace(root)
     }
 }
+
+/// An engine on a fresh temp workspace whose ComfyUI is `comfyui_url` (a stand-in); Hugging
+/// Face points at a closed port. Keep the directory alive as long as the engine.
+#[allow(dead_code)]
+pub async fn engine_with_comfyui(
+    comfyui_url: String,
+) -> (std::sync::Arc<engine::Engine>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine::config::Config {
+        comfyui_url,
+        hf_base_url: closed_port_url(),
+        ..engine::config::Config::with_workspace(dir.path())
+    };
+    let (engine, _) = engine::Engine::start(config).await.unwrap();
+    (engine, dir)
+}
+
+/// This prompt's run events until its outcome (succeeded, failed or interrupted); panics when
+/// `limit` passes between two events.
+#[allow(dead_code)]
+pub async fn run_events(
+    rx: &mut tokio::sync::broadcast::Receiver<engine::model::Event>,
+    prompt_id: &str,
+    limit: std::time::Duration,
+) -> Vec<engine::model::RunEventKind> {
+    use engine::model::{Event, RunEventKind};
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(limit, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the run did not finish; saw {seen:?}"))
+            .expect("the bus is open");
+        if let Event::Run(run) = event {
+            if run.prompt_id != prompt_id {
+                continue;
+            }
+            let done = matches!(
+                run.event,
+                RunEventKind::Succeeded
+                    | RunEventKind::Failed { .. }
+                    | RunEventKind::Interrupted { .. }
+            );
+            seen.push(run.event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
