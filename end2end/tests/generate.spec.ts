@@ -297,3 +297,44 @@ test('Stop interrupts a running generation; Cancel takes a waiting one off the q
   await expectNoHorizontalScroll(page);
   browserErrors.assertNone();
 });
+
+test('"Open in Generate" on a gallery output refills the form from the generation that made it', async ({ page, request }, testInfo) => {
+  test.setTimeout(90_000);
+  const browserErrors = collectBrowserErrors(page);
+  const { invert } = names(testInfo);
+  const id = await importAs(request, 'e2e-invert.json', invert);
+  const width = testInfo.project.name === 'mobile' ? 56 : 60;
+
+  // A generation through the API; the stand-in writes its output into the indexed folder.
+  await playNext(request, 'ws_prompt_success');
+  const submitted = await request.post(`${COMFY_URL}/api/generate/submit`, {
+    data: { workflow_id: id, inputs: [{ node_id: '1', input: 'width', value: width }] },
+  });
+  expect(submitted.status(), await submitted.text()).toBe(200);
+  const promptId = ((await submitted.json()) as { prompt_id: string }).prompt_id;
+  expect(promptId).toBeTruthy();
+
+  let itemId: number | undefined;
+  await expect
+    .poll(
+      async () => {
+        const res = await request.get(`${COMFY_URL}/api/gallery?limit=100`);
+        const items = ((await res.json()) as { items: { id: number; prompt_id: string | null }[] }).items;
+        itemId = items.find((item) => item.prompt_id === promptId)?.id;
+        return itemId !== undefined;
+      },
+      { timeout: 30_000, message: 'the output of the generation is in the gallery' },
+    )
+    .toBe(true);
+
+  await gotoHydrated(page, `/gallery?open=${itemId}`);
+  await expect(page.getByTestId('viewer-prompt-id')).toHaveText(promptId);
+  await press(page.getByTestId('viewer-open-generate'), testInfo);
+  await expect(page).toHaveURL(/\/generate/);
+  const form = page.getByTestId('generate-form');
+  await expect(form).toHaveAttribute('data-workflow-id', id, { timeout: 15_000 });
+  await expect(input(page, '1', 'width')).toHaveValue(String(width));
+  await expect(page.getByTestId('generate-note')).toContainText('Filled in from the gallery output.');
+  await expectNoHorizontalScroll(page);
+  browserErrors.assertNone();
+});
