@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Locator, type Page, type TestInfo } from '@playwright/test';
-import { COMFY_URL, FIXTURES_DIR, STANDIN_URL } from '../env';
+import { COMFY_FIXTURES_DIR, COMFY_URL, FIXTURES_DIR, STANDIN_URL } from '../env';
 import { collectBrowserErrors, gotoHydrated, press } from './support';
 
 test.use({ baseURL: COMFY_URL });
@@ -25,6 +25,7 @@ function names(testInfo: TestInfo) {
   return {
     invert: `${PREFIX}invert-${tag}`,
     txt2img: `${PREFIX}txt2img-${tag}`,
+    loadimage: `${PREFIX}loadimage-${tag}`,
   };
 }
 
@@ -337,4 +338,38 @@ test('"Open in Generate" on a gallery output refills the form from the generatio
   await expect(page.getByTestId('generate-note')).toContainText('Filled in from the gallery output.');
   await expectNoHorizontalScroll(page);
   browserErrors.assertNone();
+});
+
+test('an image input is uploaded into ComfyUI\'s input folder from the form and previewed', async ({ page, request }, testInfo) => {
+  const browserErrors = collectBrowserErrors(page);
+  const { loadimage } = names(testInfo);
+  const id = await importAs(request, 'e2e-loadimage.json', loadimage);
+  await gotoHydrated(page, `/generate?w=${encodeURIComponent(id)}`);
+  await expect(page.getByTestId('generate-form')).toHaveAttribute('data-workflow-id', id);
+  const image = input(page, '10', 'image');
+  await expect(image).toHaveValue('upload_test.png');
+  // The recorded workflow names an image this ComfyUI does not have: the form says so.
+  await expect(page.getByTestId('generate-image-missing')).toContainText('“upload_test.png” is not in ComfyUI\'s input folder');
+
+  // A real PNG (the one ComfyUI wrote in the recording), under a name of this project's own.
+  const name = `gen-e2e-upload-${testInfo.project.name}.png`;
+  await page.getByTestId('generate-upload').setInputFiles({
+    name,
+    mimeType: 'image/png',
+    buffer: fs.readFileSync(path.join(COMFY_FIXTURES_DIR, 'view_output.png')),
+  });
+  await expect(image).toHaveValue(/^gen-e2e-upload-.*\.png$/, { timeout: 15_000 });
+  const uploaded = await image.inputValue();
+  // The preview is read back from ComfyUI's input folder through comfydeck.
+  const preview = page.getByTestId('generate-image-preview');
+  await expect(preview).toHaveAttribute('src', new RegExp(`filename=${encodeURIComponent(uploaded).replace(/[()]/g, '\\$&')}.*type=input`));
+  await expect.poll(() => preview.evaluate((el: HTMLImageElement) => (el.complete ? el.naturalWidth : 0)), { timeout: 15_000 }).toBe(64);
+  await expect(preview).toBeVisible();
+  await expect(page.getByTestId('generate-image-missing')).toHaveCount(0);
+  await expectNoHorizontalScroll(page);
+  // The only failed request is the preview of the image ComfyUI lacks.
+  expect(
+    browserErrors.errors.filter((e) => !/status of 404 .*filename=upload_test\.png/.test(e)),
+    'no errors but the missing image',
+  ).toEqual([]);
 });

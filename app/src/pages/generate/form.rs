@@ -524,8 +524,27 @@ fn ImageField(field: Field) -> impl IntoView {
                     {move || if busy.get() { "Uploading…" } else { "Upload…" }}
                 </label>
             </div>
-            {move || preview().map(|src| view! {
-                <img data-testid="generate-image-preview" src=src alt="The chosen input image" class="max-h-40 max-w-full self-start rounded-lg border border-line bg-surface-2 object-contain"/>
+            {move || preview().map(|src| {
+                // A workflow may name an image this pod's ComfyUI does not have: say so instead
+                // of showing a broken image.
+                let missing = RwSignal::new(false);
+                view! {
+                    <img
+                        data-testid="generate-image-preview"
+                        src=src
+                        alt="The chosen input image"
+                        class=move || format!(
+                            "max-h-40 max-w-full self-start rounded-lg border border-line bg-surface-2 object-contain {}",
+                            if missing.get() { "hidden" } else { "" },
+                        )
+                        on:error=move |_| missing.set(true)
+                    />
+                    <Show when=move || missing.get()>
+                        <p data-testid="generate-image-missing" class="text-xs text-warn wrap-anywhere">
+                            {move || format!("“{}” is not in ComfyUI's input folder; upload it.", text.get().trim())}
+                        </p>
+                    </Show>
+                }
             })}
             {move || error.get().map(|message| view! { <ErrorNote message/> })}
         </div>
