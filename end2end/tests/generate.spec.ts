@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Locator, type Page, type TestInfo } from '@playwright/test';
-import { COMFY_FIXTURES_DIR, COMFY_URL, FIXTURES_DIR, STANDIN_URL } from '../env';
+import { COMFY_FIXTURES_DIR, COMFY_URL, FIXTURES_DIR, OPEN_URL, STANDIN_URL } from '../env';
 import { collectBrowserErrors, gotoHydrated, press } from './support';
 
 test.use({ baseURL: COMFY_URL });
@@ -372,4 +372,39 @@ test('an image input is uploaded into ComfyUI\'s input folder from the form and 
     browserErrors.errors.filter((e) => !/status of 404 .*filename=upload_test\.png/.test(e)),
     'no errors but the missing image',
   ).toEqual([]);
+});
+
+// The open server's catalog has the `e2e-tiny` preset (serve.sh), whose checkpoint the txt2img
+// workflow needs; its ComfyUI is unreachable, which the library survives.
+test('"Install models" on a card installs the presets it lacks, and the card turns ready', async ({ page, request }, testInfo) => {
+  test.setTimeout(90_000);
+  const preset = (action: string, data: object) =>
+    request.post(`${OPEN_URL}/api/presets/${action}`, { data: { id: 'e2e-tiny', ...data } });
+  await preset('cancel', { delete_parts: true });
+  await preset('remove', {});
+  const name = `${PREFIX}needs-${testInfo.project.name}`;
+  const id = `user:${name}.json`;
+  const imported = await request.post(`${OPEN_URL}/api/workflows/import`, {
+    data: { file_name: `${name}.json`, content_base64: fs.readFileSync(path.join(FIXTURES_DIR, 'e2e-txt2img.json')).toString('base64') },
+  });
+  expect(imported.status(), await imported.text()).toBe(200);
+  try {
+    const browserErrors = collectBrowserErrors(page);
+    await gotoHydrated(page, `${OPEN_URL}/generate`);
+    await expect(page.getByTestId('live-state')).toHaveText('Live', { timeout: 15_000 });
+    const selector = `[data-testid="generate-card"][data-workflow-id="${id}"]`;
+    const needing = page.getByTestId('generate-needs-models').locator(selector);
+    await expect(needing).toBeVisible();
+    await expect(needing.getByTestId('generate-preset')).toHaveAttribute('data-preset-id', 'e2e-tiny');
+    // The total download size of the presets: 8 MB + 1 MB from serve.sh's catalog.
+    const install = needing.getByTestId('generate-card-install');
+    await expect(install).toHaveText(/^Install models \(9(\.0)? MB\)$/);
+    await press(install, testInfo);
+    await expect(page.getByTestId('generate-ready').locator(selector)).toBeVisible({ timeout: 60_000 });
+    await expect(page.getByTestId('generate-needs-models').locator(selector)).toHaveCount(0);
+    browserErrors.assertNone();
+  } finally {
+    await request.post(`${OPEN_URL}/api/workflows/delete`, { data: { id } });
+    await preset('remove', {});
+  }
 });
