@@ -72,6 +72,15 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that takes SQLite's write lock at once. A deferred one that reads first
+    /// and writes later fails with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
+    /// writer commits in between, and the busy timeout cannot help it; this one waits instead.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// A cheap query that proves the database answers (for `/health`).
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -111,7 +120,7 @@ impl Store {
         changes: &[(&str, Option<String>)],
         now_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (key, value) in changes {
             match value {
                 Some(v) => {

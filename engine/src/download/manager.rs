@@ -474,6 +474,8 @@ impl DownloadManager {
     /// that the volume has room for what remains (plus what is already queued).
     pub async fn install_preset(self: &Arc<Self>, id: &str) -> Result<PresetView, DownloadError> {
         let preset = self.preset(id)?;
+        // Files that finish after this instant were not installed in the snapshot.
+        let decided_ms = now_ms();
         let snapshot = self.snapshot().await?;
         let needed = remaining_bytes(&preset, &snapshot, &self.models_dir);
         let queued_elsewhere: u64 = snapshot
@@ -504,28 +506,27 @@ impl DownloadManager {
         self.store
             .request_preset(&preset.id, version.as_deref(), now)
             .await?;
-        let mut queued = 0;
+        let mut tasks = Vec::new();
         for file in preset.files.iter().filter(|f| !f.optional) {
             if snapshot.file_state(&file.path, &self.models_dir) == FileState::Installed {
                 continue;
             }
             workspace::check_relative_path(&file.path)?;
-            self.store
-                .upsert_task(
-                    &NewTask {
-                        url: file.url.clone(),
-                        path: file.path.clone(),
-                        expected_size: file.size_bytes,
-                        checksum: file.checksum.clone(),
-                        // Small files first: a text encoder and a VAE are usable long before
-                        // the 20 GB model arrives, and a failure shows up early.
-                        priority: (file.size_bytes.unwrap_or(u64::MAX / 2) / (1024 * 1024)) as i64,
-                    },
-                    now,
-                )
-                .await?;
-            queued += 1;
+            tasks.push(NewTask {
+                url: file.url.clone(),
+                path: file.path.clone(),
+                expected_size: file.size_bytes,
+                checksum: file.checksum.clone(),
+                // Small files first: a text encoder and a VAE are usable long before the 20 GB
+                // model arrives, and a failure shows up early.
+                priority: (file.size_bytes.unwrap_or(u64::MAX / 2) / (1024 * 1024)) as i64,
+            });
         }
+        let queued = self
+            .store
+            .upsert_tasks(&tasks, Some(decided_ms), now)
+            .await?
+            .len();
         if queued == 0 {
             self.complete_presets_of_preset(&preset).await;
         } else {

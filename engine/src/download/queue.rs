@@ -117,51 +117,84 @@ impl Store {
     /// Inserts a task for `task.path`, or re-queues the existing one (a paused or failed task
     /// becomes queued again; a running one is left alone). Returns the task id.
     pub async fn upsert_task(&self, task: &NewTask, now_ms: i64) -> StoreResult<i64> {
-        let (algo, value) = match &task.checksum {
-            Some(c) => (Some(algo_str(c.algorithm)), Some(c.value.as_str())),
-            None => (None, None),
-        };
-        let mut tx = self.pool().begin().await?;
-        let existing: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, state FROM download_tasks WHERE path = ?")
+        let ids = self
+            .upsert_tasks(std::slice::from_ref(task), None, now_ms)
+            .await?;
+        Ok(ids[0])
+    }
+
+    /// Queues several files in one transaction, so the scheduler never sees half of a preset
+    /// (it would start the big file before the small ones were queued). A file installed at
+    /// or after `skip_installed_since` is skipped: it finished while the caller was deciding
+    /// what to queue (another preset shares it), and must not download twice. Returns the ids
+    /// of the queued tasks.
+    pub async fn upsert_tasks(
+        &self,
+        tasks: &[NewTask],
+        skip_installed_since: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            if let Some(since) = skip_installed_since {
+                let just_installed: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM installed_files WHERE path = ? AND installed_ms >= ?",
+                )
                 .bind(&task.path)
+                .bind(since)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let id = match existing {
-            Some((id, state)) => {
-                if state != "downloading" {
-                    sqlx::query(
-                        "UPDATE download_tasks SET state = 'queued', last_error = NULL, \
-                         not_before_ms = 0, attempts = 0, updated_ms = ?, \
-                         priority = MIN(priority, ?) WHERE id = ?",
-                    )
-                    .bind(now_ms)
-                    .bind(task.priority)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                if just_installed.is_some() {
+                    continue;
                 }
-                id
             }
-            None => sqlx::query(
-                "INSERT INTO download_tasks (url, path, expected_size, checksum_algo, \
-                 checksum_value, state, priority, created_ms, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-            )
-            .bind(&task.url)
-            .bind(&task.path)
-            .bind(task.expected_size.map(|s| s as i64))
-            .bind(algo)
-            .bind(value)
-            .bind(task.priority)
-            .bind(now_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid(),
-        };
+            let (algo, value) = match &task.checksum {
+                Some(c) => (Some(algo_str(c.algorithm)), Some(c.value.as_str())),
+                None => (None, None),
+            };
+            let existing: Option<(i64, String)> =
+                sqlx::query_as("SELECT id, state FROM download_tasks WHERE path = ?")
+                    .bind(&task.path)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = match existing {
+                Some((id, state)) => {
+                    if state != "downloading" {
+                        sqlx::query(
+                            "UPDATE download_tasks SET state = 'queued', last_error = NULL, \
+                             not_before_ms = 0, attempts = 0, updated_ms = ?, \
+                             priority = MIN(priority, ?) WHERE id = ?",
+                        )
+                        .bind(now_ms)
+                        .bind(task.priority)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    id
+                }
+                None => sqlx::query(
+                    "INSERT INTO download_tasks (url, path, expected_size, checksum_algo, \
+                     checksum_value, state, priority, created_ms, updated_ms) \
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                )
+                .bind(&task.url)
+                .bind(&task.path)
+                .bind(task.expected_size.map(|s| s as i64))
+                .bind(algo)
+                .bind(value)
+                .bind(task.priority)
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid(),
+            };
+            ids.push(id);
+        }
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
     }
 
     pub async fn tasks(&self) -> StoreResult<Vec<TaskRow>> {
@@ -308,7 +341,7 @@ impl Store {
         url: &str,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO installed_files (path, size, mtime_ms, sha256, verified_by, url, installed_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?) \

@@ -297,7 +297,7 @@ impl Gallery {
         .await
         .map_err(|e| GalleryError::Invalid(format!("reading output metadata stopped: {e}")))?;
         let now = crate::now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.store.write_tx().await?;
         for (file, meta) in read {
             let search = search_text(&file.rel, &meta);
             sqlx::query(
@@ -370,7 +370,7 @@ impl Gallery {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.store.write_tx().await?;
         for id in ids {
             sqlx::query("DELETE FROM gallery_items WHERE id = ?")
                 .bind(id)
