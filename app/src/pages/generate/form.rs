@@ -495,6 +495,8 @@ fn ImageField(field: Field) -> impl IntoView {
             })
         })
     };
+    let mounted = RwSignal::new(false);
+    Effect::new(move |_| mounted.set(true));
     view! {
         <div class="flex min-w-0 flex-col gap-1.5 text-sm">
             <span class="font-medium wrap-anywhere">{field.spec.label.clone()}</span>
@@ -524,7 +526,9 @@ fn ImageField(field: Field) -> impl IntoView {
                     {move || if busy.get() { "Uploading…" } else { "Upload…" }}
                 </label>
             </div>
-            {move || preview().map(|src| {
+            // Only in the browser: an image that fails before hydration would leave its error
+            // unseen, and a broken image where the note belongs.
+            {move || if mounted.get() { preview() } else { None }.map(|src| {
                 // A workflow may name an image this pod's ComfyUI does not have: say so instead
                 // of showing a broken image.
                 let missing = RwSignal::new(false);
