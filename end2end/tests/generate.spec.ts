@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Locator, type Page, type TestInfo } from '@playwright/test';
 import { COMFY_FIXTURES_DIR, COMFY_URL, FIXTURES_DIR, OPEN_URL, STANDIN_URL } from '../env';
-import { collectBrowserErrors, gotoHydrated, press } from './support';
+import { collectBrowserErrors, gotoHydrated, press, expectNoHorizontalScroll } from './support';
 
 test.use({ baseURL: COMFY_URL });
 
@@ -70,18 +70,6 @@ async function submittedPrompt(request: APIRequestContext, promptId: string) {
   expect(res.status()).toBe(200);
   const history = await res.json();
   return history[promptId].prompt[2] as Record<string, { class_type: string; inputs: Record<string, unknown> }>;
-}
-
-async function expectNoHorizontalScroll(page: Page): Promise<void> {
-  const overflow = await page.evaluate(() => {
-    const root = document.documentElement;
-    const wide = [...document.querySelectorAll('body *')]
-      .filter((el) => el.getBoundingClientRect().right > root.clientWidth + 1)
-      .slice(0, 5)
-      .map((el) => `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[data-testid=${el.getAttribute('data-testid')}]` : ''}`);
-    return { scroll: root.scrollWidth, width: root.clientWidth, wide };
-  });
-  expect(overflow.scroll, `no sideways scroll; wider elements: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(overflow.width);
 }
 
 test.beforeEach(async ({ request }) => {

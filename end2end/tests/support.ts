@@ -84,3 +84,16 @@ export async function serverRenderedTheme(page: Page, path: string): Promise<str
 export function projectTag(testInfo: TestInfo): 'DESK' | 'MOBL' {
   return testInfo.project.name === 'mobile' ? 'MOBL' : 'DESK';
 }
+
+/** Fails when the page scrolls sideways (a phone layout must fit its width). */
+export async function expectNoHorizontalScroll(page: Page): Promise<void> {
+  const overflow = await page.evaluate(() => {
+    const root = document.documentElement;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((el) => el.getBoundingClientRect().right > root.clientWidth + 1)
+      .slice(0, 5)
+      .map((el) => `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[data-testid=${el.getAttribute('data-testid')}]` : ''}.${(el.getAttribute('class') ?? '').split(' ').slice(0, 3).join('.')}`);
+    return { scroll: root.scrollWidth, width: root.clientWidth, wide };
+  });
+  expect(overflow.scroll, `no sideways scroll; wider elements: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(overflow.width);
+}

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Locator, type Page, type TestInfo } from '@playwright/test';
 import { COMFY_URL, FIXTURES_DIR, OPEN_URL, STANDIN_URL } from '../env';
-import { collectBrowserErrors, gotoHydrated, navLink, press, readReloadMarker, setReloadMarker } from './support';
+import { collectBrowserErrors, gotoHydrated, navLink, press, readReloadMarker, setReloadMarker, expectNoHorizontalScroll } from './support';
 
 test.use({ baseURL: COMFY_URL });
 
@@ -64,19 +64,6 @@ async function submittedPrompt(request: APIRequestContext, promptId: string) {
   const history = await res.json();
   // A history entry's `prompt` is ComfyUI's queue item: [number, id, prompt, extra, outputs].
   return history[promptId].prompt[2] as Record<string, { class_type: string; inputs: Record<string, unknown> }>;
-}
-
-/** Fails when the page scrolls sideways (a phone layout must fit its width). */
-async function expectNoHorizontalScroll(page: Page): Promise<void> {
-  const overflow = await page.evaluate(() => {
-    const root = document.documentElement;
-    const wide = [...document.querySelectorAll('body *')]
-      .filter((el) => el.getBoundingClientRect().right > root.clientWidth + 1)
-      .slice(0, 5)
-      .map((el) => `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[data-testid=${el.getAttribute('data-testid')}]` : ''}.${(el.getAttribute('class') ?? '').split(' ').slice(0, 3).join('.')}`);
-    return { scroll: root.scrollWidth, width: root.clientWidth, wide };
-  });
-  expect(overflow.scroll, `no sideways scroll; wider elements: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(overflow.width);
 }
 
 test.beforeEach(async ({ request }) => {

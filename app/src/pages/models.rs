@@ -18,7 +18,8 @@ use leptos_router::NavigateOptions;
 
 use crate::api::*;
 use crate::components::{
-    api_error_view, go_to_login, Card, ErrorNote, Meter, ProgressBar, RefreshGate,
+    api_error_view, encode_query_value, go_to_login, Card, ErrorNote, Meter, ProgressBar,
+    RefreshGate,
 };
 use crate::live::{Connection, Live};
 
@@ -531,19 +532,6 @@ fn matches_search(p: &PresetView, q: &str) -> bool {
     }
     let hay = hay.to_lowercase();
     words.iter().all(|w| hay.contains(w.as_str()))
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The values the filter menus offer, from the catalog.

@@ -23,7 +23,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote, RefreshGate};
+use crate::components::{api_error_view, encode_query_value, go_to_login, ErrorNote, RefreshGate};
 use crate::live::{Connection, Live};
 
 use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
@@ -411,19 +411,6 @@ const MAX_IMPORT_BYTES: u64 = 32 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Small shared pieces
 // ---------------------------------------------------------------------------------------------
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 fn source_label(source: WorkflowSource) -> &'static str {
     match source {
