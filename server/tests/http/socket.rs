@@ -1,7 +1,7 @@
 //! The server on a real TCP socket: `/ws` pushes, the watcher count, the locked handshake and
 //! the per-peer login rate limit.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! `/comfyui/…` over real sockets: a small upstream that behaves like ComfyUI (its Origin check
 //! included) behind comfydeck's login.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

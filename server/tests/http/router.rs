@@ -1,7 +1,7 @@
 //! The router driven in-process (`tower::ServiceExt::oneshot`): health, the auth guard on every
 //! route, logins, logout, API tokens, settings masking and the fallback.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};

@@ -1,7 +1,7 @@
 //! Shared set-up for the server's integration tests: an engine on a throw-away workspace whose
 //! ComfyUI URL points at a closed local port, so nothing leaves the machine.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // not every helper is used by every module
 
 use std::sync::Arc;
 

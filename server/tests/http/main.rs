@@ -1,0 +1,8 @@
+//! The server over HTTP and WebSocket: the router in-process, then the ComfyUI proxy and `/ws` over
+//! real sockets. One test binary, because each links the whole app and the views' symbols make
+//! every binary hundreds of megabytes.
+
+mod common;
+mod proxy;
+mod router;
+mod socket;
