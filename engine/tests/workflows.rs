@@ -205,7 +205,7 @@ fn default_workflow_summary_with_the_full_object_info() {
     assert_eq!(seed.kind, InputKind::Seed);
     assert_eq!(seed.value, json!(156680208700286u64));
     assert_eq!(seed.min, Some(0.0));
-    assert_eq!(seed.label, "KSampler · seed");
+    assert_eq!(seed.label, "Seed");
     let steps = input(inputs, "3", "steps");
     assert_eq!(
         (steps.kind, steps.min, steps.max),
@@ -228,7 +228,7 @@ fn default_workflow_summary_with_the_full_object_info() {
         (width.kind, width.value.clone(), width.step),
         (InputKind::Int, json!(512), Some(8.0))
     );
-    assert_eq!(width.label, "Empty Latent Image · width");
+    assert_eq!(width.label, "Width");
     assert_eq!(input(inputs, "5", "height").value, json!(512));
     assert_eq!(input(inputs, "5", "batch_size").value, json!(1));
     // Not something to change before a run.
@@ -402,15 +402,15 @@ fn api_workflow_summary() {
         [
             "Prompt (positive)",
             "Prompt (negative)",
-            "KSampler · seed",
-            "KSampler · steps",
-            "KSampler · cfg",
-            "KSampler · sampler_name",
-            "KSampler · scheduler",
-            "KSampler · denoise",
-            "Empty Latent Image · width",
-            "Empty Latent Image · height",
-            "Empty Latent Image · batch_size",
+            "Seed",
+            "Steps",
+            "CFG",
+            "Sampler",
+            "Scheduler",
+            "Denoise",
+            "Width",
+            "Height",
+            "Batch size",
         ]
     );
     // Without /object_info: kinds from the input names, ComfyUI's usual ranges.
@@ -454,7 +454,7 @@ fn subgraphs_titles_loadimage_and_primitives() {
     let prompt = ApiPrompt::from_value(linked).unwrap();
     let inputs = editable_inputs(&prompt, Some(&info));
     let width = input(&inputs, "10", "value");
-    assert_eq!(width.label, "Empty Latent Image · width");
+    assert_eq!(width.label, "Width");
     assert_eq!((width.min, width.max), (Some(16.0), Some(16384.0)));
     assert!(!inputs
         .iter()
@@ -462,7 +462,7 @@ fn subgraphs_titles_loadimage_and_primitives() {
     let image = input(&inputs, "11", "image");
     assert_eq!(image.kind, InputKind::Combo);
     assert_eq!(image.value, json!("upload_test (1).png"));
-    assert_eq!(image.label, "Load Image · image");
+    assert_eq!(image.label, "Image");
 
     // The links decide, not the titles: a stale title ("Negative prompt" on the encoder that
     // feeds the sampler's positive input) is ignored.
@@ -510,7 +510,7 @@ fn subgraphs_titles_loadimage_and_primitives() {
         .filter(|i| i.kind != InputKind::Text)
         .all(|i| i.role.is_none()));
 
-    // Two samplers with the same title: labels stay unique.
+    // Two samplers with the same title: their inputs are named after the node, then its id.
     let mut api = default_api();
     api["13"] = api["3"].clone();
     let inputs = editable_inputs(&ApiPrompt::from_value(api).unwrap(), None);
@@ -518,6 +518,11 @@ fn subgraphs_titles_loadimage_and_primitives() {
     assert!(inputs
         .iter()
         .any(|i| i.label == "KSampler · seed (node 13)"));
+    assert_eq!(
+        input(&inputs, "13", "steps").label,
+        "KSampler · steps (node 13)"
+    );
+    assert_eq!(input(&inputs, "5", "width").label, "Width");
     assert!(inputs
         .iter()
         .any(|i| i.label == "Prompt (positive)" && i.node_id == "6"));
@@ -952,10 +957,7 @@ fn comfyui_listing_is_summarized() {
         "{:?}",
         summaries[0].problems
     );
-    assert_eq!(
-        input(&summaries[0].inputs, "1", "width").label,
-        "EmptyImage · width"
-    );
+    assert_eq!(input(&summaries[0].inputs, "1", "width").label, "Width");
     assert_eq!(summaries[1].id, "comfyui:sub/b.json");
     assert_eq!(summaries[1].format, WorkflowFileFormat::Unknown);
 

@@ -692,7 +692,7 @@ struct Described<'a> {
     category: Option<Category>,
     shape: Shape,
     /// The node and input that name it: a primitive node's value is named after the widget
-    /// it feeds (`Empty Latent Image · width`), any other input after itself.
+    /// it feeds (`width` of the Empty Latent Image), any other input after itself.
     label_node: &'a str,
     label_input: &'a str,
 }
@@ -847,8 +847,23 @@ pub fn editable_inputs(prompt: &ApiPrompt, object_info: Option<&ObjectInfo>) -> 
                     base.to_string()
                 }
             }
-            None => format!("{} · {}", title_of(f.label_node), f.label_input),
+            None => plain_name(f.label_input)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{} · {}", title_of(f.label_node), f.label_input)),
         };
+    }
+    // Two samplers (base and refiner) both have a "Seed": those are named after their node.
+    let mut plain_counts: HashMap<String, usize> = HashMap::new();
+    for f in found.iter().filter(|f| f.role.is_none()) {
+        *plain_counts.entry(f.input.label.clone()).or_default() += 1;
+    }
+    for f in &mut found {
+        if f.role.is_none()
+            && plain_name(f.label_input) == Some(f.input.label.as_str())
+            && plain_counts[&f.input.label] > 1
+        {
+            f.input.label = format!("{} · {}", title_of(f.label_node), f.label_input);
+        }
     }
     found.sort_by_key(|f| f.key);
     let mut inputs: Vec<EditableInput> = found.into_iter().map(|f| f.input).collect();
@@ -862,6 +877,24 @@ pub fn editable_inputs(prompt: &ApiPrompt, object_info: Option<&ObjectInfo>) -> 
         }
     }
     inputs
+}
+
+/// What a creator calls the common inputs; anything else keeps `<node title> · <input>`.
+fn plain_name(input: &str) -> Option<&'static str> {
+    Some(match input {
+        "seed" | "noise_seed" => "Seed",
+        "steps" => "Steps",
+        "cfg" => "CFG",
+        "guidance" => "Guidance",
+        "sampler_name" => "Sampler",
+        "scheduler" => "Scheduler",
+        "denoise" => "Denoise",
+        "width" => "Width",
+        "height" => "Height",
+        "batch_size" => "Batch size",
+        "image" => "Image",
+        _ => return None,
+    })
 }
 
 fn number_text(n: f64) -> String {
