@@ -47,6 +47,8 @@ pub struct Bridge {
     /// Per prompt: the nodes it has and those ComfyUI reused from its cache, for the overall
     /// progress (`progress_state` lists only the nodes that actually run).
     node_counts: Mutex<HashMap<String, NodeCounts>>,
+    /// Counts the socket's (re)connections, for whoever re-reads what ComfyUI reports.
+    connections: tokio::sync::watch::Sender<u64>,
     stop: CancellationToken,
 }
 
@@ -61,12 +63,18 @@ impl Bridge {
             previews: Mutex::new(HashMap::new()),
             ours: Mutex::new(HashSet::new()),
             node_counts: Mutex::new(HashMap::new()),
+            connections: tokio::sync::watch::Sender::new(0),
             stop: CancellationToken::new(),
         })
     }
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// Changes each time the socket to ComfyUI (re)connects.
+    pub fn connections(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connections.subscribe()
     }
 
     /// Opens the socket (reconnecting by itself) and relays its events until [`stop`].
@@ -109,6 +117,7 @@ impl Bridge {
             // A (re)connect usually means ComfyUI (re)started: its node list may have changed.
             ComfyEvent::Connected => {
                 *self.object_info.write().unwrap_or_else(|p| p.into_inner()) = None;
+                self.connections.send_modify(|n| *n += 1);
             }
             ComfyEvent::Queue(status) => {
                 self.events.publish(Event::ComfyQueue {

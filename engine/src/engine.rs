@@ -135,7 +135,11 @@ pub struct Engine {
     /// Set by [`Engine::spawn_background_jobs`] when `COMFYUI_DIR` is configured.
     supervisor: std::sync::OnceLock<Arc<crate::comfy::supervisor::Supervisor>>,
     bridge: Arc<crate::bridge::Bridge>,
-    gallery: Arc<crate::gallery::Gallery>,
+    /// Replaced when an external ComfyUI reports another output folder.
+    gallery: RwLock<Arc<crate::gallery::Gallery>>,
+    /// Cancelled by [`Engine::shutdown`]: ends the background loops, which hold the engine
+    /// (and so the workspace lock) while they run.
+    stopping: tokio_util::sync::CancellationToken,
     _lock: WorkspaceLock,
 }
 
@@ -221,11 +225,11 @@ impl Engine {
             comfy_client_id,
             events.clone(),
         );
-        let output_dir = config.output_dir();
+        let output_dir = initial_output_dir(&config, &store).await?;
         let gallery = crate::gallery::Gallery::new(
             store.clone(),
             events.clone(),
-            std::path::absolute(&output_dir).unwrap_or(output_dir),
+            output_dir,
             layout.thumbnails(),
         );
         let metrics_config =
@@ -251,7 +255,8 @@ impl Engine {
             downloads,
             supervisor: std::sync::OnceLock::new(),
             bridge,
-            gallery,
+            gallery: RwLock::new(gallery),
+            stopping: tokio_util::sync::CancellationToken::new(),
             _lock: lock,
         });
         Ok((
@@ -270,18 +275,16 @@ impl Engine {
         // Subscribes to run events before the bridge can publish any.
         crate::generate::spawn_tracker(self);
         self.bridge.start();
-        self.gallery.start();
+        self.gallery().start();
+        self.follow_reported_output_dir();
         tokio::spawn(Arc::clone(&self.downloads).run());
-        let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.install_startup_presets().await });
+        self.spawn_until_shutdown(|engine| async move { engine.install_startup_presets().await });
         if self.config.preset_registry_url.is_some() {
-            let engine = Arc::clone(self);
-            tokio::spawn(async move {
+            self.spawn_until_shutdown(|engine| async move {
                 let _ = engine.sync_catalog().await;
             });
         }
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(|engine| async move {
             loop {
                 engine.events.until_watched().await;
                 let stats = engine.sample_stats().await;
@@ -289,8 +292,7 @@ impl Engine {
                 tokio::time::sleep(METRICS_INTERVAL).await;
             }
         });
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(|engine| async move {
             loop {
                 engine.events.until_watched().await;
                 let status = engine.refresh_comfy_status().await;
@@ -298,13 +300,27 @@ impl Engine {
                 tokio::time::sleep(COMFY_INTERVAL).await;
             }
         });
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(|engine| async move {
             loop {
                 if let Err(e) = engine.apply_retention().await {
                     tracing::warn!(error = %e, "activity retention job failed");
                 }
                 tokio::time::sleep(RETENTION_INTERVAL).await;
+            }
+        });
+    }
+
+    /// Runs `job` (given its own handle on the engine) until it ends or the engine shuts down.
+    pub(crate) fn spawn_until_shutdown<F>(self: &Arc<Self>, job: impl FnOnce(Arc<Engine>) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stopping = self.stopping.clone();
+        let job = job(Arc::clone(self));
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stopping.cancelled() => {}
+                _ = job => {}
             }
         });
     }
@@ -860,8 +876,9 @@ impl Engine {
     /// Stops transfers so their parts are flushed (they resume at the next start), and a
     /// supervised ComfyUI (SIGTERM, then SIGKILL after a timeout).
     pub async fn shutdown(&self) {
+        self.stopping.cancel();
         self.bridge.stop();
-        self.gallery.stop();
+        self.gallery().stop();
         let supervisor = self.supervisor.get().map(|s| s.shutdown());
         let downloads = self.downloads.shutdown();
         match supervisor {
@@ -889,9 +906,8 @@ impl Engine {
         if self.supervisor.set(Arc::clone(&supervisor)).is_err() {
             return;
         }
-        let engine = Arc::clone(self);
         let mut transitions = supervisor.transitions();
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(|engine| async move {
             use crate::model::ComfyProcessState as S;
             use tokio::sync::broadcast::error::RecvError;
             loop {
@@ -921,9 +937,8 @@ impl Engine {
             }
         });
         // The log tail changes far more often than the state: relayed at most twice a second.
-        let engine = Arc::clone(self);
         let mut updates = supervisor.subscribe();
-        tokio::spawn(async move {
+        self.spawn_until_shutdown(|engine| async move {
             while updates.changed().await.is_ok() {
                 let process = updates.borrow_and_update().clone();
                 engine.events.publish(Event::ComfyProcess(process));
@@ -1143,6 +1158,33 @@ fn gpu_vram(stats: &SystemStats) -> Vec<u64> {
 
 /// The `clientId` this deck uses with ComfyUI: made once, kept in the database, so prompts
 /// and their events keep matching across restarts.
+/// Where the attached ComfyUI last said it writes outputs (see
+/// [`Engine::adopt_reported_output_dir`]).
+const REPORTED_OUTPUT_DIR_KEY: &str = "gallery.reported_output_dir";
+
+/// Set by hand, or passed to the ComfyUI comfydeck starts itself: never second-guessed.
+fn output_dir_is_configured(config: &Config) -> bool {
+    config.comfyui_output_dir.is_some() || config.comfyui_dir.is_some()
+}
+
+/// The folder the gallery starts on: the configured one, else the one ComfyUI reported last
+/// time (while it still exists), else the workspace's `output`.
+async fn initial_output_dir(
+    config: &Config,
+    store: &Store,
+) -> Result<std::path::PathBuf, EngineError> {
+    if !output_dir_is_configured(config) {
+        if let Some(dir) = store.setting(REPORTED_OUTPUT_DIR_KEY).await? {
+            let dir = std::path::PathBuf::from(dir);
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+        }
+    }
+    let dir = config.output_dir();
+    Ok(std::path::absolute(&dir).unwrap_or(dir))
+}
+
 async fn stable_client_id(store: &Store) -> Result<String, EngineError> {
     const KEY: &str = "comfy.client_id";
     if let Some(id) = store.setting(KEY).await? {
@@ -1373,22 +1415,93 @@ impl Engine {
 // -- gallery ---------------------------------------------------------------------------------
 
 impl Engine {
-    pub fn gallery(&self) -> &Arc<crate::gallery::Gallery> {
-        &self.gallery
+    pub fn gallery(&self) -> Arc<crate::gallery::Gallery> {
+        Arc::clone(&self.gallery.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Without `COMFYUI_OUTPUT_DIR` or a supervised ComfyUI, the gallery follows the output
+    /// folder the attached ComfyUI reports, re-read at every (re)connect: a pod's ComfyUI
+    /// often writes to its own `ComfyUI/output`, not the workspace's.
+    fn follow_reported_output_dir(self: &Arc<Self>) {
+        if output_dir_is_configured(&self.config) {
+            return;
+        }
+        let mut connections = self.bridge.connections();
+        self.spawn_until_shutdown(|engine| async move {
+            while connections.changed().await.is_ok() {
+                engine.adopt_reported_output_dir().await;
+            }
+        });
+    }
+
+    /// Asks ComfyUI where it writes outputs and, when that is another folder this machine can
+    /// read, re-roots the gallery there (remembered for the next start).
+    pub async fn adopt_reported_output_dir(&self) -> Option<std::path::PathBuf> {
+        if output_dir_is_configured(&self.config) {
+            return None;
+        }
+        let (stats, paths) = tokio::join!(self.comfy.system_stats(), self.comfy.folder_paths());
+        let argv = stats.map(|s| s.system.argv).unwrap_or_default();
+        let paths = paths.unwrap_or_default();
+        let dir = crate::comfy::http::reported_output_dir(&argv, &paths)?;
+        if dir == self.gallery().root() {
+            return None;
+        }
+        if !dir.is_dir() {
+            tracing::warn!(
+                reported = %dir.display(),
+                indexed = %self.gallery().root().display(),
+                "ComfyUI writes outputs to a folder this machine cannot see; set COMFYUI_OUTPUT_DIR to a shared one"
+            );
+            return None;
+        }
+        let gallery = crate::gallery::Gallery::new(
+            self.store.clone(),
+            self.events.clone(),
+            dir.clone(),
+            self.layout.thumbnails(),
+        );
+        let previous = std::mem::replace(
+            &mut *self.gallery.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&gallery),
+        );
+        previous.stop();
+        // The new scan drops the rows of files that are not in this folder.
+        gallery.start();
+        let written = self
+            .store
+            .write_settings(
+                &[(REPORTED_OUTPUT_DIR_KEY, Some(dir.display().to_string()))],
+                now_ms(),
+            )
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot remember ComfyUI's output folder");
+        }
+        self.record(
+            ActivityKind::System,
+            format!(
+                "The gallery now shows ComfyUI's output folder {} (was {})",
+                dir.display(),
+                previous.root().display()
+            ),
+        )
+        .await;
+        Some(dir)
     }
 
     /// A page of outputs, newest first.
     pub async fn gallery_page(&self, query: &GalleryQuery) -> Result<GalleryPage, EngineError> {
-        Ok(self.gallery.page(query).await?)
+        Ok(self.gallery().page(query).await?)
     }
 
     /// One output with the metadata its file holds.
     pub async fn gallery_item(&self, id: i64) -> Result<GalleryItemDetail, EngineError> {
-        Ok(self.gallery.detail(id).await?)
+        Ok(self.gallery().detail(id).await?)
     }
 
     /// Deletes an output file, its thumbnail and its index entry.
     pub async fn gallery_delete(&self, id: i64) -> Result<GalleryItem, EngineError> {
-        Ok(self.gallery.delete(id).await?)
+        Ok(self.gallery().delete(id).await?)
     }
 }

@@ -873,8 +873,9 @@ pub struct EditableInput {
     pub step: Option<f64>,
     /// The choices of a combo (from `/object_info`; `None` without it).
     pub options: Option<Vec<String>>,
-    /// `Prompt (positive)`, `Prompt (negative)`, else `<title> · <input>`; made unique with
-    /// ` (node <id>)` when two inputs would read the same.
+    /// `Prompt (positive)`, `Prompt (negative)`, a plain name (`Seed`, `Steps`, `Width`…) when
+    /// only one node has that input, else `<title> · <input>`; made unique with ` (node <id>)`
+    /// when two inputs would still read the same.
     pub label: String,
     /// For a prompt text: which sampler input it ends up in (traced through the graph).
     #[serde(default)]
@@ -1456,6 +1457,9 @@ pub struct GalleryPage {
     pub next_cursor: Option<String>,
     /// True while the start-up scan of the output folder is still running.
     pub indexing: bool,
+    /// The output folder these come from.
+    #[serde(default)]
+    pub folder: String,
 }
 
 /// What is known about how an output was made: read from the PNG's text chunks (ComfyUI's

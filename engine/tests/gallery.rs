@@ -608,3 +608,117 @@ async fn the_gallery_indexes_the_configured_output_folder() {
     let listed = engine.gallery_page(&GalleryQuery::default()).await.unwrap();
     assert_eq!(paths(&listed), ["a.png"]);
 }
+
+/// An attached ComfyUI that writes to its own `output` (a pod image's `ComfyUI/output`, not
+/// the workspace's): the gallery follows the folder ComfyUI reports, indexes what lands there,
+/// and starts there next time. A configured folder is never second-guessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
+    use common::comfy_standin::{ComfyStandin, StandinConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let comfy_base = dir.path().join("ComfyUI");
+    let comfy_output = comfy_base.join("output");
+    write(&comfy_output.join("earlier.png"), &png_with_text(4, 4, &[]));
+    let standin = ComfyStandin::start(StandinConfig {
+        base_dir: Some(comfy_base.clone()),
+        output_dir: Some(comfy_output.clone()),
+        time_scale: 0.0,
+        ..StandinConfig::new(common::fixture_dir())
+    })
+    .await
+    .unwrap();
+    let workspace = dir.path().join("ws");
+    let config = engine::config::Config {
+        comfyui_url: standin.url(),
+        hf_base_url: common::closed_port_url(),
+        ..engine::config::Config::with_workspace(&workspace)
+    };
+    let (engine, _) = engine::Engine::start(config.clone()).await.unwrap();
+    assert_eq!(engine.gallery().root(), workspace.join("output"));
+    let mut rx = engine.events().subscribe();
+    engine.spawn_background_jobs();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while engine.gallery().root() != comfy_output {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gallery still indexes {}",
+            engine.gallery().root().display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = wait_for(&engine.gallery(), "the reported folder's file", |p| {
+        paths(p) == ["earlier.png"] && !p.indexing
+    })
+    .await;
+    assert_eq!(listed.folder, comfy_output.display().to_string());
+    let activity = engine
+        .activity(None, 1, 50)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|a| a.message)
+        .collect::<Vec<_>>();
+    assert!(
+        activity
+            .iter()
+            .any(|m| m.contains("now shows ComfyUI's output folder")
+                && m.contains(&comfy_output.display().to_string())),
+        "{activity:?}"
+    );
+
+    // A run's output lands in ComfyUI's folder and shows up with the prompt that made it.
+    let workflow = standin.fixtures().prompt_of("post_prompt_ok");
+    let submitted = engine.run_workflow(&workflow, &[]).await.unwrap();
+    let prompt_id = submitted.prompt_id.expect("submitted");
+    common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
+    wait_for(&engine.gallery(), "the run's output", |p| {
+        p.items
+            .iter()
+            .any(|i| i.prompt_id.as_deref() == Some(prompt_id.as_str()))
+    })
+    .await;
+    engine.shutdown().await;
+    drop(engine);
+
+    // The next start begins on the remembered folder, before ComfyUI is even asked.
+    let engine = start_after_shutdown(engine::config::Config {
+        comfyui_url: common::closed_port_url(),
+        ..config.clone()
+    })
+    .await;
+    assert_eq!(engine.gallery().root(), comfy_output);
+    engine.shutdown().await;
+    drop(engine);
+
+    // COMFYUI_OUTPUT_DIR set by hand wins over anything remembered or reported.
+    let chosen = dir.path().join("chosen");
+    fs::create_dir_all(&chosen).unwrap();
+    let engine = start_after_shutdown(engine::config::Config {
+        comfyui_output_dir: Some(chosen.clone()),
+        ..config
+    })
+    .await;
+    engine.spawn_background_jobs();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(engine.gallery().root(), chosen);
+    assert_eq!(engine.adopt_reported_output_dir().await, None);
+    assert_eq!(engine.gallery().root(), chosen);
+    engine.shutdown().await;
+}
+
+/// Starts an engine on a workspace whose previous engine was just shut down: its background
+/// jobs drop their handles (and the workspace lock) within moments.
+async fn start_after_shutdown(config: engine::config::Config) -> Arc<engine::Engine> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match engine::Engine::start(config.clone()).await {
+            Ok((engine, _)) => return engine,
+            Err(engine::EngineError::Workspace(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("restart failed: {e}"),
+        }
+    }
+}

@@ -74,6 +74,8 @@ struct Shelf {
     total: RwSignal<u64>,
     cursor: RwSignal<Option<String>>,
     indexing: RwSignal<bool>,
+    /// The output folder indexed (shown when there is nothing yet, so a wrong one is obvious).
+    folder: RwSignal<String>,
     filters: RwSignal<Filters>,
     loading: RwSignal<bool>,
     error: RwSignal<Option<String>>,
@@ -109,6 +111,7 @@ impl Shelf {
                     self.error.set(None);
                     self.total.set(page.total);
                     self.indexing.set(page.indexing);
+                    self.folder.set(page.folder);
                     if merge && !self.items.with_untracked(Vec::is_empty) {
                         self.items.update(|items| merge_page(items, page.items));
                         // The cursor of the loaded pages stays: they continue where they were.
@@ -229,6 +232,7 @@ fn GalleryBody(initial: GalleryPage) -> impl IntoView {
         total: RwSignal::new(initial.total),
         cursor: RwSignal::new(initial.next_cursor),
         indexing: RwSignal::new(initial.indexing),
+        folder: RwSignal::new(initial.folder),
         filters: RwSignal::new(Filters::default()),
         loading: RwSignal::new(false),
         error: RwSignal::new(None),
@@ -385,9 +389,12 @@ fn Grid(shelf: Shelf) -> impl IntoView {
             fallback=move || view! {
                 <div data-testid="gallery-empty" class="rounded-xl border border-dashed border-line px-4 py-10 text-center text-sm text-muted">
                     {move || if shelf.filters.with(Filters::is_empty) {
-                        "No outputs yet. Images, videos and audio that ComfyUI saves appear here as soon as they are written."
+                        view! {
+                            <p>"No outputs yet. Images, videos and audio that ComfyUI saves appear here as soon as they are written."</p>
+                            <p class="mt-2 break-all text-xs">"Watching " <code data-testid="gallery-folder">{move || shelf.folder.get()}</code></p>
+                        }.into_any()
                     } else {
-                        "Nothing matches these filters."
+                        "Nothing matches these filters.".into_any()
                     }}
                 </div>
             }

@@ -1023,6 +1023,13 @@ impl ComfyClient {
             .await
     }
 
+    /// `GET /internal/folder_paths`: every model folder name with the absolute paths ComfyUI
+    /// searches, in its search order.
+    pub async fn folder_paths(&self) -> Result<BTreeMap<String, Vec<String>>, ComfyError> {
+        self.api_get_json("/internal/folder_paths", "folder paths", QUICK)
+            .await
+    }
+
     /// `POST /free`: unload models and/or free cached memory.
     pub async fn free(&self, unload_models: bool, free_memory: bool) -> Result<(), ComfyError> {
         let body = json!({ "unload_models": unload_models, "free_memory": free_memory });
@@ -1032,5 +1039,118 @@ impl ComfyClient {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The folder ComfyUI saves outputs to, as it reports it: `--output-directory` in its argv when
+/// absolute; else the folder its start-up appends to the model search paths (ComfyUI adds
+/// `<output>/checkpoints`, `<output>/vae`, `<output>/loras` last, so models saved by
+/// CheckpointSave load again); else `<--base-directory>/output`. `None` when nothing reported
+/// is an absolute path (a relative one depends on ComfyUI's working directory).
+pub fn reported_output_dir(
+    argv: &[String],
+    folder_paths: &BTreeMap<String, Vec<String>>,
+) -> Option<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let flag = |name: &str| -> Option<PathBuf> {
+        let prefix = format!("{name}=");
+        let mut args = argv.iter();
+        let mut found = None;
+        while let Some(arg) = args.next() {
+            if arg == name {
+                found = args.next().map(PathBuf::from);
+            } else if let Some(value) = arg.strip_prefix(&prefix) {
+                found = Some(PathBuf::from(value));
+            }
+        }
+        found.filter(|p| p.is_absolute())
+    };
+    if let Some(dir) = flag("--output-directory") {
+        return Some(dir);
+    }
+    let parent_of_last = |folder: &str| -> Option<PathBuf> {
+        let last = Path::new(folder_paths.get(folder)?.last()?);
+        if !last.is_absolute() || last.file_name()? != folder {
+            return None;
+        }
+        last.parent().map(Path::to_path_buf)
+    };
+    let from_paths = ["checkpoints", "vae", "loras"].map(parent_of_last);
+    if let [Some(a), Some(b), Some(c)] = &from_paths {
+        if a == b && b == c {
+            return Some(a.clone());
+        }
+    }
+    flag("--base-directory").map(|base| base.join("output"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// As ComfyUI 0.3.64 reports them: model folders first, extra paths, the output folder last.
+    fn paths(output: &str) -> BTreeMap<String, Vec<String>> {
+        let mut paths = BTreeMap::new();
+        for folder in ["checkpoints", "vae", "loras"] {
+            paths.insert(
+                folder.to_string(),
+                vec![
+                    format!("/opt/ComfyUI/models/{folder}"),
+                    format!("/workspace/models/{folder}"),
+                    format!("{output}/{folder}"),
+                ],
+            );
+        }
+        paths
+    }
+
+    #[test]
+    fn the_output_folder_comes_from_argv_then_the_model_paths_then_the_base_directory() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            reported_output_dir(
+                &args(&["main.py", "--output-directory", "/data/out"]),
+                &none
+            ),
+            Some(PathBuf::from("/data/out"))
+        );
+        assert_eq!(
+            reported_output_dir(&args(&["main.py", "--output-directory=/data/out"]), &none),
+            Some(PathBuf::from("/data/out"))
+        );
+        // ComfyUI started from its own folder with no flags: only the search paths tell.
+        assert_eq!(
+            reported_output_dir(
+                &args(&["main.py", "--listen"]),
+                &paths("/opt/ComfyUI/output")
+            ),
+            Some(PathBuf::from("/opt/ComfyUI/output"))
+        );
+        // A relative flag depends on ComfyUI's working directory: the paths decide.
+        assert_eq!(
+            reported_output_dir(
+                &args(&["main.py", "--output-directory", "out"]),
+                &paths("/opt/ComfyUI/out")
+            ),
+            Some(PathBuf::from("/opt/ComfyUI/out"))
+        );
+        assert_eq!(
+            reported_output_dir(&args(&["main.py", "--base-directory", "/srv/comfy"]), &none),
+            Some(PathBuf::from("/srv/comfy/output"))
+        );
+        // Last entries that disagree (a custom node appended its own) are not trusted.
+        let mut odd = paths("/opt/ComfyUI/output");
+        odd.get_mut("vae").unwrap().push("/elsewhere/vae".into());
+        assert_eq!(reported_output_dir(&args(&["main.py"]), &odd), None);
+        // The recorded answer has placeholders, not absolute paths: nothing is reported.
+        assert_eq!(
+            reported_output_dir(&args(&["main.py"]), &paths("<BASE_DIR>/output")),
+            None
+        );
     }
 }

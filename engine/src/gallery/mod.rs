@@ -507,6 +507,7 @@ impl Gallery {
             total: total as u64,
             next_cursor,
             indexing: self.is_indexing(),
+            folder: self.root.display().to_string(),
         })
     }
 

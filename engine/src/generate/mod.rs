@@ -225,8 +225,7 @@ pub fn check_upload_name(file_name: &str) -> Result<(), GenerateError> {
 pub(crate) fn spawn_tracker(engine: &Arc<Engine>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut rx = engine.events().subscribe();
-    let tracker = Arc::clone(engine);
-    tokio::spawn(async move {
+    engine.spawn_until_shutdown(|tracker| async move {
         let store = tracker.generation_store();
         loop {
             match rx.recv().await {
@@ -254,8 +253,7 @@ pub(crate) fn spawn_tracker(engine: &Arc<Engine>) {
             }
         }
     });
-    let engine = Arc::clone(engine);
-    tokio::spawn(async move {
+    engine.spawn_until_shutdown(|engine| async move {
         for _ in 0..RECONCILE_TRIES {
             match engine.reconcile_generations().await {
                 Ok(n) => {
@@ -731,7 +729,7 @@ mod tests {
             max: None,
             step: None,
             options: None,
-            label: "EmptyImage · width".into(),
+            label: "Width".into(),
             role: None,
         }];
         let prompt = serde_json::json!({
@@ -779,7 +777,7 @@ mod tests {
             max: None,
             step: None,
             options: None,
-            label: "KSampler · steps".into(),
+            label: "Steps".into(),
             role: None,
         };
         let v = |node: &str, name: &str| InputValue {

@@ -521,6 +521,9 @@ pub struct StandinConfig {
     /// `view_output.png`), as ComfyUI's SaveImage would: the gallery's browser tests see a
     /// run's output appear in the folder.
     pub output_dir: Option<PathBuf>,
+    /// Put in place of the recording's `<BASE_DIR>` in `/system_stats` and
+    /// `/internal/folder_paths`, as if ComfyUI ran with `--base-directory` there.
+    pub base_dir: Option<PathBuf>,
 }
 
 impl StandinConfig {
@@ -532,6 +535,7 @@ impl StandinConfig {
             seed_userdata: true,
             hold_limit: Duration::from_secs(30),
             output_dir: None,
+            base_dir: None,
         }
     }
 }
@@ -986,6 +990,18 @@ fn fixture_response(exchange: &Exchange) -> Response {
     response
 }
 
+/// A recorded answer whose `<BASE_DIR>` placeholder names the configured base directory.
+fn with_base_dir(s: &Shared, exchange: &Exchange) -> Response {
+    let mut response = fixture_response(exchange);
+    if let Some(base) = &s.config.base_dir {
+        let body = String::from_utf8_lossy(&exchange.body)
+            .replace("<BASE_DIR>", &base.display().to_string());
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        *response.body_mut() = Body::from(body);
+    }
+    response
+}
+
 fn with_type(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
@@ -1123,7 +1139,7 @@ async fn route(ctx: Ctx, request: Request) -> Response {
             "text/html; charset=utf-8",
             "<!doctype html><title>ComfyUI stand-in</title>",
         ),
-        (&Method::GET, ["system_stats"]) => fixture_response(fx.exchange("get_system_stats")),
+        (&Method::GET, ["system_stats"]) => with_base_dir(s, fx.exchange("get_system_stats")),
         (&Method::GET, ["features"]) => fixture_response(fx.exchange("get_features")),
         (&Method::GET, ["embeddings"]) => fixture_response(fx.exchange("get_embeddings")),
         (&Method::GET, ["users"]) => fixture_response(fx.exchange("get_users")),
@@ -1132,7 +1148,7 @@ async fn route(ctx: Ctx, request: Request) -> Response {
             fixture_response(fx.exchange("get_setting"))
         }
         (&Method::GET, ["internal", "folder_paths"]) => {
-            fixture_response(fx.exchange("get_internal_folder_paths"))
+            with_base_dir(s, fx.exchange("get_internal_folder_paths"))
         }
         (&Method::POST, ["free"]) => fixture_response(fx.exchange("post_free")),
         (&Method::GET, ["models"]) => fixture_response(fx.exchange("get_models")),
