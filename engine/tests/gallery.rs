@@ -390,6 +390,29 @@ async fn thumbnails_are_made_once_cached_and_replaced_when_the_file_changes() {
         (THUMB_SIZE / 2, THUMB_SIZE)
     );
 
+    // Animated GIFs (ComfyUI's animation savers) and BMPs: the first frame, as a JPEG.
+    let mut gif = Vec::new();
+    {
+        let mut encoder = image::codecs::gif::GifEncoder::new(&mut gif);
+        for shade in [40u8, 200] {
+            let frame = image::RgbaImage::from_pixel(64, 32, image::Rgba([shade, 0, 0, 255]));
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    write(&s.root.join("loop.gif"), &gif);
+    let mut bmp = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(20, 40, image::Rgb([0, 90, 0]))
+        .write_to(&mut bmp, image::ImageFormat::Bmp)
+        .unwrap();
+    write(&s.root.join("old.bmp"), bmp.get_ref());
+    s.gallery.scan().await.unwrap();
+    let thumb = image::open(s.gallery.thumbnail("loop.gif").await.unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (64, 32), "never enlarged");
+    let first = thumb.to_rgb8().get_pixel(32, 16).0;
+    assert!(first[0] < 90, "the first frame, not the last: {first:?}");
+    let thumb = image::open(s.gallery.thumbnail("old.bmp").await.unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (20, 40));
+
     let err = s.gallery.thumbnail("clip.webm").await.unwrap_err();
     assert!(matches!(err, GalleryError::NoThumbnail(_)), "{err}");
     assert!(err.to_string().contains("video"), "{err}");
