@@ -62,6 +62,11 @@ test('the right password lands on the requested page; logout locks again', async
   await expect(page).toHaveURL(onPath('/'));
   await waitForHydration(page);
   await expect(page.getByTestId('cpu-percent')).toBeVisible();
+  // A fresh workspace's gallery is empty and names the folder it watches.
+  await page.goto('/gallery');
+  await waitForHydration(page);
+  await expect(page.getByTestId('gallery-empty')).toContainText('No outputs yet');
+  await expect(page.getByTestId('gallery-folder')).toHaveText(/\/output$/);
 
   // Logout from the header.
   const logout = page.getByTestId('logout').filter({ visible: true });
