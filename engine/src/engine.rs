@@ -274,9 +274,10 @@ impl Engine {
         self.start_comfyui();
         // Subscribes to run events before the bridge can publish any.
         crate::generate::spawn_tracker(self);
+        // Listens for the socket's connections before the bridge can make the first one.
+        self.follow_reported_output_dir();
         self.bridge.start();
         self.gallery().start();
-        self.follow_reported_output_dir();
         tokio::spawn(Arc::clone(&self.downloads).run());
         self.spawn_until_shutdown(|engine| async move { engine.install_startup_presets().await });
         if self.config.preset_registry_url.is_some() {
@@ -1444,7 +1445,13 @@ impl Engine {
         let argv = stats.map(|s| s.system.argv).unwrap_or_default();
         let paths = paths.unwrap_or_default();
         let dir = crate::comfy::http::reported_output_dir(&argv, &paths)?;
-        if dir == self.gallery().root() {
+        let current = self.gallery().root().to_path_buf();
+        // The same folder under another name (`/workspace` is often a symlink) is no change.
+        let same = match (std::fs::canonicalize(&dir), std::fs::canonicalize(&current)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => dir == current,
+        };
+        if same {
             return None;
         }
         if !dir.is_dir() {

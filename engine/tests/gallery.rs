@@ -729,6 +729,29 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
     assert_eq!(engine.adopt_reported_output_dir().await, None);
     assert_eq!(engine.gallery().root(), chosen);
     engine.shutdown().await;
+
+    // The workspace reached through a symlink, ComfyUI reporting the real path: the same
+    // folder, so nothing moves and nothing is recorded.
+    let real = dir.path().join("volume");
+    fs::create_dir_all(real.join("output")).unwrap();
+    let linked = dir.path().join("workspace-link");
+    std::os::unix::fs::symlink(&real, &linked).unwrap();
+    let same_place = ComfyStandin::start(StandinConfig {
+        base_dir: Some(real.clone()),
+        ..StandinConfig::new(common::fixture_dir())
+    })
+    .await
+    .unwrap();
+    let (engine, _) = engine::Engine::start(engine::config::Config {
+        comfyui_url: same_place.url(),
+        hf_base_url: common::closed_port_url(),
+        ..engine::config::Config::with_workspace(&linked)
+    })
+    .await
+    .unwrap();
+    assert_eq!(engine.adopt_reported_output_dir().await, None);
+    assert_eq!(engine.gallery().root(), linked.join("output"));
+    engine.shutdown().await;
 }
 
 /// Starts an engine on a workspace whose previous engine was just shut down: its background
