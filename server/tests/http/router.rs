@@ -100,6 +100,11 @@ fn with_cookie(mut request: Request<Body>, cookie: &str) -> Request<Body> {
     request
 }
 
+/// A GET with the session cookie.
+fn authed_get(path: &str, cookie: &str) -> Request<Body> {
+    with_cookie(get(path).body(Body::empty()).unwrap(), cookie)
+}
+
 fn login_form(password: &str, next: &str, client: &str) -> Request<Body> {
     let body = format!("password={password}&next={next}");
     Request::builder()
@@ -461,11 +466,7 @@ async fn login_sets_a_session_cookie_that_opens_pages_and_api() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), "/");
 
-    let reply = send(
-        &h.app,
-        with_cookie(get("/api/status").body(Body::empty()).unwrap(), &cookie),
-    )
-    .await;
+    let reply = send(&h.app, authed_get("/api/status", &cookie)).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let status = reply.json();
     assert!(
@@ -624,11 +625,7 @@ async fn api_tokens_authenticate_until_revoked() {
     let id = created["info"]["id"].as_i64().expect("an id");
 
     // The list shows the token by name and hint, never in full.
-    let reply = send(
-        &h.app,
-        with_cookie(get("/api/settings").body(Body::empty()).unwrap(), &cookie),
-    )
-    .await;
+    let reply = send(&h.app, authed_get("/api/settings", &cookie)).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert!(
         !reply.body.contains(&token),
@@ -933,11 +930,7 @@ async fn security_headers_are_set() {
         ),
         (
             "api",
-            send(
-                &h.app,
-                with_cookie(get("/api/status").body(Body::empty()).unwrap(), &cookie),
-            )
-            .await,
+            send(&h.app, authed_get("/api/status", &cookie)).await,
         ),
     ];
     for (what, reply) in replies {
@@ -1101,14 +1094,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
         assert_login_required(&reply, path);
     }
 
-    let list = send(
-        &h.app,
-        with_cookie(
-            get("/api/gallery?kind=image").body(Body::empty()).unwrap(),
-            &cookie,
-        ),
-    )
-    .await;
+    let list = send(&h.app, authed_get("/api/gallery?kind=image", &cookie)).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let list = list.json();
     assert_eq!(list["total"], 1, "{list}");
@@ -1119,12 +1105,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
 
     let detail = send(
         &h.app,
-        with_cookie(
-            get(&format!("/api/gallery/item?id={id}"))
-                .body(Body::empty())
-                .unwrap(),
-            &cookie,
-        ),
+        authed_get(&format!("/api/gallery/item?id={id}"), &cookie),
     )
     .await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
@@ -1136,10 +1117,8 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     // The original, byte for byte.
     let (status, headers, body) = send_bytes(
         &h.app,
-        with_cookie(
-            get("/api/gallery/file/run%201/fixture_invert_00001_.png")
-                .body(Body::empty())
-                .unwrap(),
+        authed_get(
+            "/api/gallery/file/run%201/fixture_invert_00001_.png",
             &cookie,
         ),
     )
@@ -1151,10 +1130,8 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     // The thumbnail: a JPEG, cached for good (the URL carries the mtime).
     let (status, headers, body) = send_bytes(
         &h.app,
-        with_cookie(
-            get("/api/gallery/thumb/run%201/fixture_invert_00001_.png?v=1")
-                .body(Body::empty())
-                .unwrap(),
+        authed_get(
+            "/api/gallery/thumb/run%201/fixture_invert_00001_.png?v=1",
             &cookie,
         ),
     )
@@ -1168,12 +1145,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     assert_eq!(&body[..2], &[0xFF, 0xD8], "JPEG magic");
 
     // Videos seek: a Range request gets 206 with just those bytes, never compressed.
-    let mut request = with_cookie(
-        get("/api/gallery/file/clip.webm")
-            .body(Body::empty())
-            .unwrap(),
-        &cookie,
-    );
+    let mut request = authed_get("/api/gallery/file/clip.webm", &cookie);
     request
         .headers_mut()
         .insert(header::RANGE, "bytes=100-199".parse().unwrap());
@@ -1184,12 +1156,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(headers[header::CONTENT_RANGE], "bytes 100-199/1000");
     assert_eq!(body, video[100..200]);
-    let mut request = with_cookie(
-        get("/api/gallery/file/clip.webm")
-            .body(Body::empty())
-            .unwrap(),
-        &cookie,
-    );
+    let mut request = authed_get("/api/gallery/file/clip.webm", &cookie);
     request
         .headers_mut()
         .insert(header::ACCEPT_ENCODING, "gzip, br".parse().unwrap());
@@ -1201,16 +1168,8 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     );
     assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
     assert_eq!(body, video);
-    let (status, _, _) = send_bytes(
-        &h.app,
-        with_cookie(
-            get("/api/gallery/thumb/clip.webm")
-                .body(Body::empty())
-                .unwrap(),
-            &cookie,
-        ),
-    )
-    .await;
+    let (status, _, _) =
+        send_bytes(&h.app, authed_get("/api/gallery/thumb/clip.webm", &cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "videos have no thumbnail");
 
     // Delete: the file and every way to reach it go.
@@ -1228,11 +1187,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
         format!("/api/gallery/item?id={id}"),
         "/api/gallery/file/run%201/fixture_invert_00001_.png".to_string(),
     ] {
-        let reply = send(
-            &h.app,
-            with_cookie(get(&path).body(Body::empty()).unwrap(), &cookie),
-        )
-        .await;
+        let reply = send(&h.app, authed_get(&path, &cookie)).await;
         assert_eq!(
             reply.status,
             StatusCode::NOT_FOUND,
@@ -1254,14 +1209,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
         .unwrap()
         .contains(&format!("no output with id {id}")));
 
-    let bad = send(
-        &h.app,
-        with_cookie(
-            get("/api/gallery?limit=9999").body(Body::empty()).unwrap(),
-            &cookie,
-        ),
-    )
-    .await;
+    let bad = send(&h.app, authed_get("/api/gallery?limit=9999", &cookie)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.json()["message"].as_str().unwrap().contains("limit"));
 }
@@ -1282,12 +1230,7 @@ async fn gallery_paths_cannot_leave_the_output_folder() {
     for route in ["file", "thumb"] {
         let (status, _, _) = send_bytes(
             &h.app,
-            with_cookie(
-                get(&format!("/api/gallery/{route}/ok.png"))
-                    .body(Body::empty())
-                    .unwrap(),
-                &cookie,
-            ),
+            authed_get(&format!("/api/gallery/{route}/ok.png"), &cookie),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{route}/ok.png");
@@ -1305,11 +1248,7 @@ async fn gallery_paths_cannot_leave_the_output_folder() {
             "data/comfydeck.db",
         ] {
             let path = format!("/api/gallery/{route}/{attempt}");
-            let reply = send(
-                &h.app,
-                with_cookie(get(&path).body(Body::empty()).unwrap(), &cookie),
-            )
-            .await;
+            let reply = send(&h.app, authed_get(&path, &cookie)).await;
             assert!(
                 matches!(
                     reply.status,
@@ -1329,12 +1268,7 @@ async fn gallery_paths_cannot_leave_the_output_folder() {
         // The symlink is named as such.
         let reply = send(
             &h.app,
-            with_cookie(
-                get(&format!("/api/gallery/{route}/link.png"))
-                    .body(Body::empty())
-                    .unwrap(),
-                &cookie,
-            ),
+            authed_get(&format!("/api/gallery/{route}/link.png"), &cookie),
         )
         .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
