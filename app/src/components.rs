@@ -251,6 +251,8 @@ pub fn encode_query_value(value: &str) -> String {
 pub struct RefreshGate {
     running: StoredValue<bool>,
     again: StoredValue<bool>,
+    /// Why the last refresh failed; cleared by the next one that works.
+    error: RwSignal<Option<String>>,
 }
 
 impl RefreshGate {
@@ -258,12 +260,49 @@ impl RefreshGate {
         Self {
             running: StoredValue::new(false),
             again: StoredValue::new(false),
+            error: RwSignal::new(None),
         }
+    }
+
+    /// Why the last refresh failed (tracked).
+    pub fn error(self) -> Option<String> {
+        self.error.get()
+    }
+
+    /// Refreshes through the gate: `fetch`'s answer goes to `apply`; a failure is kept as
+    /// "Could not refresh {what}: …", and a lost session goes to the login page.
+    pub fn reload<T, F, Fut, A>(self, what: &'static str, fetch: F, apply: A)
+    where
+        F: Fn() -> Fut + Copy + 'static,
+        Fut: std::future::Future<Output = Result<T, ApiError>> + 'static,
+        A: Fn(T) + Copy + 'static,
+    {
+        let error = self.error;
+        self.run(move || async move {
+            let result = fetch().await;
+            // The page is gone: nothing to show the answer in.
+            if error.is_disposed() {
+                return false;
+            }
+            match result {
+                Ok(value) => {
+                    apply(value);
+                    error.set(None);
+                }
+                Err(e) => {
+                    if e.login_required {
+                        go_to_login();
+                    }
+                    error.set(Some(format!("Could not refresh {what}: {}", e.message)));
+                }
+            }
+            true
+        });
     }
 
     /// Starts `fetch` unless one is running (then it runs once more after it). `fetch` returns
     /// `false` when the page is gone, which ends the loop.
-    pub fn run<F, Fut>(self, fetch: F)
+    fn run<F, Fut>(self, fetch: F)
     where
         F: Fn() -> Fut + 'static,
         Fut: std::future::Future<Output = bool> + 'static,

@@ -18,7 +18,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
-use crate::components::{api_error_view, encode_query_value, go_to_login, ErrorNote, RefreshGate};
+use crate::components::{api_error_view, encode_query_value, ErrorNote, RefreshGate};
 use crate::live::Live;
 
 use cards::Cards;
@@ -51,7 +51,6 @@ struct Desk {
     live: Live,
     library: RwSignal<GenerateLibrary>,
     refresh_gate: RefreshGate,
-    refresh_error: RwSignal<Option<String>>,
     /// The chosen workflow's id (from the URL).
     selected: Memo<Option<String>>,
     select: Callback<Option<String>>,
@@ -61,28 +60,11 @@ struct Desk {
 impl Desk {
     /// Reads the library again (after a preset install: cards move to "ready").
     fn refresh(self) {
-        self.refresh_gate.run(move || async move {
-            let result = get_generate_library().await;
-            if self.library.is_disposed() {
-                return false;
-            }
-            match result {
-                Ok(library) => {
-                    self.library.set(library);
-                    self.refresh_error.set(None);
-                }
-                Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    self.refresh_error.set(Some(format!(
-                        "Could not refresh the workflows: {}",
-                        e.message
-                    )));
-                }
-            }
-            true
-        });
+        let library = self.library;
+        self.refresh_gate
+            .reload("the workflows", get_generate_library, move |fresh| {
+                library.set(fresh)
+            });
     }
 }
 
@@ -112,7 +94,6 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
         live: Live::get(),
         library: RwSignal::new(initial),
         refresh_gate: RefreshGate::new(),
-        refresh_error: RwSignal::new(None),
         selected,
         select,
         prefill: RwSignal::new(None),
@@ -123,7 +104,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
         <div class="mb-4 flex flex-wrap items-center gap-x-3 gap-y-2">
             <h1 class="mr-auto text-xl font-semibold">"Generate"</h1>
         </div>
-        {move || desk.refresh_error.get().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        {move || desk.refresh_gate.error().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
         {from_output.map(|id| view! { <form::FromOutput id desk/> })}
         <div class=move || {
             if has_open() {

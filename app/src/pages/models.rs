@@ -80,34 +80,24 @@ struct Models {
     data: RwSignal<ModelsOverview>,
     baseline: RwSignal<Baseline>,
     refresh_gate: RefreshGate,
-    refresh_error: RwSignal<Option<String>>,
 }
 
 impl Models {
     /// Fetches the overview again; calls made while a fetch runs are folded into one more.
     fn refresh(self) {
-        self.refresh_gate.run(move || async move {
-            let seen = Baseline::take(self.live);
-            let result = get_models().await;
-            if self.data.is_disposed() {
-                return false;
-            }
-            match result {
-                Ok(overview) => {
-                    self.baseline.set(seen);
-                    self.data.set(overview);
-                    self.refresh_error.set(None);
-                }
-                Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    self.refresh_error
-                        .set(Some(format!("Could not refresh the models: {}", e.message)));
-                }
-            }
-            true
-        });
+        let (live, baseline, data) = (self.live, self.baseline, self.data);
+        self.refresh_gate.reload(
+            "the models",
+            // The live events seen before the fetch are older than its answer.
+            move || {
+                let seen = Baseline::take(live);
+                async move { get_models().await.map(|overview| (overview, seen)) }
+            },
+            move |(overview, seen)| {
+                baseline.set(seen);
+                data.set(overview);
+            },
+        );
     }
 
     /// The preset's live event, when it is newer than the fetched data (tracked).
@@ -153,11 +143,10 @@ fn ModelsBody(initial: ModelsOverview, baseline: Baseline) -> impl IntoView {
         data: RwSignal::new(initial),
         baseline: RwSignal::new(baseline),
         refresh_gate: RefreshGate::new(),
-        refresh_error: RwSignal::new(None),
     };
     watch_live(m);
     view! {
-        {move || m.refresh_error.get().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        {move || m.refresh_gate.error().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
         <div class="mb-4 grid gap-4 md:grid-cols-2">
             <SpaceCard m/>
             <CatalogCard m/>

@@ -59,7 +59,6 @@ struct Shelf {
     live: Live,
     data: RwSignal<WorkflowList>,
     refresh_gate: RefreshGate,
-    refresh_error: RwSignal<Option<String>>,
     /// The open workflow's id (from the URL).
     selected: Memo<Option<String>>,
     select: Callback<Option<String>>,
@@ -72,28 +71,11 @@ struct Shelf {
 impl Shelf {
     /// Fetches the list again; calls made while a fetch runs are folded into one more.
     fn refresh(self) {
-        self.refresh_gate.run(move || async move {
-            let result = list_workflows().await;
-            if self.data.is_disposed() {
-                return false;
-            }
-            match result {
-                Ok(list) => {
-                    self.data.set(list);
-                    self.refresh_error.set(None);
-                }
-                Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    self.refresh_error.set(Some(format!(
-                        "Could not refresh the workflow list: {}",
-                        e.message
-                    )));
-                }
-            }
-            true
-        });
+        let data = self.data;
+        self.refresh_gate
+            .reload("the workflow list", list_workflows, move |list| {
+                data.set(list)
+            });
     }
 
     /// The summary of a workflow in the current list (tracked).
@@ -138,7 +120,6 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
         live: Live::get(),
         data: RwSignal::new(initial),
         refresh_gate: RefreshGate::new(),
-        refresh_error: RwSignal::new(None),
         selected,
         select,
         runs: RwSignal::new(HashMap::new()),
@@ -161,7 +142,7 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
             <QueueChip shelf/>
             <ImportButton shelf/>
         </div>
-        {move || shelf.refresh_error.get().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        {move || shelf.refresh_gate.error().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
         <div class=move || {
             if has_open() {
                 "grid items-start gap-4 lg:grid-cols-[minmax(0,5fr)_minmax(0,7fr)]"

@@ -300,15 +300,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
 
             <RequiredModels workflow shelf/>
 
-            {move || {
-                let problems = workflow.with(|w| w.problems.clone());
-                (!problems.is_empty()).then(|| view! {
-                    <ul data-testid="workflow-problems" class="space-y-1 rounded-lg border border-warn/40 bg-warn/10 px-3 py-2 text-xs text-warn">
-                        {problems.into_iter().map(|p| view! { <li class="wrap-anywhere">{p}</li> }).collect_view()}
-                    </ul>
-                }
-                .into_any())
-            }}
+            <Problems workflow testid="workflow-problems"/>
 
             {move || match editing.get() {
                 Editing::Rename => view! {
@@ -432,6 +424,19 @@ fn card_header(workflow: Memo<WorkflowSummary>, run_phase: Memo<Option<RunPhase>
 
 /// The model files a workflow's loaders pick: ✓ installed, ✗ missing (with the preset that
 /// provides it, when the catalog knows one).
+/// What stops the workflow from running as it is (unknown nodes, bad values), if anything.
+#[component]
+pub(super) fn Problems(workflow: Memo<WorkflowSummary>, testid: &'static str) -> impl IntoView {
+    move || {
+        let problems = workflow.with(|w| w.problems.clone());
+        (!problems.is_empty()).then(|| view! {
+            <ul data-testid=testid class="space-y-1 rounded-lg border border-warn/40 bg-warn/10 px-3 py-2 text-xs text-warn">
+                {problems.into_iter().map(|p| view! { <li class="wrap-anywhere">{p}</li> }).collect_view()}
+            </ul>
+        })
+    }
+}
+
 #[component]
 pub(super) fn RequiredModels(workflow: Memo<WorkflowSummary>, shelf: Shelf) -> impl IntoView {
     let models = Memo::new(move |_| workflow.with(|w| w.required_models.clone()));

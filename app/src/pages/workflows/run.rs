@@ -4,7 +4,7 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::library::RequiredModels;
+use super::library::{Problems, RequiredModels};
 use super::*;
 use crate::pages::run_panel::{Field, InputField, RunView, TrackedRun};
 
@@ -139,15 +139,7 @@ pub(super) fn RunPanel(id: String, shelf: Shelf) -> impl IntoView {
                 </div>
             </Show>
 
-            {move || {
-                let problems = workflow.with(|w| w.problems.clone());
-                (!problems.is_empty()).then(|| view! {
-                    <ul data-testid="run-workflow-problems" class="space-y-1 rounded-lg border border-warn/40 bg-warn/10 px-3 py-2 text-xs text-warn">
-                        {problems.into_iter().map(|p| view! { <li class="wrap-anywhere">{p}</li> }).collect_view()}
-                    </ul>
-                }
-                .into_any())
-            }}
+            <Problems workflow testid="run-workflow-problems"/>
 
             <form class="flex flex-col gap-4" novalidate on:submit=on_submit>
                 {if has_fields {
