@@ -47,7 +47,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[cfg(feature = "ssr")]
 fn server_theme() -> engine::model::Theme {
     use_context::<std::sync::Arc<engine::Engine>>()
-        .map(|e| e.theme())
+        .map(|e| e.settings().theme())
         .unwrap_or_default()
 }
 

@@ -33,6 +33,18 @@ pub enum BridgeError {
     NotFound(String),
 }
 
+impl crate::error::Classify for BridgeError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            // ComfyUI is down or answered oddly: a gateway problem, not ours.
+            BridgeError::Comfy(_) | BridgeError::ObjectInfo(_) => ErrorKind::Unavailable,
+            BridgeError::Invalid(_) => ErrorKind::Invalid,
+            BridgeError::NotFound(_) => ErrorKind::NotFound,
+        }
+    }
+}
+
 pub use crate::model::InputValue;
 
 pub struct Bridge {

@@ -75,7 +75,10 @@ pub async fn record_activity(
     message: impl Into<String>,
 ) {
     let message = message.into();
-    match store.add_activity(crate::now_ms(), kind, &message).await {
+    match store
+        .add_activity(crate::clock::now_ms(), kind, &message)
+        .await
+    {
         Ok(entry) => events.publish(Event::Activity(entry)),
         Err(e) => tracing::warn!(error = %e, %message, "could not record activity"),
     }

@@ -1,22 +1,30 @@
 //! comfydeck's domain. Plain Rust: nothing here knows about Leptos, axum or HTTP routing.
 //!
 //! With default features only [`model`] is built (it also compiles for wasm); the `server`
-//! feature adds the services that run on the pod, owned by [`Engine`].
+//! feature adds the services that run on the pod, started and handed out by [`Engine`].
 
 pub mod model;
 
 #[cfg(feature = "server")]
+pub mod activity;
+#[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+mod background;
 #[cfg(feature = "server")]
 pub mod bridge;
 #[cfg(feature = "server")]
 pub mod catalog;
+#[cfg(feature = "server")]
+pub mod clock;
 #[cfg(feature = "server")]
 pub mod comfy;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
 pub mod download;
+#[cfg(feature = "server")]
+pub mod error;
 #[cfg(feature = "server")]
 pub mod events;
 #[cfg(feature = "server")]
@@ -29,6 +37,10 @@ pub mod hf;
 pub mod logfile;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod settings;
+#[cfg(feature = "server")]
+pub mod status;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]

@@ -1550,3 +1550,6 @@ mod gallery_tests {
         assert_eq!(encode_path("é.png"), "%C3%A9.png");
     }
 }
+
+mod error_kind;
+pub use error_kind::ErrorKind;

@@ -24,6 +24,13 @@ pub enum StoreError {
     UnknownKind(String),
 }
 
+impl crate::error::Classify for StoreError {
+    /// The database is ours: any failure of it is our fault.
+    fn kind(&self) -> crate::model::ErrorKind {
+        crate::model::ErrorKind::Internal
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

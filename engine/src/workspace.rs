@@ -25,6 +25,15 @@ pub enum WorkspaceError {
     Lock { path: PathBuf, source: io::Error },
 }
 
+impl crate::error::Classify for WorkspaceError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        match self {
+            WorkspaceError::Locked { .. } => crate::model::ErrorKind::Conflict,
+            _ => crate::model::ErrorKind::Internal,
+        }
+    }
+}
+
 /// Creates the workspace root if needed and proves that it can be written to.
 pub fn check_writable(root: &Path) -> Result<(), WorkspaceError> {
     if root.exists() && !root.is_dir() {

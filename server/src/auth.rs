@@ -7,11 +7,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
-use engine::LoginError;
+use engine::auth::LoginError;
+use engine::model::ErrorKind;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::error::AppError;
 use crate::{assets, AppState};
 
 pub const SESSION_COOKIE: &str = "comfydeck_session";
@@ -32,7 +33,7 @@ pub const LOGOUT_PATH: &str = "/api/auth/logout";
 /// gets 401 with a JSON message.
 pub async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    if !state.engine.auth_mode().requires_login() {
+    if !state.engine.auth().mode().requires_login() {
         if path == "/login" {
             return Redirect::to("/").into_response();
         }
@@ -54,9 +55,9 @@ pub async fn require_auth(State(state): State<AppState>, request: Request, next:
 
 async fn is_authenticated(state: &AppState, headers: &HeaderMap) -> bool {
     let result = if let Some(token) = bearer_token(headers) {
-        state.engine.api_token_is_valid(token).await
+        state.engine.auth().api_token_is_valid(token).await
     } else if let Some(token) = session_cookie(headers) {
-        state.engine.session_is_valid(token).await
+        state.engine.auth().session_is_valid(token).await
     } else {
         return false;
     };
@@ -82,14 +83,10 @@ fn deny(request: &Request) -> Response {
         return Redirect::to(&format!("/login?next={}", encode_query_value(target)))
             .into_response();
     }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({
-            "message": "Login required: log in at /login or send an API token as \"Authorization: Bearer <token>\"",
-            "login_required": true,
-        })),
+    let mut response = AppError::login_required(
+        "Login required: log in at /login or send an API token as \"Authorization: Bearer <token>\"",
     )
-        .into_response();
+    .into_response();
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -149,14 +146,14 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         Err(message) => return json_error(StatusCode::BAD_REQUEST, &message),
     };
     let next = safe_next(form.next.as_deref());
-    if !state.engine.auth_mode().requires_login() {
+    if !state.engine.auth().mode().requires_login() {
         return if is_json {
             StatusCode::NO_CONTENT.into_response()
         } else {
             Redirect::to(&next).into_response()
         };
     }
-    match state.engine.login(&form.password, &client).await {
+    match state.engine.auth().login(&form.password, &client).await {
         Ok(token) => {
             let cookie = session_cookie_header(&token, &headers, false);
             let mut response = if is_json {
@@ -194,12 +191,13 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             }
             response
         }
-        Err(LoginError::Engine(e)) => {
+        Err(LoginError::Failed(e)) => {
             tracing::error!(error = %e, "login failed");
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::new(
+                ErrorKind::Internal,
                 "login failed on the server; see the log",
             )
+            .into_response()
         }
     }
 }
@@ -207,7 +205,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
 /// `POST /api/auth/logout`: ends the session and clears the cookie.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = session_cookie(&headers) {
-        if let Err(e) = state.engine.logout(token).await {
+        if let Err(e) = state.engine.auth().logout(token).await {
             tracing::error!(error = %e, "logout failed");
         }
     }
@@ -298,7 +296,11 @@ fn is_proxy_address(ip: IpAddr) -> bool {
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "message": message }))).into_response()
+    match status {
+        StatusCode::BAD_REQUEST => AppError::new(ErrorKind::Invalid, message),
+        _ => AppError::protocol(status, message),
+    }
+    .into_response()
 }
 
 /// Percent-encodes a value for a query string.

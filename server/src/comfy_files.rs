@@ -2,11 +2,12 @@
 //! (through ComfyUI's `/view`) and its newest live preview.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use engine::bridge::BridgeError;
 use serde::Deserialize;
 
+use crate::error::AppError;
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -31,7 +32,7 @@ pub async fn view(State(state): State<AppState>, Query(query): Query<ViewQuery>)
         .await
     {
         Ok((mime, bytes)) => file_response(&mime, bytes, "private, max-age=3600"),
-        Err(e) => error_response(e),
+        Err(e) => AppError::from_service(&e, &state.engine).into_response(),
     }
 }
 
@@ -39,9 +40,11 @@ pub async fn view(State(state): State<AppState>, Query(query): Query<ViewQuery>)
 pub async fn preview(State(state): State<AppState>, Path(prompt_id): Path<String>) -> Response {
     match state.engine.bridge().preview(&prompt_id) {
         Some((mime, bytes)) => file_response(&mime, bytes.as_slice().to_vec(), "no-store"),
-        None => error_response(BridgeError::NotFound(format!(
-            "no preview for prompt {prompt_id} yet"
-        ))),
+        None => AppError::from_service(
+            &BridgeError::NotFound(format!("no preview for prompt {prompt_id} yet")),
+            &state.engine,
+        )
+        .into_response(),
     }
 }
 
@@ -55,17 +58,4 @@ fn file_response(mime: &str, bytes: Vec<u8>, cache: &'static str) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
-}
-
-fn error_response(error: BridgeError) -> Response {
-    let status = match &error {
-        BridgeError::Invalid(_) => StatusCode::BAD_REQUEST,
-        BridgeError::NotFound(_) => StatusCode::NOT_FOUND,
-        BridgeError::Comfy(_) | BridgeError::ObjectInfo(_) => StatusCode::BAD_GATEWAY,
-    };
-    (
-        status,
-        axum::Json(serde_json::json!({ "message": error.to_string() })),
-    )
-        .into_response()
 }

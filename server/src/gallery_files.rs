@@ -5,10 +5,11 @@
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::gallery::GalleryError;
+use engine::model::ErrorKind;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
+use crate::error::AppError;
 use crate::AppState;
 
 /// `GET /api/gallery/file/{*path}`: the original output file.
@@ -21,7 +22,7 @@ pub async fn original(
         // The URL names a path, and a file there can be replaced: revalidate each time (a
         // 304 when unchanged).
         Ok(file) => serve(file, request, "private, no-cache").await,
-        Err(e) => error_response(e),
+        Err(e) => AppError::from_service(&e, &state.engine).into_response(),
     }
 }
 
@@ -35,14 +36,16 @@ pub async fn thumbnail(
     match state.engine.gallery().thumbnail(&path).await {
         // The page puts the file's mtime in the URL: a changed file gets a new URL.
         Ok(file) => serve(file, request, "private, max-age=31536000, immutable").await,
-        Err(e) => error_response(e),
+        Err(e) => AppError::from_service(&e, &state.engine).into_response(),
     }
 }
 
 async fn serve(file: std::path::PathBuf, request: Request, cache: &'static str) -> Response {
     let mut response = match ServeFile::new(file).oneshot(request).await {
         Ok(response) => response.into_response(),
-        Err(e) => return message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => {
+            return AppError::new(ErrorKind::Internal, e.to_string()).into_response();
+        }
     };
     if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
         response
@@ -50,25 +53,4 @@ async fn serve(file: std::path::PathBuf, request: Request, cache: &'static str) 
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     }
     response
-}
-
-fn error_response(error: GalleryError) -> Response {
-    let status = match &error {
-        GalleryError::UnsafePath(_) | GalleryError::Invalid(_) => StatusCode::BAD_REQUEST,
-        GalleryError::NotFound(_) | GalleryError::NoThumbnail(_) => StatusCode::NOT_FOUND,
-        GalleryError::Thumbnail { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        GalleryError::Io { .. } | GalleryError::Store(_) => {
-            tracing::error!(%error, "gallery file request failed");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    message(status, error.to_string())
-}
-
-fn message(status: StatusCode, message: String) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "message": message })),
-    )
-        .into_response()
 }

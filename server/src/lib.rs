@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod comfy_files;
 pub mod commands;
+pub mod error;
 pub mod gallery_files;
 pub mod logging;
 pub mod proxy;
@@ -142,7 +143,7 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /health`: 200 while the dashboard's own parts work (ComfyUI is only reported).
 async fn health(State(state): State<AppState>) -> Response {
-    let report = state.engine.health().await;
+    let report = state.engine.status().health().await;
     let status = if report.status == "ok" {
         StatusCode::OK
     } else {

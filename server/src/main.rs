@@ -69,6 +69,7 @@ async fn serve(args: ServeArgs, exec_started: Instant) -> anyhow::Result<()> {
     }
     engine.spawn_background_jobs();
     engine
+        .activity()
         .record(
             engine::model::ActivityKind::System,
             format!("comfydeck {} started", engine::VERSION),
@@ -94,7 +95,7 @@ async fn serve(args: ServeArgs, exec_started: Instant) -> anyhow::Result<()> {
     };
     tracing::info!(
         ms = format!("{:.1}", exec_started.elapsed().as_secs_f64() * 1000.0),
-        auth = ?engine.auth_mode(),
+        auth = ?engine.auth().mode(),
         "ready: open http://{shown_host}:{}/",
         config.port
     );

@@ -17,13 +17,13 @@ pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -
 
 async fn serve(engine: Arc<Engine>, mut socket: WebSocket) {
     // While this guard lives, the engine samples metrics and pushes them.
-    let _watching = engine.watch();
+    let _watching = engine.events().watch();
     let mut events = engine.events().subscribe();
 
     // A new viewer should not wait for the next tick to see anything.
     let first = [
-        Event::SystemStats(engine.system_stats().await),
-        Event::ComfyStatus(engine.comfy_status().await),
+        Event::SystemStats(engine.status().system_stats().await),
+        Event::ComfyStatus(engine.status().comfy_status().await),
     ];
     for event in first {
         if send(&mut socket, &event).await.is_err() {

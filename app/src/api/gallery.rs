@@ -30,7 +30,8 @@ pub async fn list_gallery(
         limit,
     };
     engine
-        .gallery_page(&query)
+        .gallery()
+        .page(&query)
         .await
         .map_err(super::server::fail)
 }
@@ -48,7 +49,11 @@ pub async fn list_gallery(
 #[server(endpoint = "gallery/item", prefix = "/api", input = GetUrl)]
 pub async fn get_gallery_item(id: i64) -> Result<GalleryItemDetail, ApiError> {
     let engine = super::server::engine()?;
-    engine.gallery_item(id).await.map_err(super::server::fail)
+    engine
+        .gallery()
+        .detail(id)
+        .await
+        .map_err(super::server::fail)
 }
 
 /// Deletes an output file with its thumbnail and index entry: `POST /api/gallery/delete`
@@ -56,5 +61,9 @@ pub async fn get_gallery_item(id: i64) -> Result<GalleryItemDetail, ApiError> {
 #[server(endpoint = "gallery/delete", prefix = "/api", input = Json)]
 pub async fn delete_gallery_item(id: i64) -> Result<GalleryItem, ApiError> {
     let engine = super::server::engine()?;
-    engine.gallery_delete(id).await.map_err(super::server::fail)
+    engine
+        .gallery()
+        .delete(id)
+        .await
+        .map_err(super::server::fail)
 }

@@ -18,7 +18,7 @@ use leptos::server;
 #[server(endpoint = "generate/library", prefix = "/api", input = GetUrl)]
 pub async fn get_generate_library() -> Result<GenerateLibrary, ApiError> {
     let engine = server::engine()?;
-    engine.generate_library().await.map_err(server::fail)
+    engine.generator().library().await.map_err(server::fail)
 }
 
 /// One workflow's form: its inputs, the values last used with it and its generations:
@@ -27,7 +27,8 @@ pub async fn get_generate_library() -> Result<GenerateLibrary, ApiError> {
 pub async fn get_generate_form(workflow_id: String) -> Result<GenerateForm, ApiError> {
     let engine = server::engine()?;
     engine
-        .generate_form(&workflow_id)
+        .generator()
+        .form(&workflow_id)
         .await
         .map_err(server::fail)
 }
@@ -41,7 +42,8 @@ pub async fn submit_generation(
 ) -> Result<RunSubmission, ApiError> {
     let engine = server::engine()?;
     engine
-        .generate(&workflow_id, &inputs)
+        .generator()
+        .submit(&workflow_id, &inputs)
         .await
         .map_err(server::fail)
 }
@@ -52,7 +54,8 @@ pub async fn submit_generation(
 pub async fn cancel_generation(prompt_id: String) -> Result<Generation, ApiError> {
     let engine = server::engine()?;
     engine
-        .cancel_generation(&prompt_id)
+        .generator()
+        .cancel(&prompt_id)
         .await
         .map_err(server::fail)
 }
@@ -63,7 +66,8 @@ pub async fn cancel_generation(prompt_id: String) -> Result<Generation, ApiError
 pub async fn get_generations(workflow_id: Option<String>) -> Result<Vec<Generation>, ApiError> {
     let engine = server::engine()?;
     engine
-        .generations(workflow_id.as_deref().filter(|w| !w.is_empty()))
+        .generator()
+        .list(workflow_id.as_deref().filter(|w| !w.is_empty()))
         .await
         .map_err(server::fail)
 }
@@ -78,6 +82,7 @@ pub async fn enhance_prompt(
 ) -> Result<EnhancedPrompt, ApiError> {
     let engine = server::engine()?;
     engine
+        .generator()
         .enhance_prompt(&positive, &negative, style)
         .await
         .map_err(server::fail)
@@ -92,6 +97,7 @@ pub async fn upload_input_image(
 ) -> Result<UploadedImage, ApiError> {
     let engine = server::engine()?;
     engine
+        .generator()
         .upload_input_image_base64(&file_name, &content_base64)
         .await
         .map_err(server::fail)
@@ -103,5 +109,9 @@ pub async fn upload_input_image(
 #[server(endpoint = "generate/from-output", prefix = "/api", input = Json)]
 pub async fn generate_from_output(id: i64) -> Result<GeneratePrefill, ApiError> {
     let engine = server::engine()?;
-    engine.generate_from_output(id).await.map_err(server::fail)
+    engine
+        .generator()
+        .from_output(id)
+        .await
+        .map_err(server::fail)
 }

@@ -59,6 +59,22 @@ pub enum ComfyError {
     Decode { path: String, reason: String },
 }
 
+impl crate::error::Classify for ComfyError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            ComfyError::NotFound { .. } => ErrorKind::NotFound,
+            ComfyError::Conflict { .. } => ErrorKind::Conflict,
+            // ComfyUI refusing or failing us is not the caller's doing.
+            ComfyError::Unreachable { .. }
+            | ComfyError::Rejected { .. }
+            | ComfyError::Forbidden { .. }
+            | ComfyError::Status { .. }
+            | ComfyError::Decode { .. } => ErrorKind::Unavailable,
+        }
+    }
+}
+
 fn excerpt_suffix(body: &str) -> String {
     let body = body.trim();
     if body.is_empty() {

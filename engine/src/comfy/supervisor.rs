@@ -796,7 +796,7 @@ impl Task {
                     self.shared.note("ComfyUI is ready");
                     self.publish(ComfyProcessState::Ready {
                         pid: running.pid,
-                        since_ms: crate::now_ms(),
+                        since_ms: crate::clock::now_ms(),
                     });
                 }
                 request = self.rx.recv() => {
@@ -816,7 +816,7 @@ impl Task {
         ));
         self.publish(ComfyProcessState::Restarting {
             delay_ms: delay.as_millis().try_into().unwrap_or(u64::MAX),
-            at_ms: crate::now_ms().saturating_add(delay.as_millis().try_into().unwrap_or(0)),
+            at_ms: crate::clock::now_ms().saturating_add(delay.as_millis().try_into().unwrap_or(0)),
             attempt: self.attempt,
             last_exit,
         });

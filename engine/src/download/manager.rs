@@ -14,9 +14,9 @@ use super::fetch::{
 };
 use super::queue::{InstalledFile, NewTask, TaskRow, TaskState};
 use crate::catalog::{Catalog, Preset};
+use crate::clock::now_ms;
 use crate::events::{record_activity, EventBus};
 use crate::model::*;
-use crate::now_ms;
 use crate::store::{Store, StoreError};
 use crate::workspace::{self, UnsafePath};
 
@@ -83,6 +83,19 @@ pub enum DownloadError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl crate::error::Classify for DownloadError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            DownloadError::UnsafePath(_) | DownloadError::Invalid(_) => ErrorKind::Invalid,
+            DownloadError::UnknownPreset(_) | DownloadError::UnknownTask(_) => ErrorKind::NotFound,
+            // Not a server fault: the volume is too full for what was asked.
+            DownloadError::NotEnoughSpace { .. } => ErrorKind::Conflict,
+            DownloadError::Store(_) | DownloadError::Io { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Why a running transfer was told to stop.

@@ -2,4 +2,5 @@
 
 pub mod fetch;
 pub mod manager;
+mod overview;
 pub mod queue;

@@ -7,6 +7,7 @@
 //! that file-system events name are looked at.
 
 mod meta;
+mod service;
 mod thumbs;
 mod watch;
 
@@ -28,6 +29,7 @@ use crate::model::{
 use crate::store::{Store, StoreError};
 use crate::workspace::{check_relative_path, resolve_inside, UnsafePath};
 
+pub use service::GalleryService;
 pub use thumbs::THUMB_SIZE;
 
 /// Items per page when the query does not say, and the most it may ask for.
@@ -63,6 +65,25 @@ pub enum GalleryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A worker thread stopped or the index holds what this version cannot read.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl crate::error::Classify for GalleryError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            GalleryError::UnsafePath(_) | GalleryError::Invalid(_) => ErrorKind::Invalid,
+            // A file that cannot be decoded has no thumbnail: the page shows its kind's tile.
+            GalleryError::NotFound(_)
+            | GalleryError::NoThumbnail(_)
+            | GalleryError::Thumbnail { .. } => ErrorKind::NotFound,
+            GalleryError::Io { .. } | GalleryError::Store(_) | GalleryError::Internal(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
 }
 
 impl From<sqlx::Error> for GalleryError {
@@ -228,7 +249,7 @@ impl Gallery {
         let root = self.root.clone();
         let found = tokio::task::spawn_blocking(move || walk(&root, &start))
             .await
-            .map_err(|e| GalleryError::Invalid(format!("the output scan stopped: {e}")))??;
+            .map_err(|e| GalleryError::Internal(format!("the output scan stopped: {e}")))??;
         let known = self.rows_under(prefix).await?;
         let mut report = ScanReport {
             seen: found.len(),
@@ -295,8 +316,8 @@ impl Gallery {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| GalleryError::Invalid(format!("reading output metadata stopped: {e}")))?;
-        let now = crate::now_ms();
+        .map_err(|e| GalleryError::Internal(format!("reading output metadata stopped: {e}")))?;
+        let now = crate::clock::now_ms();
         let mut tx = self.store.write_tx().await?;
         for (file, meta) in read {
             let search = search_text(&file.rel, &meta);
@@ -540,7 +561,7 @@ impl Gallery {
         let kind = item.kind;
         let read = tokio::task::spawn_blocking(move || meta::read_meta(&path, kind))
             .await
-            .map_err(|e| GalleryError::Invalid(format!("reading metadata stopped: {e}")))?;
+            .map_err(|e| GalleryError::Internal(format!("reading metadata stopped: {e}")))?;
         let meta = match read {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -596,7 +617,7 @@ impl Gallery {
             .thumb_slots
             .acquire()
             .await
-            .map_err(|_| GalleryError::Invalid("the gallery is shutting down".into()))?;
+            .map_err(|_| GalleryError::Internal("the gallery is shutting down".into()))?;
         // Another request may have made it while this one waited.
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
             return Ok(dest);
@@ -608,7 +629,7 @@ impl Gallery {
             thumbs::make_thumbnail(&source, &out)
         })
         .await
-        .map_err(|e| GalleryError::Invalid(format!("thumbnailing stopped: {e}")))?
+        .map_err(|e| GalleryError::Internal(format!("thumbnailing stopped: {e}")))?
         .map_err(|reason| GalleryError::Thumbnail {
             path: rel.to_string(),
             reason,
@@ -655,7 +676,7 @@ fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GalleryItem> {
         id: row.try_get("id")?,
         path: row.try_get("path")?,
         kind: MediaKind::parse(&kind).ok_or_else(|| {
-            GalleryError::Invalid(format!("the gallery index holds an unknown kind {kind:?}"))
+            GalleryError::Internal(format!("the gallery index holds an unknown kind {kind:?}"))
         })?,
         size_bytes: row.try_get::<i64, _>("size_bytes")? as u64,
         modified_ms: row.try_get("mtime_ms")?,

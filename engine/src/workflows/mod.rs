@@ -12,6 +12,8 @@
 //! The methods do blocking file I/O.
 
 mod analyze;
+mod service;
+pub use service::WorkflowService;
 // The gallery reads output PNGs with the same chunk walker.
 pub(crate) mod png;
 
@@ -94,6 +96,32 @@ pub enum WorkflowError {
         path: PathBuf,
         source: io::Error,
     },
+    /// ComfyUI did not hand over one of its saved workflows (HTTP 502).
+    #[error("ComfyUI's saved workflow cannot be read: {0}")]
+    Comfy(crate::comfy::http::ComfyError),
+    /// Running the workflow failed before or at ComfyUI.
+    #[error(transparent)]
+    Run(#[from] crate::bridge::BridgeError),
+    /// A bug or a crashed worker thread (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl crate::error::Classify for WorkflowError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            WorkflowError::NotFound(_) => ErrorKind::NotFound,
+            WorkflowError::Invalid(_)
+            | WorkflowError::NotAWorkflow(_)
+            | WorkflowError::Inputs(_) => ErrorKind::Invalid,
+            WorkflowError::ReadOnly(_) => ErrorKind::Forbidden,
+            WorkflowError::Conflict(_) => ErrorKind::Conflict,
+            WorkflowError::Io { .. } | WorkflowError::Internal(_) => ErrorKind::Internal,
+            WorkflowError::Comfy(_) => ErrorKind::Unavailable,
+            WorkflowError::Run(e) => e.kind(),
+        }
+    }
 }
 
 fn io_error<'a>(

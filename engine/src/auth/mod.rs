@@ -1,5 +1,5 @@
-//! Passwords, sessions, API tokens and login rate limiting. The HTTP side (cookies, headers)
-//! lives in the binary; this is the part that decides.
+//! Passwords, sessions, API tokens and login rate limiting ([`AuthService`] decides who is let
+//! in; the helpers here hash and compare). The HTTP side (cookies, headers) lives in the binary.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,12 +11,33 @@ use base64::Engine as _;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+mod service;
+pub use service::{AuthService, LoginError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error("the stored password hash is unreadable: {0}")]
     BadHash(String),
+    /// The request is wrong; the message says which field and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl crate::error::Classify for AuthError {
+    fn kind(&self) -> crate::model::ErrorKind {
+        use crate::model::ErrorKind;
+        match self {
+            AuthError::Invalid(_) => ErrorKind::Invalid,
+            AuthError::NotFound(_) => ErrorKind::NotFound,
+            AuthError::Hash(_) | AuthError::BadHash(_) | AuthError::Store(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// Sessions last this long after the last request that used them.

@@ -1,0 +1,84 @@
+//! The activity log: what happened on the deck, kept in SQLite and pushed to live viewers.
+
+use crate::clock::now_ms;
+use crate::error::Classify;
+use crate::events::EventBus;
+use crate::model::{ActivityEntry, ActivityKind, ActivityPage, ErrorKind};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivityError {
+    #[error("unknown activity kind {0:?}; use one of settings, auth, download, error, system")]
+    UnknownKind(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Classify for ActivityError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ActivityError::UnknownKind(_) => ErrorKind::Invalid,
+            ActivityError::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// Cheap to clone: every service that reports what it did holds one.
+#[derive(Clone)]
+pub struct ActivityLog {
+    store: Store,
+    events: EventBus,
+}
+
+impl ActivityLog {
+    pub fn new(store: Store, events: EventBus) -> Self {
+        ActivityLog { store, events }
+    }
+
+    /// Records what happened and pushes it to live viewers. Never fails the caller: a lost
+    /// activity line is logged, not turned into a failed user action.
+    pub async fn record(&self, kind: ActivityKind, message: impl Into<String>) {
+        crate::events::record_activity(&self.store, &self.events, kind, message).await
+    }
+
+    /// A kind as the API names it; `None` or empty means every kind.
+    pub fn parse_kind(name: Option<&str>) -> Result<Option<ActivityKind>, ActivityError> {
+        match name.filter(|k| !k.is_empty()) {
+            None => Ok(None),
+            Some(k) => ActivityKind::parse(k)
+                .map(Some)
+                .ok_or_else(|| ActivityError::UnknownKind(k.into())),
+        }
+    }
+
+    /// A page of entries, newest first.
+    pub async fn page(
+        &self,
+        kind: Option<ActivityKind>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<ActivityPage, ActivityError> {
+        Ok(self.store.activity_page(kind, page, per_page).await?)
+    }
+
+    pub async fn recent(&self, count: u32) -> Result<Vec<ActivityEntry>, ActivityError> {
+        Ok(self.store.activity_page(None, 1, count).await?.entries)
+    }
+
+    pub async fn clear(&self) -> Result<u64, ActivityError> {
+        let removed = self.store.clear_activity().await?;
+        // Not recorded as activity: a cleared log should read as empty.
+        tracing::info!(removed, "activity log cleared");
+        Ok(removed)
+    }
+
+    /// Deletes entries older than `days`.
+    pub async fn prune_older_than_days(&self, days: u32) -> Result<u64, ActivityError> {
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        let removed = self.store.prune_activity(cutoff).await?;
+        if removed > 0 {
+            tracing::info!(removed, days, "old activity removed");
+        }
+        Ok(removed)
+    }
+}

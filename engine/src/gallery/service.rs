@@ -1,0 +1,205 @@
+//! The gallery as a service: the index of the output folder shown now, and the move to the
+//! folder an attached ComfyUI reports writing to.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Gallery, GalleryError};
+use crate::activity::ActivityLog;
+use crate::bridge::Bridge;
+use crate::clock::now_ms;
+use crate::comfy::ComfyClient;
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::model::*;
+use crate::store::{Store, StoreError};
+
+/// Where the attached ComfyUI last said it writes outputs (see
+/// [`GalleryService::adopt_reported_output_dir`]).
+const REPORTED_OUTPUT_DIR_KEY: &str = "gallery.reported_output_dir";
+
+pub struct GalleryService {
+    /// Replaced when an external ComfyUI reports another output folder.
+    current: RwLock<Arc<Gallery>>,
+    store: Store,
+    events: EventBus,
+    activity: ActivityLog,
+    comfy: ComfyClient,
+    thumbnails: PathBuf,
+    /// Set by hand, or passed to the ComfyUI comfydeck starts itself: never second-guessed.
+    configured: bool,
+}
+
+impl GalleryService {
+    /// Opens the index of the folder the gallery starts on: the configured one, else the one
+    /// ComfyUI reported last time (while it still exists), else the workspace's `output`.
+    pub async fn open(
+        config: &Config,
+        store: Store,
+        events: EventBus,
+        activity: ActivityLog,
+    ) -> Result<GalleryService, StoreError> {
+        let configured = config.comfyui_output_dir.is_some() || config.comfyui_dir.is_some();
+        let root = initial_output_dir(config, &store, configured).await?;
+        let thumbnails = config.layout().thumbnails();
+        let gallery = Gallery::new(store.clone(), events.clone(), root, thumbnails.clone());
+        Ok(GalleryService {
+            current: RwLock::new(gallery),
+            store,
+            events,
+            activity,
+            comfy: ComfyClient::new(&config.comfyui_url),
+            thumbnails,
+            configured,
+        })
+    }
+
+    /// The index of the folder shown now.
+    pub fn current(&self) -> Arc<Gallery> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The output folder shown now.
+    pub fn root(&self) -> PathBuf {
+        self.current().root().to_path_buf()
+    }
+
+    pub fn start(&self) {
+        self.current().start();
+    }
+
+    pub fn stop(&self) {
+        self.current().stop();
+    }
+
+    /// A page of outputs, newest first.
+    pub async fn page(&self, query: &GalleryQuery) -> Result<GalleryPage, GalleryError> {
+        self.current().page(query).await
+    }
+
+    /// One output with the metadata its file holds.
+    pub async fn detail(&self, id: i64) -> Result<GalleryItemDetail, GalleryError> {
+        self.current().detail(id).await
+    }
+
+    /// Deletes an output file, its thumbnail and its index entry.
+    pub async fn delete(&self, id: i64) -> Result<GalleryItem, GalleryError> {
+        self.current().delete(id).await
+    }
+
+    /// The file behind `rel`, checked to be inside the output folder.
+    pub async fn original(&self, rel: &str) -> Result<PathBuf, GalleryError> {
+        self.current().original(rel).await
+    }
+
+    /// The cached thumbnail of `rel`, made on first use.
+    pub async fn thumbnail(&self, rel: &str) -> Result<PathBuf, GalleryError> {
+        self.current().thumbnail(rel).await
+    }
+
+    /// Without `COMFYUI_OUTPUT_DIR` or a supervised ComfyUI, follows the output folder the
+    /// attached ComfyUI reports, re-read at every (re)connect: a pod's ComfyUI often writes to
+    /// its own `ComfyUI/output`, not the workspace's. Listens before returning, so the first
+    /// connection is not missed.
+    pub fn follow_reported_output_dir(
+        self: &Arc<Self>,
+        bridge: &Bridge,
+        stopping: &CancellationToken,
+    ) {
+        if self.configured {
+            return;
+        }
+        let mut connections = bridge.connections();
+        let service = Arc::clone(self);
+        crate::background::spawn_until(stopping, async move {
+            while connections.changed().await.is_ok() {
+                service.adopt_reported_output_dir().await;
+            }
+        });
+    }
+
+    /// Asks ComfyUI where it writes outputs and, when that is another folder this machine can
+    /// read, re-roots the gallery there (remembered for the next start).
+    pub async fn adopt_reported_output_dir(&self) -> Option<PathBuf> {
+        if self.configured {
+            return None;
+        }
+        let (stats, paths) = tokio::join!(self.comfy.system_stats(), self.comfy.folder_paths());
+        let argv = stats.map(|s| s.system.argv).unwrap_or_default();
+        let paths = paths.unwrap_or_default();
+        let dir = crate::comfy::http::reported_output_dir(&argv, &paths)?;
+        let current = self.root();
+        if same_folder(&dir, &current) {
+            return None;
+        }
+        if !dir.is_dir() {
+            tracing::warn!(
+                reported = %dir.display(),
+                indexed = %current.display(),
+                "ComfyUI writes outputs to a folder this machine cannot see; set COMFYUI_OUTPUT_DIR to a shared one"
+            );
+            return None;
+        }
+        let gallery = Gallery::new(
+            self.store.clone(),
+            self.events.clone(),
+            dir.clone(),
+            self.thumbnails.clone(),
+        );
+        let previous = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::clone(&gallery),
+        );
+        previous.stop();
+        // The new scan drops the rows of files that are not in this folder.
+        gallery.start();
+        let written = self
+            .store
+            .write_settings(
+                &[(REPORTED_OUTPUT_DIR_KEY, Some(dir.display().to_string()))],
+                now_ms(),
+            )
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot remember ComfyUI's output folder");
+        }
+        self.activity
+            .record(
+                ActivityKind::System,
+                format!(
+                    "The gallery now shows ComfyUI's output folder {} (was {})",
+                    dir.display(),
+                    previous.root().display()
+                ),
+            )
+            .await;
+        Some(dir)
+    }
+}
+
+/// The same folder under another name (`/workspace` is often a symlink) is no change.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+async fn initial_output_dir(
+    config: &Config,
+    store: &Store,
+    configured: bool,
+) -> Result<PathBuf, StoreError> {
+    if !configured {
+        if let Some(dir) = store.setting(REPORTED_OUTPUT_DIR_KEY).await? {
+            let dir = PathBuf::from(dir);
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+        }
+    }
+    let dir = config.output_dir();
+    Ok(std::path::absolute(&dir).unwrap_or(dir))
+}

@@ -1,0 +1,206 @@
+//! The workflow library as a service: templates, the user's workflows and the ones saved in
+//! ComfyUI's own UI, summarised against ComfyUI's node list and the preset catalog, and run
+//! through the bridge.
+
+use std::sync::Arc;
+
+use super::{catalog_hint, ComfyWorkflowEntry, WorkflowContext, WorkflowError, WorkflowLibrary};
+use crate::activity::ActivityLog;
+use crate::bridge::{Bridge, InputValue};
+use crate::catalog::{Catalog, CatalogService};
+use crate::comfy::convert::ObjectInfo;
+use crate::comfy::ComfyClient;
+use crate::config::WorkspaceLayout;
+use crate::model::*;
+
+/// ComfyUI's saved workflows read per listing (each one is a request).
+const COMFYUI_WORKFLOWS_READ: usize = 100;
+
+pub struct WorkflowService {
+    library: WorkflowLibrary,
+    comfy: ComfyClient,
+    bridge: Arc<Bridge>,
+    catalog: Arc<CatalogService>,
+    activity: ActivityLog,
+}
+
+/// Runs `f` with the context every summary is computed against: the catalog's preset hints
+/// and, when ComfyUI answered, its node list. The one place that context is built.
+fn with_context<R>(
+    catalog: &Catalog,
+    object_info: Option<&ObjectInfo>,
+    f: impl FnOnce(&WorkflowContext<'_>) -> R,
+) -> R {
+    let hint = catalog_hint(catalog);
+    let mut ctx = WorkflowContext::new().with_preset_hint(&hint);
+    if let Some(info) = object_info {
+        ctx = ctx.with_object_info(info);
+    }
+    f(&ctx)
+}
+
+impl WorkflowService {
+    pub fn new(
+        layout: &WorkspaceLayout,
+        comfy: ComfyClient,
+        bridge: Arc<Bridge>,
+        catalog: Arc<CatalogService>,
+        activity: ActivityLog,
+    ) -> Self {
+        WorkflowService {
+            library: WorkflowLibrary::new(layout),
+            comfy,
+            bridge,
+            catalog,
+            activity,
+        }
+    }
+
+    /// `/object_info` when ComfyUI answers; the library works without it (fewer details).
+    async fn object_info_if_reachable(&self) -> Option<Arc<ObjectInfo>> {
+        self.bridge.object_info().await.ok()
+    }
+
+    /// Templates, the user's workflows and ComfyUI's saved ones (when it answers).
+    pub async fn list(&self) -> Result<WorkflowList, WorkflowError> {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        let mut comfyui_note = None;
+        let mut entries = Vec::new();
+        match self.comfy.userdata_list("workflows", true).await {
+            Ok(files) => {
+                for file in files.into_iter().take(COMFYUI_WORKFLOWS_READ) {
+                    let content = self
+                        .comfy
+                        .userdata_get(&format!("workflows/{}", file.path))
+                        .await
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                    entries.push(ComfyWorkflowEntry {
+                        modified_ms: file.modified.map(|s| (s * 1000.0) as u64).unwrap_or(0),
+                        size_bytes: file.size.unwrap_or(0),
+                        path: file.path,
+                        content,
+                    });
+                }
+            }
+            // ComfyUI has no workflows folder until one is saved there.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => comfyui_note = Some(format!("ComfyUI's saved workflows are not listed: {e}")),
+        }
+        let library = self.library.clone();
+        let workflows = tokio::task::spawn_blocking(move || {
+            with_context(&catalog, info.as_deref(), |ctx| {
+                let mut all = library.list_local(ctx);
+                all.extend(library.summarize_comfyui(entries, ctx));
+                all
+            })
+        })
+        .await
+        .map_err(|e| WorkflowError::Internal(format!("listing workflows failed: {e}")))?;
+        Ok(WorkflowList {
+            workflows,
+            comfyui_note,
+        })
+    }
+
+    /// One workflow with its content; ComfyUI's own are read from it.
+    pub async fn get(&self, id: &str) -> Result<WorkflowDetail, WorkflowError> {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        if let Some(path) = id.strip_prefix("comfyui:") {
+            crate::workspace::check_relative_path(path)
+                .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+            let bytes = self
+                .comfy
+                .userdata_get(&format!("workflows/{path}"))
+                .await
+                .map_err(|e| match e.is_not_found() {
+                    true => WorkflowError::NotFound(format!("ComfyUI has no workflow {path}")),
+                    false => WorkflowError::Comfy(e),
+                })?;
+            let workflow: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| WorkflowError::NotAWorkflow(format!("{path} is not JSON: {e}")))?;
+            let summary = with_context(&catalog, info.as_deref(), |ctx| {
+                self.library.summarize_value(
+                    WorkflowSource::ComfyUi,
+                    path,
+                    0,
+                    bytes.len() as u64,
+                    &workflow,
+                    ctx,
+                )
+            });
+            return Ok(WorkflowDetail { summary, workflow });
+        }
+        let (summary, workflow) =
+            with_context(&catalog, info.as_deref(), |ctx| self.library.load(id, ctx))?;
+        Ok(WorkflowDetail { summary, workflow })
+    }
+
+    /// Imports a workflow file: JSON (either format) or a PNG with an embedded workflow.
+    pub async fn import(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<WorkflowSummary, WorkflowError> {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        let summary = with_context(&catalog, info.as_deref(), |ctx| {
+            self.library.import(file_name, bytes, ctx)
+        })?;
+        self.activity
+            .record(
+                ActivityKind::System,
+                format!("Imported workflow {}", summary.name),
+            )
+            .await;
+        Ok(summary)
+    }
+
+    /// [`import`](Self::import) for JSON clients: the file base64-encoded.
+    pub async fn import_base64(
+        &self,
+        file_name: &str,
+        content_base64: &str,
+    ) -> Result<WorkflowSummary, WorkflowError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content_base64.trim())
+            .map_err(|e| WorkflowError::Invalid(format!("content_base64 is not base64: {e}")))?;
+        self.import(file_name, &bytes).await
+    }
+
+    pub async fn rename(&self, id: &str, name: &str) -> Result<WorkflowSummary, WorkflowError> {
+        self.library.rename(id, name, &WorkflowContext::new())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), WorkflowError> {
+        self.library.delete(id)?;
+        self.activity
+            .record(ActivityKind::System, format!("Deleted workflow {id}"))
+            .await;
+        Ok(())
+    }
+
+    /// Runs a workflow (UI or API format) with the given input values; problems come back per
+    /// node, unsubmitted.
+    pub async fn run(
+        &self,
+        workflow: &serde_json::Value,
+        inputs: &[InputValue],
+    ) -> Result<RunSubmission, WorkflowError> {
+        let catalog = self.catalog.current();
+        Ok(self.bridge.submit(workflow, inputs, &catalog).await?)
+    }
+
+    /// Runs a library workflow with the values the user set.
+    pub async fn run_saved(
+        &self,
+        id: &str,
+        inputs: &[InputValue],
+    ) -> Result<RunSubmission, WorkflowError> {
+        let detail = self.get(id).await?;
+        self.run(&detail.workflow, inputs).await
+    }
+}
