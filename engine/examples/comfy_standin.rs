@@ -12,7 +12,7 @@
 //! `GET /__standin/requests`, `GET /__standin/recordings`.
 
 #[cfg(feature = "server")]
-#[path = "../tests/common/comfy_standin.rs"]
+#[path = "../tests/suite/common/comfy_standin.rs"]
 mod comfy_standin;
 
 #[cfg(feature = "server")]

@@ -1,7 +1,7 @@
 //! Integration tests for `engine::Engine`: a real workspace in a temp dir, a real SQLite file and
 //! real local HTTP servers standing in for ComfyUI and Hugging Face.
 
-mod common;
+use crate::common;
 use common::{fixture_dir, test_config};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

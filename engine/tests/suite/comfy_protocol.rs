@@ -3,7 +3,7 @@
 //! socket (connect, feature flags, whole prompt runs, reconnect after a restart).
 #![cfg(feature = "server")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

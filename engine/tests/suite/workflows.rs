@@ -2,7 +2,7 @@
 //! editable inputs) against the recorded ComfyUI fixtures, imports (JSON and ComfyUI PNGs),
 //! renames, deletes and path checks, and setting input values on a prompt.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

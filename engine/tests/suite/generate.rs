@@ -5,7 +5,7 @@
 //! reconciliation from ComfyUI's history; uploads into the input folder; prompt enhancement
 //! with every LLM failure falling back to the static style.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

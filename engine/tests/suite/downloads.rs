@@ -2,7 +2,7 @@
 //! local HTTP server with real Range/ETag semantics and injected faults, a real SQLite file
 //! and real part files on disk.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

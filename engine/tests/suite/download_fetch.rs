@@ -1,7 +1,7 @@
 //! `engine::download::fetch`: one file over a misbehaving network, against a local server
 //! (`common::fileserver`) that drops, truncates, stalls, redirects and refuses on demand.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! (1.27.10, `app.graphToPrompt()`) produced for the same workflows; pre-submit checks; and
 //! ComfyUI's 400 answers in words.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

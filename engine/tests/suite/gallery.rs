@@ -2,7 +2,7 @@
 //! file-system watcher. Metadata from ComfyUI's recorded PNG, paging over 10,000 files,
 //! filters, thumbnails (cold, cached, stale), deletes, live indexing and path escapes.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

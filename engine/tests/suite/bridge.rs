@@ -2,7 +2,7 @@
 //! a run's live events, outputs served back, checks before submitting, ComfyUI's refusals,
 //! queue control.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The `config/extra_model_paths.yaml` that `Engine::start` writes for ComfyUI.
 
-mod common;
+use crate::common;
 use common::fixture_dir;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
