@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::comfy_standin::{ComfyStandin, StandinConfig};
+use comfy_standin::{ComfyStandin, StandinConfig};
 use common::fixture_dir;
 use engine::bridge::InputValue;
 use engine::model::RunEventKind;

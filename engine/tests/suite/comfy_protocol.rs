@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::comfy_standin::{ComfyStandin, Fixtures, Frame, StandinConfig, FIXTURE_PREVIEW_NODE};
+use comfy_standin::{ComfyStandin, Fixtures, Frame, StandinConfig, FIXTURE_PREVIEW_NODE};
 use common::fixture_dir;
 use engine::comfy::http::{
     parse_history, ComfyError, HistoryOutcome, PromptRequest, QueueView, RejectionBody,

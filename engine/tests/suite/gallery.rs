@@ -637,7 +637,7 @@ async fn the_gallery_indexes_the_configured_output_folder() {
 /// and starts there next time. A configured folder is never second-guessed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
-    use common::comfy_standin::{ComfyStandin, StandinConfig};
+    use comfy_standin::{ComfyStandin, StandinConfig};
     let dir = tempfile::tempdir().unwrap();
     let comfy_base = dir.path().join("ComfyUI");
     let comfy_output = comfy_base.join("output");

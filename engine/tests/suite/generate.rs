@@ -10,7 +10,7 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::comfy_standin::{ComfyStandin, StandinConfig};
+use comfy_standin::{ComfyStandin, StandinConfig};
 use common::fixture_dir;
 use engine::config::{Config, Secret};
 use engine::generate::enhance::{enhance, LlmConfig};

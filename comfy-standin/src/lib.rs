@@ -1,5 +1,5 @@
 //! A ComfyUI stand-in: an axum server that answers like ComfyUI v0.3.64 did when the protocol in
-//! `shared/fixtures/comfyui` was recorded.
+//! this crate's `fixtures/comfyui` was recorded (see its README).
 //!
 //! - HTTP: recorded statuses, headers (content types) and bodies, byte for byte, for every
 //!   recorded exchange; live state where ComfyUI has state: the queue, history, userdata (in
@@ -24,9 +24,11 @@
 //! Node ids in replayed events are the recording's: submit the recorded prompts
 //! ([`Fixtures::prompt_of`]) to get events that match the prompt.
 //!
-//! Control API for other processes (the example binary): `POST /__standin/play_next` with a
+//! Control API for other processes (this crate's binary): `POST /__standin/play_next` with a
 //! recording name as body, `GET /__standin/requests`, `GET /__standin/recordings`.
-#![allow(dead_code)]
+//!
+//! A dev-only crate, used by the engine's and the server's tests and, as a binary, by the browser
+//! tests. It does not depend on `engine`, whose tests depend on it.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -56,14 +58,18 @@ const TEXT_UTF8: &str = "text/plain; charset=utf-8";
 /// The custom node the preview recordings were made with; known to the stand-in's validation.
 pub const FIXTURE_PREVIEW_NODE: &str = "FixtureProgressPreview";
 
-/// Where the fixtures are: `COMFYDECK_FIXTURES`, else `shared/fixtures/comfyui` beside the
-/// repository.
-pub fn default_fixture_dir() -> PathBuf {
-    std::env::var_os("COMFYDECK_FIXTURES")
+/// The recorded ComfyUI protocol: wherever `COMFYDECK_FIXTURES` points, else this crate's
+/// `fixtures/comfyui`. Panics, naming the folder, when it is not there.
+pub fn fixture_dir() -> PathBuf {
+    let dir = std::env::var_os("COMFYDECK_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui")
-        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/comfyui"));
+    assert!(
+        dir.is_dir(),
+        "the ComfyUI fixtures are missing at {} (COMFYDECK_FIXTURES, when set, must name a folder)",
+        dir.display()
+    );
+    dir
 }
 
 // -- fixtures ----------------------------------------------------------------------------------
@@ -542,7 +548,7 @@ impl StandinConfig {
 
 impl Default for StandinConfig {
     fn default() -> Self {
-        StandinConfig::new(default_fixture_dir())
+        StandinConfig::new(fixture_dir())
     }
 }
 

@@ -1,26 +1,27 @@
 //! The ComfyUI stand-in as a process, for tests that run the real binary (browser tests):
 //!
 //! ```text
-//! cargo run -p engine --features server --example comfy_standin -- --port 8188 \
+//! cargo run -p comfy-standin -- --port 8188 \
 //!     [--fixtures DIR] [--time-scale 1.0] [--empty-userdata] [--hold-limit-secs 30]
 //!     [--output-dir DIR]
 //! ```
 //!
+//! Without `--fixtures` it replays `COMFYDECK_FIXTURES`, else this crate's `fixtures/comfyui`.
 //! It prints `comfy stand-in listening on http://127.0.0.1:PORT` once it accepts connections,
 //! and runs until interrupted (Ctrl-C / SIGTERM). Steer it over HTTP:
 //! `POST /__standin/play_next` (body: a recording name such as `ws_prompt_execution_error`),
 //! `GET /__standin/requests`, `GET /__standin/recordings`.
 
-#[cfg(feature = "server")]
-#[path = "../tests/suite/common/comfy_standin.rs"]
-mod comfy_standin;
+use std::path::PathBuf;
 
-#[cfg(feature = "server")]
+use comfy_standin::{fixture_dir, ComfyStandin, StandinConfig};
+
 #[tokio::main]
 async fn main() {
-    use comfy_standin::{ComfyStandin, StandinConfig};
-
-    let mut config = StandinConfig::default();
+    // The default folder is looked up only when no `--fixtures` is given, so a stale
+    // COMFYDECK_FIXTURES cannot stop a run that names its own.
+    let mut fixtures: Option<PathBuf> = None;
+    let mut config = StandinConfig::new(PathBuf::new());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -33,7 +34,7 @@ async fn main() {
                     .parse()
                     .unwrap_or_else(|_| fail("--port takes a port number"))
             }
-            "--fixtures" => config.fixtures = value("--fixtures").into(),
+            "--fixtures" => fixtures = Some(value("--fixtures").into()),
             "--time-scale" => {
                 config.time_scale = value("--time-scale")
                     .parse()
@@ -50,13 +51,14 @@ async fn main() {
             "--output-dir" => config.output_dir = Some(value("--output-dir").into()),
             "-h" | "--help" => {
                 println!(
-                    "comfy_standin [--port N] [--fixtures DIR] [--time-scale F] [--empty-userdata] [--hold-limit-secs S] [--output-dir DIR]"
+                    "comfy-standin [--port N] [--fixtures DIR] [--time-scale F] [--empty-userdata] [--hold-limit-secs S] [--output-dir DIR]"
                 );
                 return;
             }
             other => fail(&format!("unknown argument {other}")),
         }
     }
+    config.fixtures = fixtures.unwrap_or_else(fixture_dir);
     let mut standin = ComfyStandin::start(config)
         .await
         .unwrap_or_else(|e| fail(&format!("could not start: {e}")));
@@ -76,14 +78,7 @@ async fn main() {
     standin.stop().await;
 }
 
-#[cfg(feature = "server")]
 fn fail(message: &str) -> ! {
-    eprintln!("comfy_standin: {message}");
-    std::process::exit(2)
-}
-
-#[cfg(not(feature = "server"))]
-fn main() {
-    eprintln!("comfy_standin needs the engine's `server` feature: --features server");
+    eprintln!("comfy-standin: {message}");
     std::process::exit(2)
 }
