@@ -8,7 +8,6 @@
 //!
 //! Faults are set per path and can be changed while a download runs; every request is
 //! recorded (method, host, path, range, if-range, authorization, status).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io;
@@ -113,7 +112,6 @@ fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Times {
     Once,
-    N(u32),
     Always,
 }
 
@@ -381,7 +379,6 @@ impl FileServer {
     pub fn add_fault(&self, path: &str, fault: Fault, times: Times) {
         let remaining = match times {
             Times::Once => Some(1),
-            Times::N(n) => Some(n),
             Times::Always => None,
         };
         let mut st = self.state();
@@ -444,13 +441,6 @@ impl FileServer {
         if let Some(token) = self.shutdown.lock().unwrap().take() {
             token.cancel();
         }
-    }
-
-    /// Listens again on the same port after `stop`.
-    pub async fn restart(&self) {
-        let listener = TcpListener::bind(self.addr).await.expect("rebind");
-        self.shared.stopped.store(false, Ordering::SeqCst);
-        *self.shutdown.lock().unwrap() = Some(serve(listener, self.shared.clone()));
     }
 }
 

@@ -8,7 +8,6 @@ pub mod fileserver;
 pub use comfy_standin::fixture_dir;
 
 /// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
-#[allow(dead_code)]
 pub fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
@@ -18,7 +17,6 @@ pub fn closed_port_url() -> String {
 
 /// A config for `root` that never talks to the real network: ComfyUI and Hugging Face both
 /// point at closed local ports unless a test says otherwise.
-#[allow(dead_code)]
 pub fn test_config(root: &Path) -> engine::config::Config {
     engine::config::Config {
         comfyui_url: closed_port_url(),
@@ -29,7 +27,6 @@ pub fn test_config(root: &Path) -> engine::config::Config {
 
 /// An engine on a fresh temp workspace whose ComfyUI is `comfyui_url` (a stand-in); Hugging
 /// Face points at a closed port. Keep the directory alive as long as the engine.
-#[allow(dead_code)]
 pub async fn engine_with_comfyui(
     comfyui_url: String,
 ) -> (std::sync::Arc<engine::Engine>, tempfile::TempDir) {
@@ -45,7 +42,6 @@ pub async fn engine_with_comfyui(
 
 /// This prompt's run events until its outcome (succeeded, failed or interrupted); panics when
 /// `limit` passes between two events.
-#[allow(dead_code)]
 pub async fn run_events(
     rx: &mut tokio::sync::broadcast::Receiver<engine::model::Event>,
     prompt_id: &str,
