@@ -15,7 +15,7 @@ export const OPEN_PORT = 18082 + PORT_OFFSET;
 export const LOCKED_PORT = 18092 + PORT_OFFSET;
 /** The "comfy" server: like "open", but with the ComfyUI stand-in as its ComfyUI. */
 export const COMFY_PORT = 18102 + PORT_OFFSET;
-/** The ComfyUI stand-in (engine/examples/comfy_standin.rs), replaying the recorded protocol. */
+/** The ComfyUI stand-in (the comfy-standin crate's binary), replaying the recorded protocol. */
 export const STANDIN_PORT = 18188 + PORT_OFFSET;
 /** The test file server the open server's `e2e-tiny` preset downloads from (see serve.sh). */
 export const FILESERVER_PORT = 18099 + PORT_OFFSET;
@@ -45,17 +45,17 @@ export const COMFYDECK_BIN = process.env.COMFYDECK_BIN
   : path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target', 'release', 'comfydeck');
 
 /**
- * The ComfyUI stand-in binary ($COMFY_STANDIN_BIN, else the release example next to the
- * comfydeck binary's target dir; `scripts/build.sh` builds it).
+ * The ComfyUI stand-in binary ($COMFY_STANDIN_BIN, else <CARGO_TARGET_DIR or target>/release/comfy-standin
+ * relative to the repository root; `scripts/build.sh` builds it).
  */
 export const COMFY_STANDIN_BIN = process.env.COMFY_STANDIN_BIN
   ? path.resolve(process.env.COMFY_STANDIN_BIN)
-  : path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target', 'release', 'examples', 'comfy_standin');
+  : path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target', 'release', 'comfy-standin');
 
-/** The recorded ComfyUI protocol the stand-in replays ($COMFYDECK_FIXTURES, else shared/ beside the repository). */
+/** The recorded ComfyUI protocol the stand-in replays ($COMFYDECK_FIXTURES, else the copy in comfy-standin/fixtures). */
 export const COMFY_FIXTURES_DIR = process.env.COMFYDECK_FIXTURES
   ? path.resolve(process.env.COMFYDECK_FIXTURES)
-  : path.resolve(REPO_ROOT, '..', 'shared', 'fixtures', 'comfyui');
+  : path.resolve(REPO_ROOT, 'comfy-standin', 'fixtures', 'comfyui');
 
 /**
  * The stand-in plays recordings this many times slower than recorded (gaps are capped at 2 s),

@@ -6,7 +6,7 @@
 // Three real servers are started from the binary, each on its own fresh temp workspace
 // (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092, both
 // with ComfyUI unreachable, and "comfy" (no password) on 18102, whose ComfyUI is the stand-in
-// that replays the recorded ComfyUI protocol (engine/examples/comfy_standin.rs, built by
+// that replays the recorded ComfyUI protocol (the comfy-standin crate's binary, built by
 // scripts/build.sh) on 18188. Plus a small file server on 18099 (fileserver.mjs) that the open
 // server's test preset downloads from.
 // Both projects (desktop, mobile) run every spec, one test at a time.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Release build of the self-contained `comfydeck` binary. The front (wasm, js, css) is built
 # first and the server after it, so the server embeds the current front, not a stale one. Last
-# comes the ComfyUI stand-in (engine/examples/comfy_standin.rs) that the browser tests run.
+# comes the ComfyUI stand-in (the comfy-standin crate's binary) that the browser tests run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -12,5 +12,5 @@ log "building the server (embeds the front)"
 cargo leptos build --release --server-only
 log "built $BIN ($(du -h "$BIN" | cut -f1))"
 log "building the ComfyUI stand-in for the browser tests"
-cargo build --release -p engine --features server --example comfy_standin
-log "built $TARGET_DIR/release/examples/comfy_standin"
+cargo build --release -p comfy-standin --bin comfy-standin
+log "built $TARGET_DIR/release/comfy-standin"

@@ -1,5 +1,5 @@
 // The Workflows page against the "comfy" server, whose ComfyUI is the stand-in that replays the
-// recorded ComfyUI protocol (engine/examples/comfy_standin.rs, started by playwright.config.ts):
+// recorded ComfyUI protocol (the comfy-standin binary, started by playwright.config.ts):
 // importing a workflow file, opening it, changing an input, running it with live progress, a
 // preview and the output image; stopping a running prompt and cancelling a queued one; renaming
 // and deleting; a file that holds no workflow; the phone layout.

@@ -196,25 +196,19 @@ fn mutating_commands_say_which_server_holds_the_workspace() {
     server.wait().unwrap();
 }
 
-/// The recorded ComfyUI protocol beside the repository (or `COMFYDECK_FIXTURES`).
-fn fixtures() -> std::path::PathBuf {
-    std::env::var_os("COMFYDECK_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui")
-        })
-}
-
 #[test]
 fn workflow_to_api_prints_the_frontends_prompt_or_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let pair: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("ui_to_api_default_workflow.json")).unwrap(),
+        &std::fs::read_to_string(
+            comfy_standin::fixture_dir().join("ui_to_api_default_workflow.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let workflow = dir.path().join("workflow.json");
     std::fs::write(&workflow, pair["ui_workflow"].to_string()).unwrap();
-    let object_info = fixtures().join("object_info_full.json");
+    let object_info = comfy_standin::fixture_dir().join("object_info_full.json");
 
     let out = Command::new(BIN)
         .args(["workflow", "to-api", "--object-info"])

@@ -2,7 +2,7 @@
 //!
 //! Two layers:
 //! - [`parse_text`] / [`parse_binary`] turn one frame into a [`ServerMessage`], field for field
-//!   what ComfyUI sent (v0.3.64 with frontend 1.27.10, see `shared/fixtures/comfyui`).
+//!   what ComfyUI sent (v0.3.64 with frontend 1.27.10, see `comfy-standin/fixtures/comfyui`).
 //!   Unknown text types (custom nodes send their own) become [`ServerMessage::Other`], never
 //!   errors; only frames that are not ComfyUI's shape at all are [`ProtocolError`]s.
 //! - [`Tracker`] turns messages into [`ComfyEvent`]s: per-prompt [`PromptEvent`]s and the

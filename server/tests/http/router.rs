@@ -1057,12 +1057,8 @@ async fn a_large_workflow_can_be_imported_and_garbage_is_refused() {
 // -- gallery -----------------------------------------------------------------------------------
 
 fn recorded_output_png() -> Vec<u8> {
-    let dir = std::env::var_os("COMFYDECK_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/comfyui")
-        });
-    std::fs::read(dir.join("view_output.png")).expect("the recorded view_output.png")
+    std::fs::read(comfy_standin::fixture_dir().join("view_output.png"))
+        .expect("the recorded view_output.png")
 }
 
 async fn send_bytes(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {

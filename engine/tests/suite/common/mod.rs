@@ -1,0 +1,73 @@
+//! Helpers shared by the engine's integration tests.
+
+use std::path::Path;
+
+pub mod fileserver;
+
+/// The recorded ComfyUI protocol lives in the stand-in's crate.
+pub use comfy_standin::fixture_dir;
+
+/// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A config for `root` that never talks to the real network: ComfyUI and Hugging Face both
+/// point at closed local ports unless a test says otherwise.
+pub fn test_config(root: &Path) -> engine::config::Config {
+    engine::config::Config {
+        comfyui_url: closed_port_url(),
+        hf_base_url: closed_port_url(),
+        ..engine::config::Config::with_workspace(root)
+    }
+}
+
+/// An engine on a fresh temp workspace whose ComfyUI is `comfyui_url` (a stand-in); Hugging
+/// Face points at a closed port. Keep the directory alive as long as the engine.
+pub async fn engine_with_comfyui(
+    comfyui_url: String,
+) -> (std::sync::Arc<engine::Engine>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine::config::Config {
+        comfyui_url,
+        hf_base_url: closed_port_url(),
+        ..engine::config::Config::with_workspace(dir.path())
+    };
+    let (engine, _) = engine::Engine::start(config).await.unwrap();
+    (engine, dir)
+}
+
+/// This prompt's run events until its outcome (succeeded, failed or interrupted); panics when
+/// `limit` passes between two events.
+pub async fn run_events(
+    rx: &mut tokio::sync::broadcast::Receiver<engine::model::Event>,
+    prompt_id: &str,
+    limit: std::time::Duration,
+) -> Vec<engine::model::RunEventKind> {
+    use engine::model::{Event, RunEventKind};
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(limit, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the run did not finish; saw {seen:?}"))
+            .expect("the bus is open");
+        if let Event::Run(run) = event {
+            if run.prompt_id != prompt_id {
+                continue;
+            }
+            let done = matches!(
+                run.event,
+                RunEventKind::Succeeded
+                    | RunEventKind::Failed { .. }
+                    | RunEventKind::Interrupted { .. }
+            );
+            seen.push(run.event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The engine's integration tests. One test binary, so the shared helpers in `common` compile
+//! once and every one of them is used by some test.
+
+mod common;
+
+mod bridge;
+mod catalog;
+mod comfy_protocol;
+mod convert;
+mod download_fetch;
+mod downloads;
+mod engine;
+mod gallery;
+mod generate;
+mod store;
+mod supervisor;
+mod workflows;
+mod workspace_yaml;
