@@ -22,7 +22,7 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
 
     let submitted = engine
-        .run_workflow(
+        .workflows().run(
             &prompt,
             &[InputValue {
                 node_id: "1".into(),
@@ -87,7 +87,7 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
 
     // The history has the outcome and the same outputs.
-    let record = engine.prompt_history(&prompt_id).await.unwrap();
+    let record = engine.bridge().history(&prompt_id).await.unwrap();
     assert_eq!(
         record.outcome,
         engine::model::RunOutcome::Succeeded,
@@ -97,7 +97,7 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
         record.outputs.iter().any(|o| o.filename == output.filename),
         "{record:?}"
     );
-    let unknown = engine.prompt_history("no-such-prompt").await.unwrap_err();
+    let unknown = engine.bridge().history("no-such-prompt").await.unwrap_err();
     assert!(unknown.to_string().contains("no history"), "{unknown}");
 
     // Paths that try to leave ComfyUI's folders are refused before asking it.
@@ -124,7 +124,7 @@ async fn previews_are_kept_and_failures_name_the_node() {
     // (Its recorded prompt loads a checkpoint the stand-in's empty model lists do not have,
     // which the checks would refuse; the replay does not depend on the prompt.)
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.run_workflow(&prompt, &[]).await.unwrap();
+    let submitted = engine.workflows().run(&prompt, &[]).await.unwrap();
     let prompt_id = submitted
         .prompt_id
         .unwrap_or_else(|| panic!("{}", submitted.message));
@@ -142,7 +142,7 @@ async fn previews_are_kept_and_failures_name_the_node() {
     // A run with previews (metadata frames): the newest one is served.
     standin.play_next("ws_progress_preview_with_metadata");
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.run_workflow(&prompt, &[]).await.unwrap();
+    let submitted = engine.workflows().run(&prompt, &[]).await.unwrap();
     let prompt_id = submitted.prompt_id.unwrap();
     let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     let preview = events
@@ -174,7 +174,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
         "1": {"class_type": "NoSuchNode", "inputs": {}},
         "_comment": "root keys starting with _ are stripped"
     });
-    let result = engine.run_workflow(&unknown, &[]).await.unwrap();
+    let result = engine.workflows().run(&unknown, &[]).await.unwrap();
     assert_eq!(result.prompt_id, None);
     assert_eq!(result.problems.len(), 1, "{result:?}");
     assert_eq!(result.problems[0].node_id, "1");
@@ -191,7 +191,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     )
     .unwrap();
     let result = engine
-        .run_workflow(&pair["ui_workflow"], &[])
+        .workflows().run(&pair["ui_workflow"], &[])
         .await
         .unwrap();
     assert_eq!(result.prompt_id, None, "{result:?}");
@@ -206,7 +206,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     // An unknown node id for an input value is a clear error.
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
     let err = engine
-        .run_workflow(
+        .workflows().run(
             &prompt,
             &[InputValue {
                 node_id: "99".into(),
@@ -222,7 +222,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     );
 
     // The queue is readable and clearable through the engine.
-    let queue = engine.comfy_queue().await.unwrap();
+    let queue = engine.bridge().queue().await.unwrap();
     assert!(queue.pending.iter().all(|e| !e.prompt_id.is_empty()));
-    engine.clear_comfy_queue().await.unwrap();
+    engine.bridge().clear_queue().await.unwrap();
 }

@@ -139,7 +139,7 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
     let engine = start(config).await;
     let mut events = engine.events().subscribe();
 
-    let queued = engine.install_preset("pair").await.unwrap();
+    let queued = engine.downloads().install_preset("pair").await.unwrap();
     assert!(
         matches!(
             queued.state,
@@ -178,7 +178,7 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
     assert!(history[0].3.is_some(), "finished time recorded");
 
     let activity = engine
-        .activity(Some(ActivityKind::Download), 1, 10)
+        .activity().page(Some(ActivityKind::Download), 1, 10)
         .await
         .unwrap();
     let messages: Vec<&str> = activity
@@ -229,7 +229,7 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
     assert_eq!(checkpoint.preset_id.as_deref(), Some("pair"));
 
     // Installing again is a no-op that says installed.
-    let again = engine.install_preset("pair").await.unwrap();
+    let again = engine.downloads().install_preset("pair").await.unwrap();
     assert_eq!(again.state, InstallState::Installed);
 }
 
@@ -255,7 +255,7 @@ async fn downloads_resume_after_the_engine_is_dropped_and_started_again() {
     let dest = dir.path().join("models/checkpoints/slow.safetensors");
 
     let engine = start(test_config(dir.path())).await;
-    engine.install_preset("slow").await.unwrap();
+    engine.downloads().install_preset("slow").await.unwrap();
     let started = Instant::now();
     while part_len(&dest) < 1_000_000 {
         assert!(started.elapsed() < Duration::from_secs(20), "no progress");
@@ -322,12 +322,12 @@ async fn the_disk_preflight_refuses_a_preset_that_does_not_fit() {
         ..test_config(dir.path())
     };
     let engine = start(config).await;
-    let err = engine.install_preset("huge").await.unwrap_err();
+    let err = engine.downloads().install_preset("huge").await.unwrap_err();
     let message = err.to_string();
     assert!(
         matches!(
             err,
-            EngineError::Download(DownloadError::NotEnoughSpace { .. })
+            DownloadError::NotEnoughSpace { .. }
         ),
         "{err:?}"
     );
@@ -364,12 +364,12 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
     let dest = dir.path().join("models/loras/a.safetensors");
     let engine = start(test_config(dir.path())).await;
 
-    engine.install_preset("paced").await.unwrap();
+    engine.downloads().install_preset("paced").await.unwrap();
     wait_for(&engine, "paced", Duration::from_secs(10), |v| {
         v.files[0].figures.bytes_done > 200_000
     })
     .await;
-    engine.pause_preset("paced").await.unwrap();
+    engine.downloads().pause_preset("paced").await.unwrap();
     let paused = wait_for(&engine, "paced", Duration::from_secs(5), |v| {
         v.state == InstallState::Paused
     })
@@ -381,12 +381,12 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
     let task_id = paused.files[0].task_id.expect("a paused task");
 
     // Per file: resume, then cancel keeping the part.
-    engine.resume_download(task_id).await.unwrap();
+    engine.downloads().resume_task(task_id).await.unwrap();
     wait_for(&engine, "paced", Duration::from_secs(5), |v| {
         v.state == InstallState::Downloading
     })
     .await;
-    engine.cancel_download(task_id, false).await.unwrap();
+    engine.downloads().cancel_task(task_id, false).await.unwrap();
     let cancelled = view(&engine, "paced").await;
     assert_eq!(cancelled.state, InstallState::NotInstalled);
     assert!(part_len(&dest) >= at_pause, "cancel kept the part");
@@ -394,7 +394,7 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
     // Installing again resumes from the kept part.
     server.clear_faults(&spec.path);
     server.clear_requests();
-    engine.install_preset("paced").await.unwrap();
+    engine.downloads().install_preset("paced").await.unwrap();
     wait_for(&engine, "paced", Duration::from_secs(10), installed).await;
     assert_eq!(sha256_of(&dest), spec.sha256);
     assert!(server.gets(&spec.path)[0].range_start().unwrap_or(0) > 0);
@@ -413,14 +413,14 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
         "second",
         &[file(&server, &other, "loras/b.safetensors", "4MB")],
     );
-    engine.sync_catalog().await.unwrap();
-    engine.install_preset("second").await.unwrap();
+    engine.catalog().sync().await.unwrap();
+    engine.downloads().install_preset("second").await.unwrap();
     let b = dir.path().join("models/loras/b.safetensors");
     wait_for(&engine, "second", Duration::from_secs(10), |v| {
         v.files[0].figures.bytes_done > 0
     })
     .await;
-    engine.cancel_preset("second", true).await.unwrap();
+    engine.downloads().cancel_preset("second", true).await.unwrap();
     assert!(!part_of(&b).exists(), "the part was deleted");
     assert!(!b.exists());
     assert_eq!(
@@ -464,8 +464,8 @@ async fn a_shared_file_downloads_once_and_stays_while_another_preset_needs_it() 
         ],
     );
     let engine = start(test_config(dir.path())).await;
-    engine.install_preset("alpha").await.unwrap();
-    engine.install_preset("beta").await.unwrap();
+    engine.downloads().install_preset("alpha").await.unwrap();
+    engine.downloads().install_preset("beta").await.unwrap();
     wait_for(&engine, "alpha", Duration::from_secs(20), installed).await;
     wait_for(&engine, "beta", Duration::from_secs(20), installed).await;
     assert_eq!(
@@ -475,7 +475,7 @@ async fn a_shared_file_downloads_once_and_stays_while_another_preset_needs_it() 
     );
 
     let models = engine.layout().models();
-    let report = engine.remove_preset("alpha").await.unwrap();
+    let report = engine.downloads().remove_preset("alpha").await.unwrap();
     assert_eq!(
         report.removed,
         vec!["checkpoints/a.safetensors".to_string()]
@@ -489,7 +489,7 @@ async fn a_shared_file_downloads_once_and_stays_while_another_preset_needs_it() 
     assert_eq!(view(&engine, "beta").await.state, InstallState::Installed);
     assert_eq!(view(&engine, "alpha").await.state, InstallState::Partial);
 
-    let report = engine.remove_preset("beta").await.unwrap();
+    let report = engine.downloads().remove_preset("beta").await.unwrap();
     assert_eq!(report.removed.len(), 2, "{report:?}");
     assert!(!models.join("text_encoders/shared.safetensors").exists());
     assert!(
@@ -516,7 +516,7 @@ async fn a_checksum_mismatch_fails_the_preset_and_leaves_no_file() {
         }],
     );
     let engine = start(test_config(dir.path())).await;
-    engine.install_preset("bad").await.unwrap();
+    engine.downloads().install_preset("bad").await.unwrap();
     let failed = wait_for(&engine, "bad", Duration::from_secs(20), |v| {
         v.state == InstallState::Failed
     })
@@ -532,7 +532,7 @@ async fn a_checksum_mismatch_fails_the_preset_and_leaves_no_file() {
     );
 
     let errors = engine
-        .activity(Some(ActivityKind::Error), 1, 10)
+        .activity().page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert!(
@@ -562,7 +562,7 @@ async fn a_gated_repository_fails_at_once_with_what_to_do() {
         }],
     );
     let engine = start(test_config(dir.path())).await;
-    engine.install_preset("gated").await.unwrap();
+    engine.downloads().install_preset("gated").await.unwrap();
     let failed = wait_for(&engine, "gated", Duration::from_secs(10), |v| {
         v.state == InstallState::Failed
     })
@@ -599,13 +599,13 @@ async fn the_hf_token_goes_to_the_hf_host_only_never_to_the_cdn() {
     };
     let engine = start(config).await;
     engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             hf_token: Some(HF_TOKEN.to_string()),
             ..Default::default()
         })
         .await
         .unwrap();
-    engine.install_preset("hf").await.unwrap();
+    engine.downloads().install_preset("hf").await.unwrap();
     wait_for(&engine, "hf", Duration::from_secs(20), installed).await;
     assert_eq!(
         sha256_of(&dir.path().join("models/checkpoints/hf.safetensors")),
@@ -660,7 +660,7 @@ async fn start_up_presets_install_by_either_id_format() {
     engine.spawn_background_jobs();
     wait_for(&engine, "boot-preset", Duration::from_secs(20), installed).await;
     let errors = engine
-        .activity(Some(ActivityKind::Error), 1, 10)
+        .activity().page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert!(
@@ -730,12 +730,12 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
     };
     let engine = start(config).await;
     for _ in 0..3 {
-        let summary = engine.sync_catalog().await.unwrap();
+        let summary = engine.catalog().sync().await.unwrap();
         assert!(summary.starts_with("61 presets"), "{summary}");
         assert!(summary.contains("sync failed"), "{summary}");
     }
     let errors = engine
-        .activity(Some(ActivityKind::Error), 1, 10)
+        .activity().page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert_eq!(
@@ -743,7 +743,7 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
         "reported once, not on every sync: {errors:?}"
     );
     assert_eq!(
-        engine.catalog().presets.len(),
+        engine.catalog().current().presets.len(),
         61,
         "the built-in catalog stays"
     );

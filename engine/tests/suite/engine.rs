@@ -19,7 +19,10 @@ use engine::model::{
     DEFAULT_ACTIVITY_RETENTION_DAYS,
 };
 use engine::workspace::WorkspaceError;
-use engine::{now_ms, Engine, EngineError, LoginError, StartupReport};
+use engine::auth::{AuthError, LoginError};
+use engine::clock::now_ms;
+use engine::settings::SettingsError;
+use engine::{Engine, EngineError, StartupReport};
 
 const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz1234";
 const DAY_MS: i64 = 86_400_000;
@@ -55,7 +58,7 @@ fn patch() -> SettingsPatch {
 }
 
 async fn all_activity(engine: &Engine) -> Vec<engine::model::ActivityEntry> {
-    engine.activity(None, 1, 500).await.unwrap().entries
+    engine.activity().page(None, 1, 500).await.unwrap().entries
 }
 
 /// Serves `router` on an ephemeral 127.0.0.1 port; returns its base URL.
@@ -181,7 +184,7 @@ async fn settings_are_masked_validated_and_persisted() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = start(test_config(dir.path())).await;
 
-    let defaults = engine.settings_view();
+    let defaults = engine.settings().view();
     assert_eq!(
         defaults,
         SettingsView {
@@ -192,11 +195,11 @@ async fn settings_are_masked_validated_and_persisted() {
         }
     );
     assert_eq!(defaults.activity_retention_days, 30);
-    assert_eq!(engine.theme(), Theme::System);
-    assert!(engine.hf_token().is_none());
+    assert_eq!(engine.settings().theme(), Theme::System);
+    assert!(engine.settings().hf_token().is_none());
 
     let view = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             theme: Some(Theme::Dark),
             hf_token: Some(HF_TOKEN.into()),
             ..patch()
@@ -207,17 +210,17 @@ async fn settings_are_masked_validated_and_persisted() {
     assert_eq!(view.hf_token_masked.as_deref(), Some("hf_…1234"));
     assert_eq!(view.civitai_token_masked, None);
     assert_eq!(view.activity_retention_days, 30);
-    assert_eq!(engine.settings_view(), view);
-    assert_eq!(engine.theme(), Theme::Dark);
+    assert_eq!(engine.settings().view(), view);
+    assert_eq!(engine.settings().theme(), Theme::Dark);
     assert!(!format!("{view:?}").contains(HF_TOKEN));
     let json = serde_json::to_string(&view).unwrap();
     assert!(!json.contains(HF_TOKEN), "{json}");
     assert!(json.contains("hf_…1234"), "{json}");
     assert_eq!(
-        engine.hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
         Some(HF_TOKEN)
     );
-    assert!(!format!("{:?}", engine.hf_token()).contains(HF_TOKEN));
+    assert!(!format!("{:?}", engine.settings().hf_token()).contains(HF_TOKEN));
 
     // The activity line says what changed, with the token masked.
     let entries = all_activity(&engine).await;
@@ -240,9 +243,9 @@ async fn settings_are_masked_validated_and_persisted() {
     // Restart on the same workspace: the settings were persisted.
     shut_down(engine);
     let (engine, _) = start(test_config(dir.path())).await;
-    assert_eq!(engine.settings_view(), view);
+    assert_eq!(engine.settings().view(), view);
     assert_eq!(
-        engine.hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
         Some(HF_TOKEN)
     );
     let entries = all_activity(&engine).await;
@@ -260,51 +263,51 @@ async fn settings_are_masked_validated_and_persisted() {
     // Out-of-range retention is refused with a message that names the field.
     for days in [0u32, 5000] {
         let err = engine
-            .update_settings(SettingsPatch {
+            .settings().update(SettingsPatch {
                 activity_retention_days: Some(days),
                 ..patch()
             })
             .await
             .unwrap_err();
         match &err {
-            EngineError::Invalid(msg) => assert!(msg.contains("retention"), "{msg}"),
+            SettingsError::Invalid(msg) => assert!(msg.contains("retention"), "{msg}"),
             other => panic!("expected Invalid for {days} days, got {other:?}"),
         }
     }
     // A rejected patch changes nothing, not even its valid parts.
     let err = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             theme: Some(Theme::Light),
             activity_retention_days: Some(0),
             ..patch()
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Invalid(_)), "{err:?}");
-    assert_eq!(engine.settings_view(), view);
+    assert!(matches!(err, SettingsError::Invalid(_)), "{err:?}");
+    assert_eq!(engine.settings().view(), view);
 
     // A token with a space inside is refused.
     let err = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             hf_token: Some("hf_abc defghijklmnopqrstuvwxyz".into()),
             ..patch()
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Invalid(_)), "{err:?}");
+    assert!(matches!(err, SettingsError::Invalid(_)), "{err:?}");
     assert!(
         !err.to_string().contains("hf_abc"),
         "the error does not echo the token: {err}"
     );
-    assert_eq!(engine.settings_view(), view);
+    assert_eq!(engine.settings().view(), view);
     assert_eq!(
-        engine.hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
         Some(HF_TOKEN)
     );
 
     // An empty string removes the token.
     let view = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             hf_token: Some(String::new()),
             ..patch()
         })
@@ -312,10 +315,10 @@ async fn settings_are_masked_validated_and_persisted() {
         .unwrap();
     assert_eq!(view.hf_token_masked, None);
     assert_eq!(view.theme, Theme::Dark);
-    assert!(engine.hf_token().is_none());
+    assert!(engine.settings().hf_token().is_none());
     assert_eq!(engine.store().setting("hf_token").await.unwrap(), None);
     let newest = &engine
-        .activity(Some(ActivityKind::Settings), 1, 1)
+        .activity().page(Some(ActivityKind::Settings), 1, 1)
         .await
         .unwrap()
         .entries[0];
@@ -323,7 +326,7 @@ async fn settings_are_masked_validated_and_persisted() {
 
     // Retention at the bounds is accepted.
     let view = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             activity_retention_days: Some(3650),
             ..patch()
         })
@@ -333,7 +336,7 @@ async fn settings_are_masked_validated_and_persisted() {
 
     shut_down(engine);
     let (engine, _) = start(test_config(dir.path())).await;
-    let after = engine.settings_view();
+    let after = engine.settings().view();
     assert_eq!(after.hf_token_masked, None, "the removal was persisted");
     assert_eq!(after.theme, Theme::Dark);
     assert_eq!(after.activity_retention_days, 3650);
@@ -354,7 +357,7 @@ async fn retention_removes_old_activity() {
         .await
         .unwrap();
 
-    let removed = engine.apply_retention().await.unwrap();
+    let removed = engine.settings().apply_retention().await.unwrap();
     assert_eq!(removed, 1);
     let entries = all_activity(&engine).await;
     assert!(entries.iter().all(|e| e.id != old.id), "{entries:?}");
@@ -377,10 +380,10 @@ async fn retention_removes_old_activity() {
         .await
         .unwrap();
     // Nothing is pruned under the default 30 days.
-    assert_eq!(engine.apply_retention().await.unwrap(), 0);
+    assert_eq!(engine.settings().apply_retention().await.unwrap(), 0);
 
     let view = engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             activity_retention_days: Some(1),
             ..patch()
         })
@@ -407,8 +410,8 @@ async fn retention_removes_old_activity() {
 async fn loopback_without_password_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, report) = start(test_config(dir.path())).await;
-    assert_eq!(engine.auth_mode(), AuthMode::Open);
-    assert!(!engine.auth_mode().requires_login());
+    assert_eq!(engine.auth().mode(), AuthMode::Open);
+    assert!(!engine.auth().mode().requires_login());
     assert_eq!(report.generated_password, None);
     assert_eq!(
         engine
@@ -428,30 +431,30 @@ async fn access_password_login_sessions_and_logout() {
         ..test_config(dir.path())
     };
     let (engine, report) = start(config.clone()).await;
-    assert_eq!(engine.auth_mode(), AuthMode::Password);
+    assert_eq!(engine.auth().mode(), AuthMode::Password);
     assert_eq!(report.generated_password, None);
 
-    match engine.login("wrong", "1.1.1.1").await {
+    match engine.auth().login("wrong", "1.1.1.1").await {
         Err(LoginError::WrongPassword) => {}
         other => panic!("expected WrongPassword, got {other:?}"),
     }
     // A prefix or a longer string is wrong too.
     assert!(matches!(
-        engine.login("pw-12345", "1.1.1.1").await,
+        engine.auth().login("pw-12345", "1.1.1.1").await,
         Err(LoginError::WrongPassword)
     ));
     assert!(matches!(
-        engine.login("pw-1234567", "1.1.1.1").await,
+        engine.auth().login("pw-1234567", "1.1.1.1").await,
         Err(LoginError::WrongPassword)
     ));
 
     let token = engine
-        .login("pw-123456", "1.1.1.1")
+        .auth().login("pw-123456", "1.1.1.1")
         .await
         .expect("right password");
     assert!(token.len() >= 32, "{token}");
-    assert!(engine.session_is_valid(&token).await.unwrap());
-    assert!(!engine.session_is_valid("not-a-session").await.unwrap());
+    assert!(engine.auth().session_is_valid(&token).await.unwrap());
+    assert!(!engine.auth().session_is_valid("not-a-session").await.unwrap());
     // Only a hash of the token is stored.
     let store = engine.store();
     assert!(store
@@ -464,11 +467,11 @@ async fn access_password_login_sessions_and_logout() {
         .await
         .unwrap()
         .is_none());
-    let other = engine.login("pw-123456", "1.1.1.1").await.unwrap();
+    let other = engine.auth().login("pw-123456", "1.1.1.1").await.unwrap();
     assert_ne!(token, other, "each login gets its own session");
 
     let auth = engine
-        .activity(Some(ActivityKind::Auth), 1, 50)
+        .activity().page(Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
@@ -490,12 +493,12 @@ async fn access_password_login_sessions_and_logout() {
     // Sessions live in the database: they survive a restart.
     shut_down(engine);
     let (engine, _) = start(config).await;
-    assert!(engine.session_is_valid(&token).await.unwrap());
+    assert!(engine.auth().session_is_valid(&token).await.unwrap());
 
-    engine.logout(&token).await.unwrap();
-    assert!(!engine.session_is_valid(&token).await.unwrap());
+    engine.auth().logout(&token).await.unwrap();
+    assert!(!engine.auth().session_is_valid(&token).await.unwrap());
     assert!(
-        engine.session_is_valid(&other).await.unwrap(),
+        engine.auth().session_is_valid(&other).await.unwrap(),
         "only that session ends"
     );
 }
@@ -509,8 +512,8 @@ async fn off_loopback_without_password_generates_one_once() {
     };
 
     let (engine, report) = start(config.clone()).await;
-    assert_eq!(engine.auth_mode(), AuthMode::GeneratedPassword);
-    assert!(engine.auth_mode().requires_login());
+    assert_eq!(engine.auth().mode(), AuthMode::GeneratedPassword);
+    assert!(engine.auth().mode().requires_login());
     let password = report
         .generated_password
         .clone()
@@ -534,7 +537,7 @@ async fn off_loopback_without_password_generates_one_once() {
 
     shut_down(engine);
     let (engine, report) = start(config.clone()).await;
-    assert_eq!(engine.auth_mode(), AuthMode::GeneratedPassword);
+    assert_eq!(engine.auth().mode(), AuthMode::GeneratedPassword);
     assert_eq!(
         report.generated_password, None,
         "only the first start reveals it"
@@ -550,12 +553,12 @@ async fn off_loopback_without_password_generates_one_once() {
         "the same password is kept"
     );
     let token = engine
-        .login(&password, "2.2.2.2")
+        .auth().login(&password, "2.2.2.2")
         .await
         .expect("the generated password works");
-    assert!(engine.session_is_valid(&token).await.unwrap());
+    assert!(engine.auth().session_is_valid(&token).await.unwrap());
     assert!(matches!(
-        engine.login("not-the-password", "2.2.2.2").await,
+        engine.auth().login("not-the-password", "2.2.2.2").await,
         Err(LoginError::WrongPassword)
     ));
 
@@ -566,13 +569,13 @@ async fn off_loopback_without_password_generates_one_once() {
         ..config
     };
     let (engine, report) = start(config).await;
-    assert_eq!(engine.auth_mode(), AuthMode::Password);
+    assert_eq!(engine.auth().mode(), AuthMode::Password);
     assert_eq!(report.generated_password, None);
     assert!(matches!(
-        engine.login(&password, "3.3.3.3").await,
+        engine.auth().login(&password, "3.3.3.3").await,
         Err(LoginError::WrongPassword)
     ));
-    engine.login("explicit-pw", "3.3.3.3").await.unwrap();
+    engine.auth().login("explicit-pw", "3.3.3.3").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -585,12 +588,12 @@ async fn failed_logins_are_rate_limited_per_client() {
     let (engine, _) = start(config).await;
 
     for attempt in 1..=5 {
-        match engine.login("wrong", "6.6.6.6").await {
+        match engine.auth().login("wrong", "6.6.6.6").await {
             Err(LoginError::WrongPassword) => {}
             other => panic!("attempt {attempt}: expected WrongPassword, got {other:?}"),
         }
     }
-    match engine.login("pw-123456", "6.6.6.6").await {
+    match engine.auth().login("pw-123456", "6.6.6.6").await {
         Err(LoginError::RateLimited(wait)) => {
             assert!(wait >= Duration::from_secs(1), "{wait:?}");
             assert!(wait <= Duration::from_secs(5 * 60), "{wait:?}");
@@ -598,16 +601,16 @@ async fn failed_logins_are_rate_limited_per_client() {
         other => panic!("6th attempt: expected RateLimited, got {other:?}"),
     }
     assert!(matches!(
-        engine.login("wrong", "6.6.6.6").await,
+        engine.auth().login("wrong", "6.6.6.6").await,
         Err(LoginError::RateLimited(_))
     ));
 
     // Another client is not affected.
     let token = engine
-        .login("pw-123456", "7.7.7.7")
+        .auth().login("pw-123456", "7.7.7.7")
         .await
         .expect("other client");
-    assert!(engine.session_is_valid(&token).await.unwrap());
+    assert!(engine.auth().session_is_valid(&token).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -615,7 +618,7 @@ async fn api_tokens_are_created_checked_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = start(test_config(dir.path())).await;
 
-    let created = engine.create_api_token("  my script  ").await.unwrap();
+    let created = engine.auth().create_api_token("  my script  ").await.unwrap();
     assert!(created.token.starts_with("cd_"), "{}", created.token);
     assert_eq!(created.info.name, "my script", "the name is trimmed");
     assert!(
@@ -625,17 +628,17 @@ async fn api_tokens_are_created_checked_and_revoked() {
         "{created:?}"
     );
     assert_ne!(created.info.hint, created.token);
-    assert!(engine.api_token_is_valid(&created.token).await.unwrap());
-    assert!(!engine.api_token_is_valid("cd_not-a-token").await.unwrap());
+    assert!(engine.auth().api_token_is_valid(&created.token).await.unwrap());
+    assert!(!engine.auth().api_token_is_valid("cd_not-a-token").await.unwrap());
 
-    let second = engine.create_api_token("second").await.unwrap();
-    let list = engine.api_tokens().await.unwrap();
+    let second = engine.auth().create_api_token("second").await.unwrap();
+    let list = engine.auth().api_tokens().await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].id, second.info.id, "newest first");
     assert!(list[1].last_used_ms.is_some(), "use is recorded: {list:?}");
 
     let auth = engine
-        .activity(Some(ActivityKind::Auth), 1, 50)
+        .activity().page(Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
@@ -648,24 +651,24 @@ async fn api_tokens_are_created_checked_and_revoked() {
         "{auth:?}"
     );
 
-    engine.revoke_api_token(created.info.id).await.unwrap();
-    assert!(!engine.api_token_is_valid(&created.token).await.unwrap());
-    assert!(engine.api_token_is_valid(&second.token).await.unwrap());
-    match engine.revoke_api_token(created.info.id).await {
-        Err(EngineError::NotFound(msg)) => {
+    engine.auth().revoke_api_token(created.info.id).await.unwrap();
+    assert!(!engine.auth().api_token_is_valid(&created.token).await.unwrap());
+    assert!(engine.auth().api_token_is_valid(&second.token).await.unwrap());
+    match engine.auth().revoke_api_token(created.info.id).await {
+        Err(AuthError::NotFound(msg)) => {
             assert!(msg.contains(&created.info.id.to_string()), "{msg}")
         }
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert_eq!(engine.api_tokens().await.unwrap().len(), 1);
+    assert_eq!(engine.auth().api_tokens().await.unwrap().len(), 1);
 
     for bad in ["", "   ", &"x".repeat(65)] {
-        match engine.create_api_token(bad).await {
-            Err(EngineError::Invalid(_)) => {}
+        match engine.auth().create_api_token(bad).await {
+            Err(AuthError::Invalid(_)) => {}
             other => panic!("name {bad:?}: expected Invalid, got {other:?}"),
         }
     }
-    assert_eq!(engine.api_tokens().await.unwrap().len(), 1);
+    assert_eq!(engine.auth().api_tokens().await.unwrap().len(), 1);
 }
 
 // -- health and ComfyUI ----------------------------------------------------------------------
@@ -677,7 +680,7 @@ async fn health_is_ok_while_comfyui_is_down() {
     let comfy_url = config.comfyui_url.clone();
     let (engine, _) = start(config).await;
 
-    let report = engine.health().await;
+    let report = engine.status().health().await;
     assert_eq!(report.status, "ok", "{report:?}");
     assert_eq!(report.version, engine::VERSION);
     assert!(report.database.ok, "{report:?}");
@@ -746,7 +749,7 @@ async fn comfyui_status_from_a_stand_in_server() {
     };
     let (engine, _) = start(config).await;
 
-    let status = engine.comfy_status().await;
+    let status = engine.status().comfy_status().await;
     assert!(status.reachable, "{status:?}");
     assert_eq!(status.url, url);
     assert_eq!(status.version.as_deref(), Some("0.3.64"));
@@ -767,7 +770,7 @@ async fn comfyui_status_from_a_stand_in_server() {
     );
 
     // Health reports the same ComfyUI, from the cache.
-    let health = engine.health().await;
+    let health = engine.status().health().await;
     assert!(health.comfyui.reachable);
     assert_eq!(health.comfyui.version.as_deref(), Some("0.3.64"));
     assert_eq!(
@@ -842,7 +845,7 @@ async fn hugging_face_token_check_against_a_stand_in() {
     .await;
 
     // No token: nothing is sent.
-    let check = engine.check_hf_token().await;
+    let check = engine.settings().check_hf_token().await;
     assert!(!check.valid);
     assert_eq!(check.user, None);
     assert!(
@@ -853,13 +856,13 @@ async fn hugging_face_token_check_against_a_stand_in() {
     assert_eq!(stand_in.calls.load(Ordering::SeqCst), 0);
 
     engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             hf_token: Some(HF_GOOD.into()),
             ..patch()
         })
         .await
         .unwrap();
-    let check = engine.check_hf_token().await;
+    let check = engine.settings().check_hf_token().await;
     assert!(check.valid, "{check:?}");
     assert_eq!(check.user.as_deref(), Some("alice"));
     assert!(check.message.contains("alice"), "{}", check.message);
@@ -870,13 +873,13 @@ async fn hugging_face_token_check_against_a_stand_in() {
     );
 
     engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             hf_token: Some(HF_BAD.into()),
             ..patch()
         })
         .await
         .unwrap();
-    let check = engine.check_hf_token().await;
+    let check = engine.settings().check_hf_token().await;
     assert!(!check.valid, "{check:?}");
     assert_eq!(check.user, None);
     assert!(check.message.contains("rejected"), "{}", check.message);
@@ -919,7 +922,7 @@ async fn settings_changes_are_published() {
     let mut rx = engine.events().subscribe();
 
     engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             theme: Some(Theme::Light),
             ..patch()
         })
@@ -944,11 +947,11 @@ async fn settings_changes_are_published() {
     assert!(activity.message.contains("light"), "{activity:?}");
     let settings = settings.unwrap();
     assert_eq!(settings.theme, Theme::Light);
-    assert_eq!(settings, engine.settings_view());
+    assert_eq!(settings, engine.settings().view());
 
     // An update that changes nothing publishes nothing.
     engine
-        .update_settings(SettingsPatch {
+        .settings().update(SettingsPatch {
             theme: Some(Theme::Light),
             ..patch()
         })
@@ -974,7 +977,7 @@ async fn home_status_has_stats_and_newest_activity_first() {
             .unwrap();
     }
 
-    let home = engine.home_status().await.unwrap();
+    let home = engine.status().home_status().await.unwrap();
     assert!(home.stats.memory.limit_bytes > 0, "{:?}", home.stats.memory);
     assert!(home.stats.sampled_at_ms > 0);
     assert!(!home.comfy.reachable);
@@ -1010,7 +1013,7 @@ async fn concurrent_failed_logins_cannot_exceed_the_limit() {
     let attempts: Vec<_> = (0..20)
         .map(|_| {
             let engine = Arc::clone(&engine);
-            tokio::spawn(async move { engine.login("a-wrong-guess", "9.9.9.9").await })
+            tokio::spawn(async move { engine.auth().login("a-wrong-guess", "9.9.9.9").await })
         })
         .collect();
     let (mut wrong, mut limited) = (0, 0);
@@ -1032,11 +1035,11 @@ async fn concurrent_failed_logins_cannot_exceed_the_limit() {
 async fn clearing_activity_leaves_the_log_empty() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _report) = start(test_config(dir.path())).await;
-    engine.record(ActivityKind::System, "one").await;
-    engine.record(ActivityKind::Auth, "two").await;
-    let removed = engine.clear_activity().await.unwrap();
+    engine.activity().record(ActivityKind::System, "one").await;
+    engine.activity().record(ActivityKind::Auth, "two").await;
+    let removed = engine.activity().clear().await.unwrap();
     assert!(removed >= 2, "removed {removed}");
-    let page = engine.activity(None, 1, 25).await.unwrap();
+    let page = engine.activity().page(None, 1, 25).await.unwrap();
     assert_eq!(
         page.total, 0,
         "a cleared log reads as empty: {:?}",

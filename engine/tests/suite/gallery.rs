@@ -627,8 +627,8 @@ async fn the_gallery_indexes_the_configured_output_folder() {
     config.comfyui_output_dir = Some(elsewhere.clone());
     let (engine, _) = engine::Engine::start(config).await.unwrap();
     assert_eq!(engine.gallery().root(), elsewhere.as_path());
-    engine.gallery().scan().await.unwrap();
-    let listed = engine.gallery_page(&GalleryQuery::default()).await.unwrap();
+    engine.gallery().current().scan().await.unwrap();
+    let listed = engine.gallery().page(&GalleryQuery::default()).await.unwrap();
     assert_eq!(paths(&listed), ["a.png"]);
 }
 
@@ -670,13 +670,13 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listed = wait_for(&engine.gallery(), "the reported folder's file", |p| {
+    let listed = wait_for(&engine.gallery().current(), "the reported folder's file", |p| {
         paths(p) == ["earlier.png"] && !p.indexing
     })
     .await;
     assert_eq!(listed.folder, comfy_output.display().to_string());
     let activity = engine
-        .activity(None, 1, 50)
+        .activity().page(None, 1, 50)
         .await
         .unwrap()
         .entries
@@ -693,10 +693,10 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
 
     // A run's output lands in ComfyUI's folder and shows up with the prompt that made it.
     let workflow = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.run_workflow(&workflow, &[]).await.unwrap();
+    let submitted = engine.workflows().run(&workflow, &[]).await.unwrap();
     let prompt_id = submitted.prompt_id.expect("submitted");
     common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
-    wait_for(&engine.gallery(), "the run's output", |p| {
+    wait_for(&engine.gallery().current(), "the run's output", |p| {
         p.items
             .iter()
             .any(|i| i.prompt_id.as_deref() == Some(prompt_id.as_str()))
@@ -726,7 +726,7 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
     engine.spawn_background_jobs();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(engine.gallery().root(), chosen);
-    assert_eq!(engine.adopt_reported_output_dir().await, None);
+    assert_eq!(engine.gallery().adopt_reported_output_dir().await, None);
     assert_eq!(engine.gallery().root(), chosen);
     engine.shutdown().await;
 
@@ -749,7 +749,7 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
     })
     .await
     .unwrap();
-    assert_eq!(engine.adopt_reported_output_dir().await, None);
+    assert_eq!(engine.gallery().adopt_reported_output_dir().await, None);
     assert_eq!(engine.gallery().root(), linked.join("output"));
     engine.shutdown().await;
 }

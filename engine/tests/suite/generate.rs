@@ -37,7 +37,7 @@ async fn wait_for_row(
     prompt_id: &str,
     done: impl Fn(&Generation) -> bool,
 ) -> Generation {
-    let store = engine.generation_store();
+    let store = engine.generator().history();
     for _ in 0..200 {
         if let Some(row) = store.by_prompt(prompt_id).await.unwrap() {
             if done(&row) {
@@ -74,7 +74,7 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     );
 
     // The library card: model-free, so ready, with its node types searchable.
-    let library = engine.generate_library().await.unwrap();
+    let library = engine.generator().library().await.unwrap();
     let card = library
         .ready
         .iter()
@@ -100,7 +100,7 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     assert!(!generate_card_matches(card, "video"));
 
     // First visit: nothing remembered, no history.
-    let form = engine.generate_form(&id).await.unwrap();
+    let form = engine.generator().form(&id).await.unwrap();
     assert!(form.remembered.is_empty());
     assert!(form.history.is_empty());
     assert!(!form.llm_enabled);
@@ -114,7 +114,7 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     let mut rx = engine.events().subscribe();
     let mut rows_rx = engine.events().subscribe();
     let inputs = vec![value("1", "width", json!(80))];
-    let submitted = engine.generate(&id, &inputs).await.unwrap();
+    let submitted = engine.generator().submit(&id, &inputs).await.unwrap();
     let prompt_id = submitted
         .prompt_id
         .clone()
@@ -191,27 +191,25 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     );
 
     // Next visit: the values are remembered and the run is in the history.
-    let form = engine.generate_form(&id).await.unwrap();
+    let form = engine.generator().form(&id).await.unwrap();
     assert_eq!(form.remembered, inputs);
     assert_eq!(form.history.len(), 1);
     assert_eq!(form.history[0].prompt_id, prompt_id);
-    assert_eq!(engine.generation(row.id).await.unwrap(), row);
+    assert_eq!(engine.generator().get(row.id).await.unwrap(), row);
     assert!(matches!(
-        engine.generation(row.id + 100).await,
-        Err(engine::EngineError::Generate(
-            engine::generate::GenerateError::NotFound(_)
-        ))
+        engine.generator().get(row.id + 100).await,
+        Err(engine::generate::GenerateError::NotFound(_))
     ));
 
     // A refused value submits nothing and records nothing.
     let err = engine
-        .generate(&id, &[value("99", "width", json!(1))])
+        .generator().submit(&id, &[value("99", "width", json!(1))])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("node 99"), "{err}");
-    assert_eq!(engine.generations(Some(&id)).await.unwrap().len(), 1);
+    assert_eq!(engine.generator().list(Some(&id)).await.unwrap().len(), 1);
     assert_eq!(
-        engine.generate_form(&id).await.unwrap().remembered,
+        engine.generator().form(&id).await.unwrap().remembered,
         inputs,
         "a refused value is not remembered"
     );
@@ -232,7 +230,7 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
 
     // The recorded execution error: the row says which node failed.
     standin.play_next("ws_prompt_execution_error");
-    let failed = engine.generate(&ok, &[]).await.unwrap().prompt_id.unwrap();
+    let failed = engine.generator().submit(&ok, &[]).await.unwrap().prompt_id.unwrap();
     let row = wait_for_row(&engine, &failed, |g| !g.status.is_active()).await;
     assert_eq!(row.status, GenerationStatus::Failed, "{row:?}");
     let error = row.error.clone().expect("an error");
@@ -245,46 +243,46 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
         &standin.fixtures().prompt_of("post_prompt_slow_0"),
     );
     let running = engine
-        .generate(&slow, &[])
+        .generator().submit(&slow, &[])
         .await
         .unwrap()
         .prompt_id
         .unwrap();
     wait_for_row(&engine, &running, |g| g.status == GenerationStatus::Running).await;
     let pending = engine
-        .generate(&slow, &[value("1", "width", json!(3071))])
+        .generator().submit(&slow, &[value("1", "width", json!(3071))])
         .await
         .unwrap()
         .prompt_id
         .unwrap();
 
     // Pending: taken out of ComfyUI's queue and marked cancelled at once.
-    let cancelled = engine.cancel_generation(&pending).await.unwrap();
+    let cancelled = engine.generator().cancel(&pending).await.unwrap();
     assert_eq!(cancelled.status, GenerationStatus::Cancelled);
     assert!(cancelled.finished_ms.is_some());
-    let queue = engine.comfy_queue().await.unwrap();
+    let queue = engine.bridge().queue().await.unwrap();
     assert!(
         queue.pending.iter().all(|e| e.prompt_id != pending),
         "{queue:?}"
     );
 
     // Running: interrupted; ComfyUI's report settles the row.
-    engine.cancel_generation(&running).await.unwrap();
+    engine.generator().cancel(&running).await.unwrap();
     let row = wait_for_row(&engine, &running, |g| !g.status.is_active()).await;
     assert_eq!(row.status, GenerationStatus::Interrupted, "{row:?}");
 
     // Cancelling what has ended changes nothing; an unknown prompt is named.
     assert_eq!(
-        engine.cancel_generation(&running).await.unwrap().status,
+        engine.generator().cancel(&running).await.unwrap().status,
         GenerationStatus::Interrupted
     );
     let err = engine
-        .cancel_generation("no-such-prompt")
+        .generator().cancel("no-such-prompt")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no-such-prompt"), "{err}");
 
-    let all = engine.generations(None).await.unwrap();
+    let all = engine.generator().list(None).await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].prompt_id, pending, "newest first");
 }
@@ -311,7 +309,7 @@ async fn rows_left_running_are_settled_from_comfyuis_history() {
     let error = known("get_history_prompt_execution_error");
     let interrupted = known("get_history_prompt_interrupted");
     let lost = "00000000-0000-4000-8000-000000000000".to_string();
-    let store = engine.generation_store();
+    let store = engine.generator().history();
     for prompt_id in [&success, &error, &interrupted, &lost] {
         store
             .insert(NewGeneration {
@@ -329,7 +327,7 @@ async fn rows_left_running_are_settled_from_comfyuis_history() {
         .await
         .unwrap();
 
-    assert_eq!(engine.reconcile_generations().await.unwrap(), 4);
+    assert_eq!(engine.generator().reconcile_generations().await.unwrap(), 4);
     let row = |id: String| {
         let store = store.clone();
         async move { store.by_prompt(&id).await.unwrap().unwrap() }
@@ -352,7 +350,7 @@ async fn rows_left_running_are_settled_from_comfyuis_history() {
         "{lost:?}"
     );
     // Nothing active is left: a second pass changes nothing.
-    assert_eq!(engine.reconcile_generations().await.unwrap(), 0);
+    assert_eq!(engine.generator().reconcile_generations().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,21 +362,21 @@ async fn images_are_uploaded_into_comfyuis_input_folder() {
     let png = std::fs::read(fixture_dir().join("view_output.png")).unwrap();
 
     let first = engine
-        .upload_input_image("upload_test.png", png.clone())
+        .generator().upload_input_image("upload_test.png", png.clone())
         .await
         .unwrap();
     assert_eq!(first.value, "upload_test.png");
     assert_eq!(first.subfolder, "");
     // The same bytes again keep the name; different bytes are renamed by ComfyUI.
     let again = engine
-        .upload_input_image("upload_test.png", png.clone())
+        .generator().upload_input_image("upload_test.png", png.clone())
         .await
         .unwrap();
     assert_eq!(again.value, "upload_test.png");
     let mut other = png.clone();
     other.push(0);
     let renamed = engine
-        .upload_input_image("upload_test.png", other)
+        .generator().upload_input_image("upload_test.png", other)
         .await
         .unwrap();
     assert_eq!(renamed.value, "upload_test (1).png");
@@ -413,11 +411,11 @@ async fn images_are_uploaded_into_comfyuis_input_folder() {
         ("notes.txt", png.clone(), "not an image"),
         ("empty.png", Vec::new(), "empty"),
     ] {
-        let err = engine.upload_input_image(name, bytes).await.unwrap_err();
+        let err = engine.generator().upload_input_image(name, bytes).await.unwrap_err();
         assert!(err.to_string().contains(why), "{name}: {err}");
     }
     let err = engine
-        .upload_input_image_base64("a.png", "%%%")
+        .generator().upload_input_image_base64("a.png", "%%%")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("base64"), "{err}");
@@ -430,7 +428,7 @@ async fn an_upload_to_an_unreachable_comfyui_says_so() {
         .await
         .unwrap();
     let err = engine
-        .upload_input_image("a.png", vec![1, 2, 3])
+        .generator().upload_input_image("a.png", vec![1, 2, 3])
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -443,8 +441,8 @@ async fn gallery_file(engine: &Engine, name: &str, bytes: &[u8], prompt_id: Opti
     let root = engine.gallery().root().to_path_buf();
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join(name), bytes).unwrap();
-    engine.gallery().index_path(name, prompt_id).await.unwrap();
-    let page = engine.gallery_page(&GalleryQuery::default()).await.unwrap();
+    engine.gallery().current().index_path(name, prompt_id).await.unwrap();
+    let page = engine.gallery().page(&GalleryQuery::default()).await.unwrap();
     page.items
         .iter()
         .find(|i| i.path == name)
@@ -479,7 +477,7 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
 
     // The library workflow of the same shape, with the values the file's prompt used.
     let item = gallery_file(&engine, "ComfyUI_00001_.png", &png, None).await;
-    let found = engine.generate_from_output(item).await.unwrap();
+    let found = engine.generator().from_output(item).await.unwrap();
     assert_eq!(found.workflow_id, id);
     assert!(!found.imported);
     assert!(
@@ -488,14 +486,14 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     );
 
     // Without it, the file's own workflow is imported and opened.
-    engine.delete_workflow(&id).await.unwrap();
-    let found = engine.generate_from_output(item).await.unwrap();
+    engine.workflows().delete(&id).await.unwrap();
+    let found = engine.generator().from_output(item).await.unwrap();
     assert!(found.imported);
     assert_eq!(found.workflow_id, "user:ComfyUI_00001_.json");
     assert!(found.values.contains(&value("1", "width", json!(64))));
-    engine.generate_form(&found.workflow_id).await.unwrap();
+    engine.generator().form(&found.workflow_id).await.unwrap();
     // Opened again, the imported one is found instead of imported twice.
-    let again = engine.generate_from_output(item).await.unwrap();
+    let again = engine.generator().from_output(item).await.unwrap();
     assert_eq!(
         (again.workflow_id.as_str(), again.imported),
         ("user:ComfyUI_00001_.json", false)
@@ -509,20 +507,20 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     );
     let inputs = vec![value("1", "width", json!(96))];
     let prompt_id = engine
-        .generate(&slow_free, &inputs)
+        .generator().submit(&slow_free, &inputs)
         .await
         .unwrap()
         .prompt_id
         .unwrap();
     wait_for_row(&engine, &prompt_id, |g| !g.status.is_active()).await;
     let made_here = gallery_file(&engine, "made_here.png", &png, Some(&prompt_id)).await;
-    let found = engine.generate_from_output(made_here).await.unwrap();
+    let found = engine.generator().from_output(made_here).await.unwrap();
     assert_eq!(found.workflow_id, slow_free);
     assert_eq!(found.values, inputs);
 
     // A file without a workflow cannot be opened, and says so.
     let sound = gallery_file(&engine, "clip.wav", b"RIFF\0\0\0\0WAVE", None).await;
-    let err = engine.generate_from_output(sound).await.unwrap_err();
+    let err = engine.generator().from_output(sound).await.unwrap_err();
     assert!(err.to_string().contains("carries no workflow"), "{err}");
 }
 
@@ -681,7 +679,7 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
         .await
         .unwrap();
     let answer = plain
-        .enhance_prompt("a fox", "", PromptStyle::Detailed)
+        .generator().enhance_prompt("a fox", "", PromptStyle::Detailed)
         .await
         .unwrap();
     // No LLM configured: the style is the feature, not a fallback.
@@ -689,7 +687,7 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
     assert_eq!(answer.fallback_reason, None);
     assert!(answer.positive.starts_with("a fox, highly detailed"));
     let err = plain
-        .enhance_prompt(&"x".repeat(5000), "", PromptStyle::Detailed)
+        .generator().enhance_prompt(&"x".repeat(5000), "", PromptStyle::Detailed)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("longer than"), "{err}");
@@ -703,7 +701,7 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
     };
     let (with_llm, _) = Engine::start(config).await.unwrap();
     let answer = with_llm
-        .enhance_prompt("a fox", "", PromptStyle::Artistic)
+        .generator().enhance_prompt("a fox", "", PromptStyle::Artistic)
         .await
         .unwrap();
     assert!(answer.by_llm, "{answer:?}");

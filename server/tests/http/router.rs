@@ -1078,7 +1078,7 @@ async fn gallery_lists_serves_and_deletes_outputs_behind_the_login() {
     std::fs::write(output.join("run 1/fixture_invert_00001_.png"), &png).unwrap();
     let video: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(output.join("clip.webm"), &video).unwrap();
-    h.engine.gallery().scan().await.unwrap();
+    h.engine.gallery().current().scan().await.unwrap();
 
     // Without a session: nothing.
     for path in [
@@ -1221,7 +1221,7 @@ async fn gallery_paths_cannot_leave_the_output_folder() {
     std::fs::write(output.join("ok.png"), recorded_output_png()).unwrap();
     std::os::unix::fs::symlink(workspace.join("secret.png"), output.join("link.png")).unwrap();
     std::os::unix::fs::symlink(workspace, output.join("up")).unwrap();
-    h.engine.gallery().scan().await.unwrap();
+    h.engine.gallery().current().scan().await.unwrap();
 
     for route in ["file", "thumb"] {
         let (status, _, _) = send_bytes(
