@@ -209,7 +209,7 @@ impl Generator {
 
     /// Newest first: one workflow's generations, or all.
     pub async fn list(&self, workflow_id: Option<&str>) -> Result<Vec<Generation>, GenerateError> {
-        Ok(self.history.list(workflow_id).await?)
+        self.history.list(workflow_id).await
     }
 
     pub async fn get(&self, id: i64) -> Result<Generation, GenerateError> {

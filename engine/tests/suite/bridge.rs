@@ -22,7 +22,8 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
 
     let submitted = engine
-        .workflows().run(
+        .workflows()
+        .run(
             &prompt,
             &[InputValue {
                 node_id: "1".into(),
@@ -191,7 +192,8 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     )
     .unwrap();
     let result = engine
-        .workflows().run(&pair["ui_workflow"], &[])
+        .workflows()
+        .run(&pair["ui_workflow"], &[])
         .await
         .unwrap();
     assert_eq!(result.prompt_id, None, "{result:?}");
@@ -206,7 +208,8 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     // An unknown node id for an input value is a clear error.
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
     let err = engine
-        .workflows().run(
+        .workflows()
+        .run(
             &prompt,
             &[InputValue {
                 node_id: "99".into(),

@@ -178,7 +178,8 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
     assert!(history[0].3.is_some(), "finished time recorded");
 
     let activity = engine
-        .activity().page(Some(ActivityKind::Download), 1, 10)
+        .activity()
+        .page(Some(ActivityKind::Download), 1, 10)
         .await
         .unwrap();
     let messages: Vec<&str> = activity
@@ -325,10 +326,7 @@ async fn the_disk_preflight_refuses_a_preset_that_does_not_fit() {
     let err = engine.downloads().install_preset("huge").await.unwrap_err();
     let message = err.to_string();
     assert!(
-        matches!(
-            err,
-            DownloadError::NotEnoughSpace { .. }
-        ),
+        matches!(err, DownloadError::NotEnoughSpace { .. }),
         "{err:?}"
     );
     assert!(message.contains("needs 40.0 GB"), "{message}");
@@ -386,7 +384,11 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
         v.state == InstallState::Downloading
     })
     .await;
-    engine.downloads().cancel_task(task_id, false).await.unwrap();
+    engine
+        .downloads()
+        .cancel_task(task_id, false)
+        .await
+        .unwrap();
     let cancelled = view(&engine, "paced").await;
     assert_eq!(cancelled.state, InstallState::NotInstalled);
     assert!(part_len(&dest) >= at_pause, "cancel kept the part");
@@ -420,7 +422,11 @@ async fn pause_resume_and_cancel_per_preset_and_per_file() {
         v.files[0].figures.bytes_done > 0
     })
     .await;
-    engine.downloads().cancel_preset("second", true).await.unwrap();
+    engine
+        .downloads()
+        .cancel_preset("second", true)
+        .await
+        .unwrap();
     assert!(!part_of(&b).exists(), "the part was deleted");
     assert!(!b.exists());
     assert_eq!(
@@ -532,7 +538,8 @@ async fn a_checksum_mismatch_fails_the_preset_and_leaves_no_file() {
     );
 
     let errors = engine
-        .activity().page(Some(ActivityKind::Error), 1, 10)
+        .activity()
+        .page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert!(
@@ -599,7 +606,8 @@ async fn the_hf_token_goes_to_the_hf_host_only_never_to_the_cdn() {
     };
     let engine = start(config).await;
     engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             hf_token: Some(HF_TOKEN.to_string()),
             ..Default::default()
         })
@@ -660,7 +668,8 @@ async fn start_up_presets_install_by_either_id_format() {
     engine.spawn_background_jobs();
     wait_for(&engine, "boot-preset", Duration::from_secs(20), installed).await;
     let errors = engine
-        .activity().page(Some(ActivityKind::Error), 1, 10)
+        .activity()
+        .page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert!(
@@ -735,7 +744,8 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
         assert!(summary.contains("sync failed"), "{summary}");
     }
     let errors = engine
-        .activity().page(Some(ActivityKind::Error), 1, 10)
+        .activity()
+        .page(Some(ActivityKind::Error), 1, 10)
         .await
         .unwrap();
     assert_eq!(

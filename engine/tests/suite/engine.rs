@@ -13,15 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use engine::auth::{AuthError, LoginError};
+use engine::clock::now_ms;
 use engine::config::{Config, Secret};
 use engine::model::{
     ActivityKind, AuthMode, Event, SettingsPatch, SettingsView, Theme,
     DEFAULT_ACTIVITY_RETENTION_DAYS,
 };
-use engine::workspace::WorkspaceError;
-use engine::auth::{AuthError, LoginError};
-use engine::clock::now_ms;
 use engine::settings::SettingsError;
+use engine::workspace::WorkspaceError;
 use engine::{Engine, EngineError, StartupReport};
 
 const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz1234";
@@ -199,7 +199,8 @@ async fn settings_are_masked_validated_and_persisted() {
     assert!(engine.settings().hf_token().is_none());
 
     let view = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             theme: Some(Theme::Dark),
             hf_token: Some(HF_TOKEN.into()),
             ..patch()
@@ -217,7 +218,11 @@ async fn settings_are_masked_validated_and_persisted() {
     assert!(!json.contains(HF_TOKEN), "{json}");
     assert!(json.contains("hf_…1234"), "{json}");
     assert_eq!(
-        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine
+            .settings()
+            .hf_token()
+            .map(|s| s.expose().to_string())
+            .as_deref(),
         Some(HF_TOKEN)
     );
     assert!(!format!("{:?}", engine.settings().hf_token()).contains(HF_TOKEN));
@@ -245,7 +250,11 @@ async fn settings_are_masked_validated_and_persisted() {
     let (engine, _) = start(test_config(dir.path())).await;
     assert_eq!(engine.settings().view(), view);
     assert_eq!(
-        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine
+            .settings()
+            .hf_token()
+            .map(|s| s.expose().to_string())
+            .as_deref(),
         Some(HF_TOKEN)
     );
     let entries = all_activity(&engine).await;
@@ -263,7 +272,8 @@ async fn settings_are_masked_validated_and_persisted() {
     // Out-of-range retention is refused with a message that names the field.
     for days in [0u32, 5000] {
         let err = engine
-            .settings().update(SettingsPatch {
+            .settings()
+            .update(SettingsPatch {
                 activity_retention_days: Some(days),
                 ..patch()
             })
@@ -276,7 +286,8 @@ async fn settings_are_masked_validated_and_persisted() {
     }
     // A rejected patch changes nothing, not even its valid parts.
     let err = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             theme: Some(Theme::Light),
             activity_retention_days: Some(0),
             ..patch()
@@ -288,7 +299,8 @@ async fn settings_are_masked_validated_and_persisted() {
 
     // A token with a space inside is refused.
     let err = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             hf_token: Some("hf_abc defghijklmnopqrstuvwxyz".into()),
             ..patch()
         })
@@ -301,13 +313,18 @@ async fn settings_are_masked_validated_and_persisted() {
     );
     assert_eq!(engine.settings().view(), view);
     assert_eq!(
-        engine.settings().hf_token().map(|s| s.expose().to_string()).as_deref(),
+        engine
+            .settings()
+            .hf_token()
+            .map(|s| s.expose().to_string())
+            .as_deref(),
         Some(HF_TOKEN)
     );
 
     // An empty string removes the token.
     let view = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             hf_token: Some(String::new()),
             ..patch()
         })
@@ -318,7 +335,8 @@ async fn settings_are_masked_validated_and_persisted() {
     assert!(engine.settings().hf_token().is_none());
     assert_eq!(engine.store().setting("hf_token").await.unwrap(), None);
     let newest = &engine
-        .activity().page(Some(ActivityKind::Settings), 1, 1)
+        .activity()
+        .page(Some(ActivityKind::Settings), 1, 1)
         .await
         .unwrap()
         .entries[0];
@@ -326,7 +344,8 @@ async fn settings_are_masked_validated_and_persisted() {
 
     // Retention at the bounds is accepted.
     let view = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             activity_retention_days: Some(3650),
             ..patch()
         })
@@ -383,7 +402,8 @@ async fn retention_removes_old_activity() {
     assert_eq!(engine.settings().apply_retention().await.unwrap(), 0);
 
     let view = engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             activity_retention_days: Some(1),
             ..patch()
         })
@@ -449,12 +469,17 @@ async fn access_password_login_sessions_and_logout() {
     ));
 
     let token = engine
-        .auth().login("pw-123456", "1.1.1.1")
+        .auth()
+        .login("pw-123456", "1.1.1.1")
         .await
         .expect("right password");
     assert!(token.len() >= 32, "{token}");
     assert!(engine.auth().session_is_valid(&token).await.unwrap());
-    assert!(!engine.auth().session_is_valid("not-a-session").await.unwrap());
+    assert!(!engine
+        .auth()
+        .session_is_valid("not-a-session")
+        .await
+        .unwrap());
     // Only a hash of the token is stored.
     let store = engine.store();
     assert!(store
@@ -471,7 +496,8 @@ async fn access_password_login_sessions_and_logout() {
     assert_ne!(token, other, "each login gets its own session");
 
     let auth = engine
-        .activity().page(Some(ActivityKind::Auth), 1, 50)
+        .activity()
+        .page(Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
@@ -553,7 +579,8 @@ async fn off_loopback_without_password_generates_one_once() {
         "the same password is kept"
     );
     let token = engine
-        .auth().login(&password, "2.2.2.2")
+        .auth()
+        .login(&password, "2.2.2.2")
         .await
         .expect("the generated password works");
     assert!(engine.auth().session_is_valid(&token).await.unwrap());
@@ -607,7 +634,8 @@ async fn failed_logins_are_rate_limited_per_client() {
 
     // Another client is not affected.
     let token = engine
-        .auth().login("pw-123456", "7.7.7.7")
+        .auth()
+        .login("pw-123456", "7.7.7.7")
         .await
         .expect("other client");
     assert!(engine.auth().session_is_valid(&token).await.unwrap());
@@ -618,7 +646,11 @@ async fn api_tokens_are_created_checked_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = start(test_config(dir.path())).await;
 
-    let created = engine.auth().create_api_token("  my script  ").await.unwrap();
+    let created = engine
+        .auth()
+        .create_api_token("  my script  ")
+        .await
+        .unwrap();
     assert!(created.token.starts_with("cd_"), "{}", created.token);
     assert_eq!(created.info.name, "my script", "the name is trimmed");
     assert!(
@@ -628,8 +660,16 @@ async fn api_tokens_are_created_checked_and_revoked() {
         "{created:?}"
     );
     assert_ne!(created.info.hint, created.token);
-    assert!(engine.auth().api_token_is_valid(&created.token).await.unwrap());
-    assert!(!engine.auth().api_token_is_valid("cd_not-a-token").await.unwrap());
+    assert!(engine
+        .auth()
+        .api_token_is_valid(&created.token)
+        .await
+        .unwrap());
+    assert!(!engine
+        .auth()
+        .api_token_is_valid("cd_not-a-token")
+        .await
+        .unwrap());
 
     let second = engine.auth().create_api_token("second").await.unwrap();
     let list = engine.auth().api_tokens().await.unwrap();
@@ -638,7 +678,8 @@ async fn api_tokens_are_created_checked_and_revoked() {
     assert!(list[1].last_used_ms.is_some(), "use is recorded: {list:?}");
 
     let auth = engine
-        .activity().page(Some(ActivityKind::Auth), 1, 50)
+        .activity()
+        .page(Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
@@ -651,9 +692,21 @@ async fn api_tokens_are_created_checked_and_revoked() {
         "{auth:?}"
     );
 
-    engine.auth().revoke_api_token(created.info.id).await.unwrap();
-    assert!(!engine.auth().api_token_is_valid(&created.token).await.unwrap());
-    assert!(engine.auth().api_token_is_valid(&second.token).await.unwrap());
+    engine
+        .auth()
+        .revoke_api_token(created.info.id)
+        .await
+        .unwrap();
+    assert!(!engine
+        .auth()
+        .api_token_is_valid(&created.token)
+        .await
+        .unwrap());
+    assert!(engine
+        .auth()
+        .api_token_is_valid(&second.token)
+        .await
+        .unwrap());
     match engine.auth().revoke_api_token(created.info.id).await {
         Err(AuthError::NotFound(msg)) => {
             assert!(msg.contains(&created.info.id.to_string()), "{msg}")
@@ -856,7 +909,8 @@ async fn hugging_face_token_check_against_a_stand_in() {
     assert_eq!(stand_in.calls.load(Ordering::SeqCst), 0);
 
     engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             hf_token: Some(HF_GOOD.into()),
             ..patch()
         })
@@ -873,7 +927,8 @@ async fn hugging_face_token_check_against_a_stand_in() {
     );
 
     engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             hf_token: Some(HF_BAD.into()),
             ..patch()
         })
@@ -922,7 +977,8 @@ async fn settings_changes_are_published() {
     let mut rx = engine.events().subscribe();
 
     engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             theme: Some(Theme::Light),
             ..patch()
         })
@@ -951,7 +1007,8 @@ async fn settings_changes_are_published() {
 
     // An update that changes nothing publishes nothing.
     engine
-        .settings().update(SettingsPatch {
+        .settings()
+        .update(SettingsPatch {
             theme: Some(Theme::Light),
             ..patch()
         })

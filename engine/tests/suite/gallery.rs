@@ -628,7 +628,11 @@ async fn the_gallery_indexes_the_configured_output_folder() {
     let (engine, _) = engine::Engine::start(config).await.unwrap();
     assert_eq!(engine.gallery().root(), elsewhere.as_path());
     engine.gallery().current().scan().await.unwrap();
-    let listed = engine.gallery().page(&GalleryQuery::default()).await.unwrap();
+    let listed = engine
+        .gallery()
+        .page(&GalleryQuery::default())
+        .await
+        .unwrap();
     assert_eq!(paths(&listed), ["a.png"]);
 }
 
@@ -670,13 +674,16 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let listed = wait_for(&engine.gallery().current(), "the reported folder's file", |p| {
-        paths(p) == ["earlier.png"] && !p.indexing
-    })
+    let listed = wait_for(
+        &engine.gallery().current(),
+        "the reported folder's file",
+        |p| paths(p) == ["earlier.png"] && !p.indexing,
+    )
     .await;
     assert_eq!(listed.folder, comfy_output.display().to_string());
     let activity = engine
-        .activity().page(None, 1, 50)
+        .activity()
+        .page(None, 1, 50)
         .await
         .unwrap()
         .entries

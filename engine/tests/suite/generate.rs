@@ -203,7 +203,8 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
 
     // A refused value submits nothing and records nothing.
     let err = engine
-        .generator().submit(&id, &[value("99", "width", json!(1))])
+        .generator()
+        .submit(&id, &[value("99", "width", json!(1))])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("node 99"), "{err}");
@@ -230,7 +231,13 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
 
     // The recorded execution error: the row says which node failed.
     standin.play_next("ws_prompt_execution_error");
-    let failed = engine.generator().submit(&ok, &[]).await.unwrap().prompt_id.unwrap();
+    let failed = engine
+        .generator()
+        .submit(&ok, &[])
+        .await
+        .unwrap()
+        .prompt_id
+        .unwrap();
     let row = wait_for_row(&engine, &failed, |g| !g.status.is_active()).await;
     assert_eq!(row.status, GenerationStatus::Failed, "{row:?}");
     let error = row.error.clone().expect("an error");
@@ -243,14 +250,16 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
         &standin.fixtures().prompt_of("post_prompt_slow_0"),
     );
     let running = engine
-        .generator().submit(&slow, &[])
+        .generator()
+        .submit(&slow, &[])
         .await
         .unwrap()
         .prompt_id
         .unwrap();
     wait_for_row(&engine, &running, |g| g.status == GenerationStatus::Running).await;
     let pending = engine
-        .generator().submit(&slow, &[value("1", "width", json!(3071))])
+        .generator()
+        .submit(&slow, &[value("1", "width", json!(3071))])
         .await
         .unwrap()
         .prompt_id
@@ -277,7 +286,8 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
         GenerationStatus::Interrupted
     );
     let err = engine
-        .generator().cancel("no-such-prompt")
+        .generator()
+        .cancel("no-such-prompt")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no-such-prompt"), "{err}");
@@ -362,21 +372,24 @@ async fn images_are_uploaded_into_comfyuis_input_folder() {
     let png = std::fs::read(fixture_dir().join("view_output.png")).unwrap();
 
     let first = engine
-        .generator().upload_input_image("upload_test.png", png.clone())
+        .generator()
+        .upload_input_image("upload_test.png", png.clone())
         .await
         .unwrap();
     assert_eq!(first.value, "upload_test.png");
     assert_eq!(first.subfolder, "");
     // The same bytes again keep the name; different bytes are renamed by ComfyUI.
     let again = engine
-        .generator().upload_input_image("upload_test.png", png.clone())
+        .generator()
+        .upload_input_image("upload_test.png", png.clone())
         .await
         .unwrap();
     assert_eq!(again.value, "upload_test.png");
     let mut other = png.clone();
     other.push(0);
     let renamed = engine
-        .generator().upload_input_image("upload_test.png", other)
+        .generator()
+        .upload_input_image("upload_test.png", other)
         .await
         .unwrap();
     assert_eq!(renamed.value, "upload_test (1).png");
@@ -411,11 +424,16 @@ async fn images_are_uploaded_into_comfyuis_input_folder() {
         ("notes.txt", png.clone(), "not an image"),
         ("empty.png", Vec::new(), "empty"),
     ] {
-        let err = engine.generator().upload_input_image(name, bytes).await.unwrap_err();
+        let err = engine
+            .generator()
+            .upload_input_image(name, bytes)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains(why), "{name}: {err}");
     }
     let err = engine
-        .generator().upload_input_image_base64("a.png", "%%%")
+        .generator()
+        .upload_input_image_base64("a.png", "%%%")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("base64"), "{err}");
@@ -428,7 +446,8 @@ async fn an_upload_to_an_unreachable_comfyui_says_so() {
         .await
         .unwrap();
     let err = engine
-        .generator().upload_input_image("a.png", vec![1, 2, 3])
+        .generator()
+        .upload_input_image("a.png", vec![1, 2, 3])
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -441,8 +460,17 @@ async fn gallery_file(engine: &Engine, name: &str, bytes: &[u8], prompt_id: Opti
     let root = engine.gallery().root().to_path_buf();
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join(name), bytes).unwrap();
-    engine.gallery().current().index_path(name, prompt_id).await.unwrap();
-    let page = engine.gallery().page(&GalleryQuery::default()).await.unwrap();
+    engine
+        .gallery()
+        .current()
+        .index_path(name, prompt_id)
+        .await
+        .unwrap();
+    let page = engine
+        .gallery()
+        .page(&GalleryQuery::default())
+        .await
+        .unwrap();
     page.items
         .iter()
         .find(|i| i.path == name)
@@ -507,7 +535,8 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     );
     let inputs = vec![value("1", "width", json!(96))];
     let prompt_id = engine
-        .generator().submit(&slow_free, &inputs)
+        .generator()
+        .submit(&slow_free, &inputs)
         .await
         .unwrap()
         .prompt_id
@@ -679,7 +708,8 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
         .await
         .unwrap();
     let answer = plain
-        .generator().enhance_prompt("a fox", "", PromptStyle::Detailed)
+        .generator()
+        .enhance_prompt("a fox", "", PromptStyle::Detailed)
         .await
         .unwrap();
     // No LLM configured: the style is the feature, not a fallback.
@@ -687,7 +717,8 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
     assert_eq!(answer.fallback_reason, None);
     assert!(answer.positive.starts_with("a fox, highly detailed"));
     let err = plain
-        .generator().enhance_prompt(&"x".repeat(5000), "", PromptStyle::Detailed)
+        .generator()
+        .enhance_prompt(&"x".repeat(5000), "", PromptStyle::Detailed)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("longer than"), "{err}");
@@ -701,7 +732,8 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
     };
     let (with_llm, _) = Engine::start(config).await.unwrap();
     let answer = with_llm
-        .generator().enhance_prompt("a fox", "", PromptStyle::Artistic)
+        .generator()
+        .enhance_prompt("a fox", "", PromptStyle::Artistic)
         .await
         .unwrap();
     assert!(answer.by_llm, "{answer:?}");

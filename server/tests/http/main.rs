@@ -3,6 +3,7 @@
 //! every binary hundreds of megabytes.
 
 mod common;
+mod error_kinds;
 mod proxy;
 mod router;
 mod socket;

@@ -156,7 +156,7 @@ async fn websocket_pushes_stats_and_changes() {
 
     // While someone watches, the engine samples every couple of seconds: wait for a sample
     // from a later tick (the job's first sample may land right after the greeting's).
-    let tick_ms = engine::METRICS_INTERVAL.as_millis() as i64;
+    let tick_ms = engine::status::METRICS_INTERVAL.as_millis() as i64;
     let newer = wait_for_event(
         &mut socket,
         Duration::from_secs(7),
