@@ -1,4 +1,6 @@
-//! ComfyUI client. For now: reachability, version and queue, from `/system_stats` and `/prompt`.
+//! Talking to ComfyUI: the one [`ComfyClient`] (its status probe, from `/system_stats` and
+//! `/prompt`, is here; the rest of its HTTP API is in [`http`]), its WebSocket, the UI→API
+//! conversion and the process supervisor.
 //!
 //! Requests are made server-side and never carry a browser `Origin` header: ComfyUI rejects
 //! requests whose Origin does not match its Host.
