@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{self, AuthError, LoginLimiter, SESSION_IDLE_LIFETIME};
 use crate::catalog::{Catalog, CatalogSources};
 use crate::comfy::ComfyClient;
-use crate::config::{Config, Secret, WorkspaceLayout};
+use crate::config::Config;
 use crate::download::fetch::{Credentials, Fetcher, ScopedToken};
 use crate::download::manager::{
     CatalogHandle, DownloadConfig, DownloadError, DownloadManager, RemoveReport,
@@ -17,8 +17,9 @@ use crate::download::manager::{
 use crate::events::{EventBus, WatchGuard};
 use crate::metrics::{MetricsConfig, MetricsSampler};
 use crate::model::*;
+use crate::secret::Secret;
 use crate::store::{Store, StoreError};
-use crate::workspace::{self, WorkspaceError, WorkspaceLock};
+use crate::workspace::{self, WorkspaceError, WorkspaceLayout, WorkspaceLock};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -216,7 +217,7 @@ impl Engine {
             Fetcher::new(credentials(&config, &settings)),
             Arc::clone(&catalog),
             layout.models(),
-            download_config(&config),
+            DownloadConfig::from_config(&config),
         );
         phase("preset catalog and downloads", t);
 
@@ -1116,7 +1117,7 @@ pub async fn open_read_only(config: &Config) -> Result<Arc<DownloadManager>, Eng
         Fetcher::new(credentials(config, &settings)),
         catalog,
         layout.models(),
-        download_config(config),
+        DownloadConfig::from_config(config),
     ))
 }
 
@@ -1135,16 +1136,6 @@ fn remote_registry(
         .preset_registry_url
         .as_ref()
         .map(|url| crate::catalog::RemoteRegistry::new(url.clone(), sources))
-}
-
-fn download_config(config: &Config) -> DownloadConfig {
-    DownloadConfig {
-        concurrent: config.concurrent_downloads.max(1),
-        connections: config.download_connections.max(1),
-        segment_threshold: config.segment_threshold_bytes,
-        disk_reserve: config.disk_reserve_bytes,
-        volume_quota_bytes: config.volume_quota_bytes,
-    }
 }
 
 /// Total VRAM per GPU, largest first.

@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use engine::config::{Config, Secret};
+use engine::config::Config;
 use engine::model::{
     ActivityKind, AuthMode, Event, SettingsPatch, SettingsView, Theme,
     DEFAULT_ACTIVITY_RETENTION_DAYS,
 };
+use engine::secret::Secret;
 use engine::workspace::WorkspaceError;
 use engine::{now_ms, Engine, EngineError, LoginError, StartupReport};
 

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use engine::config::{self, Config, Secret};
+use engine::config::{self, Config};
+use engine::secret::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -129,7 +130,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "CONCURRENT_DOWNLOADS",
-        default_value_t = 3,
+        default_value_t = config::DEFAULT_CONCURRENT_DOWNLOADS,
         value_name = "N"
     )]
     pub concurrent_downloads: usize,
@@ -137,7 +138,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "DOWNLOAD_CONNECTIONS",
-        default_value_t = 4,
+        default_value_t = config::DEFAULT_DOWNLOAD_CONNECTIONS,
         value_name = "N"
     )]
     pub connections: usize,
@@ -145,7 +146,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "DOWNLOAD_DISK_RESERVE_GB",
-        default_value = "1",
+        default_value_t = config::DEFAULT_DISK_RESERVE_GB.to_string(),
         value_name = "GB"
     )]
     pub disk_reserve_gb: String,
@@ -231,7 +232,7 @@ pub struct ServeArgs {
     #[arg(long, env = "COMFYUI_DIR", value_name = "DIR")]
     pub comfyui_dir: Option<PathBuf>,
     /// Port of the supervised ComfyUI (it listens on 127.0.0.1 only)
-    #[arg(long, env = "COMFYUI_PORT", default_value_t = engine::comfy::supervisor::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
+    #[arg(long, env = "COMFYUI_PORT", default_value_t = config::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
     pub comfyui_port: u16,
     /// Python for the supervised ComfyUI [default: its venv/ or .venv/ if present, else python3]
     #[arg(long, env = "COMFYUI_PYTHON", value_name = "PATH")]

@@ -14,6 +14,7 @@ use super::fetch::{
 };
 use super::queue::{InstalledFile, NewTask, TaskRow, TaskState};
 use crate::catalog::{Catalog, Preset};
+use crate::config::{self, Config};
 use crate::events::{record_activity, EventBus};
 use crate::model::*;
 use crate::now_ms;
@@ -47,13 +48,26 @@ pub struct DownloadConfig {
     pub volume_quota_bytes: Option<u64>,
 }
 
+impl DownloadConfig {
+    /// The download part of the engine's configuration.
+    pub fn from_config(config: &Config) -> Self {
+        DownloadConfig {
+            concurrent: config.concurrent_downloads.max(1),
+            connections: config.download_connections.max(1),
+            segment_threshold: config.segment_threshold_bytes,
+            disk_reserve: config.disk_reserve_bytes,
+            volume_quota_bytes: config.volume_quota_bytes,
+        }
+    }
+}
+
 impl Default for DownloadConfig {
     fn default() -> Self {
         DownloadConfig {
-            concurrent: 3,
-            connections: 4,
-            segment_threshold: 256 * 1024 * 1024,
-            disk_reserve: 1024 * 1024 * 1024,
+            concurrent: config::DEFAULT_CONCURRENT_DOWNLOADS,
+            connections: config::DEFAULT_DOWNLOAD_CONNECTIONS,
+            segment_threshold: config::DEFAULT_SEGMENT_THRESHOLD_BYTES,
+            disk_reserve: config::DEFAULT_DISK_RESERVE_BYTES,
             volume_quota_bytes: None,
         }
     }
