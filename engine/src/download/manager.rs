@@ -708,6 +708,22 @@ impl DownloadManager {
         Ok(id)
     }
 
+    /// A task's row while it is queued, running, paused or failed; `None` once its file is
+    /// installed or it was cancelled (the row is deleted then).
+    pub async fn task(&self, id: i64) -> Result<Option<TaskRow>, DownloadError> {
+        Ok(self.store.task(id).await?)
+    }
+
+    /// The verification record of an installed file, by its path inside the models folder.
+    pub async fn installed_file(&self, path: &str) -> Result<Option<InstalledFile>, DownloadError> {
+        Ok(self
+            .store
+            .installed_files()
+            .await?
+            .into_iter()
+            .find(|f| f.path == path))
+    }
+
     pub async fn pause_task(self: &Arc<Self>, id: i64) -> Result<(), DownloadError> {
         let task = self
             .store
