@@ -1,5 +1,7 @@
-//! Command line: `comfydeck serve` (the default), `comfydeck presets …` and
-//! `comfydeck download …`. Every flag has an environment variable.
+//! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`
+//! and `comfydeck workflow to-api`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
+//! environment variable, and its default is the engine's (`engine::config`); options of one
+//! command, such as `--to` or `--json`, are flags only.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -363,12 +365,38 @@ impl Cli {
 
 #[cfg(test)]
 mod tests {
+    use engine::download::manager::DownloadConfig;
+
     use super::*;
 
     fn serve(args: &[&str]) -> Result<Config, String> {
         let cli = Cli::try_parse_from(std::iter::once("comfydeck").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         cli.serve.to_config()
+    }
+
+    #[test]
+    fn flag_defaults_are_the_engines() {
+        let flags = serve(&["--workspace", "/tmp/ws"]).unwrap();
+        let engine = Config::with_workspace("/tmp/ws");
+        assert_eq!(flags.concurrent_downloads, engine.concurrent_downloads);
+        assert_eq!(flags.download_connections, engine.download_connections);
+        assert_eq!(flags.disk_reserve_bytes, engine.disk_reserve_bytes);
+        assert_eq!(
+            flags.segment_threshold_bytes,
+            engine.segment_threshold_bytes
+        );
+        assert_eq!(flags.comfyui_url, engine.comfyui_url);
+        assert_eq!(flags.comfyui_port, engine.comfyui_port);
+        assert_eq!(flags.hf_base_url, engine.hf_base_url);
+        assert_eq!((flags.host, flags.port), (engine.host, engine.port));
+
+        let from_flags = DownloadConfig::from_config(&flags);
+        let default = DownloadConfig::default();
+        assert_eq!(from_flags.concurrent, default.concurrent);
+        assert_eq!(from_flags.connections, default.connections);
+        assert_eq!(from_flags.segment_threshold, default.segment_threshold);
+        assert_eq!(from_flags.disk_reserve, default.disk_reserve);
     }
 
     #[test]
