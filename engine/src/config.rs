@@ -1,33 +1,44 @@
-//! Configuration and the workspace layout: every path on the volume is derived here, once.
+//! Configuration: what the engine is started with, every default written once, and the
+//! parsing helpers the command line shares. Paths on the volume come from
+//! [`WorkspaceLayout`]; this module depends on no service.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::secret::Secret;
+use crate::workspace::WorkspaceLayout;
+
+/// The dashboard's port when `DASHBOARD_PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8082;
+/// The dashboard listens on loopback unless `DASHBOARD_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
-pub const DEFAULT_COMFYUI_URL: &str = "http://127.0.0.1:3000";
+
+/// ComfyUI's port, as one literal for both constants below.
+macro_rules! default_comfyui_port {
+    () => {
+        3000
+    };
+}
+/// Where an attached ComfyUI is reached when `COMFYUI_URL` is not set.
+pub const DEFAULT_COMFYUI_URL: &str = concat!("http://127.0.0.1:", default_comfyui_port!());
+/// Where a supervised ComfyUI listens when `COMFYUI_PORT` is not set.
+pub const DEFAULT_COMFYUI_PORT: u16 = default_comfyui_port!();
+
 pub const DEFAULT_HF_BASE_URL: &str = "https://huggingface.co";
 
-/// A string that never shows itself in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// Files downloading at once when `CONCURRENT_DOWNLOADS` is not set.
+pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
+/// Connections per large file when `DOWNLOAD_CONNECTIONS` is not set.
+pub const DEFAULT_DOWNLOAD_CONNECTIONS: usize = 4;
+/// Files above this many bytes use several connections.
+pub const DEFAULT_SEGMENT_THRESHOLD_BYTES: u64 = 256 * 1024 * 1024;
+/// GB (binary) the download preflight keeps free when `DOWNLOAD_DISK_RESERVE_GB` is not set.
+pub const DEFAULT_DISK_RESERVE_GB: u64 = 1;
+pub const DEFAULT_DISK_RESERVE_BYTES: u64 = DEFAULT_DISK_RESERVE_GB * 1024 * 1024 * 1024;
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+/// How long "enhance" waits for the LLM before using the static style.
+pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Everything the engine needs to start, already validated by the binary's CLI layer.
 #[derive(Clone, Debug)]
@@ -70,7 +81,7 @@ pub struct Config {
     /// `LLM_API_KEY`: sent to `llm_base_url` only.
     pub llm_api_key: Option<Secret>,
     /// How long "enhance" waits for the LLM before using the static style.
-    pub llm_timeout: std::time::Duration,
+    pub llm_timeout: Duration,
     /// `COMFYUI_OUTPUT_DIR`: where ComfyUI writes its outputs when that is not
     /// `<workspace>/output` (an attached ComfyUI with its own folder). The gallery indexes it
     /// and a supervised ComfyUI is given it as `--output-directory`.
@@ -88,20 +99,20 @@ impl Config {
             access_password: None,
             hf_base_url: DEFAULT_HF_BASE_URL.to_string(),
             volume_quota_bytes: None,
-            concurrent_downloads: 3,
-            download_connections: 4,
-            segment_threshold_bytes: 256 * 1024 * 1024,
-            disk_reserve_bytes: 1024 * 1024 * 1024,
+            concurrent_downloads: DEFAULT_CONCURRENT_DOWNLOADS,
+            download_connections: DEFAULT_DOWNLOAD_CONNECTIONS,
+            segment_threshold_bytes: DEFAULT_SEGMENT_THRESHOLD_BYTES,
+            disk_reserve_bytes: DEFAULT_DISK_RESERVE_BYTES,
             preset_registry_url: None,
             startup_presets: Vec::new(),
             comfyui_dir: None,
-            comfyui_port: crate::comfy::supervisor::DEFAULT_COMFYUI_PORT,
+            comfyui_port: DEFAULT_COMFYUI_PORT,
             comfyui_python: None,
             comfyui_args: Vec::new(),
             llm_base_url: None,
             llm_model: None,
             llm_api_key: None,
-            llm_timeout: crate::generate::enhance::DEFAULT_LLM_TIMEOUT,
+            llm_timeout: DEFAULT_LLM_TIMEOUT,
             comfyui_output_dir: None,
         }
     }
@@ -114,8 +125,8 @@ impl Config {
     }
 
     /// The LLM "enhance" asks, when both `LLM_BASE_URL` and `LLM_MODEL` are set.
-    pub fn llm(&self) -> Option<crate::generate::enhance::LlmConfig> {
-        Some(crate::generate::enhance::LlmConfig {
+    pub fn llm(&self) -> Option<LlmConfig> {
+        Some(LlmConfig {
             base_url: self.llm_base_url.clone()?,
             model: self.llm_model.clone().filter(|m| !m.trim().is_empty())?,
             api_key: self.llm_api_key.clone(),
@@ -149,6 +160,17 @@ impl Config {
     pub fn listens_on_loopback(&self) -> bool {
         self.host.is_loopback()
     }
+}
+
+/// An OpenAI-compatible chat endpoint (`LLM_BASE_URL`, `LLM_MODEL`, `LLM_API_KEY`).
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    /// Without a trailing slash; `/chat/completions` is appended.
+    pub base_url: String,
+    pub model: String,
+    /// Sent as a bearer token to `base_url` only (redirects are not followed).
+    pub api_key: Option<Secret>,
+    pub timeout: Duration,
 }
 
 /// Splits `PRESET_DOWNLOAD`-style lists: comma- or space-separated ids, empty items ignored.
@@ -197,123 +219,14 @@ pub fn normalize_base_url(name: &str, value: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
-/// ComfyUI's model folder names (v0.3.64 `folder_paths`), each with the sub-folders of
-/// `models/` that ComfyUI reads for it. The first entry is where comfydeck puts new files;
-/// the others are legacy names that older volumes still use.
-pub const MODEL_FOLDERS: &[(&str, &[&str])] = &[
-    ("checkpoints", &["checkpoints"]),
-    ("configs", &["configs"]),
-    ("loras", &["loras"]),
-    ("vae", &["vae"]),
-    ("text_encoders", &["text_encoders", "clip"]),
-    ("diffusion_models", &["diffusion_models", "unet"]),
-    ("clip_vision", &["clip_vision"]),
-    ("style_models", &["style_models"]),
-    ("embeddings", &["embeddings"]),
-    ("diffusers", &["diffusers"]),
-    ("vae_approx", &["vae_approx"]),
-    ("controlnet", &["controlnet", "t2i_adapter"]),
-    ("gligen", &["gligen"]),
-    ("upscale_models", &["upscale_models"]),
-    ("hypernetworks", &["hypernetworks"]),
-    ("photomaker", &["photomaker"]),
-    ("classifiers", &["classifiers"]),
-    ("model_patches", &["model_patches"]),
-    ("audio_encoders", &["audio_encoders"]),
-];
-
-/// Where everything lives on the volume. No other module builds a workspace path by hand.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkspaceLayout {
-    root: PathBuf,
-}
-
-impl WorkspaceLayout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        WorkspaceLayout { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    pub fn models(&self) -> PathBuf {
-        self.root.join("models")
-    }
-    pub fn output(&self) -> PathBuf {
-        self.root.join("output")
-    }
-    pub fn input(&self) -> PathBuf {
-        self.root.join("input")
-    }
-    pub fn workflows(&self) -> PathBuf {
-        self.root.join("workflows")
-    }
-    pub fn workflow_templates(&self) -> PathBuf {
-        self.workflows().join("templates")
-    }
-    pub fn workflow_user(&self) -> PathBuf {
-        self.workflows().join("user")
-    }
-    pub fn config_dir(&self) -> PathBuf {
-        self.root.join("config")
-    }
-    pub fn extra_model_paths_yaml(&self) -> PathBuf {
-        self.config_dir().join("extra_model_paths.yaml")
-    }
-    pub fn data(&self) -> PathBuf {
-        self.root.join("data")
-    }
-    /// The gallery's thumbnail cache.
-    pub fn thumbnails(&self) -> PathBuf {
-        self.data().join("thumbs")
-    }
-    pub fn database(&self) -> PathBuf {
-        self.data().join("comfydeck.db")
-    }
-    pub fn lock_file(&self) -> PathBuf {
-        self.data().join("comfydeck.lock")
-    }
-    pub fn logs(&self) -> PathBuf {
-        self.root.join("logs")
-    }
-    pub fn comfydeck_log(&self) -> PathBuf {
-        self.logs().join("comfydeck.log")
-    }
-    pub fn comfyui_log(&self) -> PathBuf {
-        self.logs().join("comfyui.log")
-    }
-
-    /// Every directory comfydeck creates at start-up.
-    pub fn directories(&self) -> Vec<PathBuf> {
-        let mut dirs = vec![
-            self.models(),
-            self.output(),
-            self.input(),
-            self.workflow_templates(),
-            self.workflow_user(),
-            self.config_dir(),
-            self.data(),
-            self.logs(),
-        ];
-        dirs.extend(
-            MODEL_FOLDERS
-                .iter()
-                .map(|(_, subdirs)| self.models().join(subdirs[0])),
-        );
-        dirs
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn secret_debug_hides_value() {
-        let s = Secret::new("hunter2-very-secret");
-        assert_eq!(format!("{s:?}"), "Secret(…)");
+    fn config_debug_hides_secrets() {
         let config = Config {
-            access_password: Some(s),
+            access_password: Some(Secret::new("hunter2-very-secret")),
             ..Config::with_workspace("/tmp/x")
         };
         assert!(!format!("{config:?}").contains("hunter2"));
@@ -336,22 +249,5 @@ mod tests {
         assert!(normalize_base_url("COMFYUI_URL", "127.0.0.1:3000")
             .unwrap_err()
             .contains("COMFYUI_URL"));
-    }
-
-    #[test]
-    fn layout_paths_hang_off_the_root() {
-        let layout = WorkspaceLayout::new("/workspace");
-        assert_eq!(layout.database(), Path::new("/workspace/data/comfydeck.db"));
-        assert_eq!(
-            layout.extra_model_paths_yaml(),
-            Path::new("/workspace/config/extra_model_paths.yaml")
-        );
-        assert!(layout
-            .directories()
-            .contains(&PathBuf::from("/workspace/models/text_encoders")));
-        assert!(layout
-            .directories()
-            .iter()
-            .all(|d| d.starts_with("/workspace")));
     }
 }

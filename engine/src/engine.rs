@@ -14,7 +14,7 @@ use crate::bridge::Bridge;
 use crate::catalog::CatalogService;
 use crate::comfy::supervisor::{Supervisor, SupervisorConfig};
 use crate::comfy::ComfyClient;
-use crate::config::{Config, WorkspaceLayout};
+use crate::config::Config;
 use crate::download::fetch::{Credentials, Fetcher};
 use crate::download::manager::{DownloadConfig, DownloadManager};
 use crate::events::EventBus;
@@ -27,7 +27,7 @@ use crate::settings::SettingsService;
 use crate::status::{StatusService, COMFY_INTERVAL, METRICS_INTERVAL};
 use crate::store::{Store, StoreError};
 use crate::workflows::WorkflowService;
-use crate::workspace::{self, WorkspaceError, WorkspaceLock};
+use crate::workspace::{self, WorkspaceError, WorkspaceLayout, WorkspaceLock};
 
 pub use crate::status::VERSION;
 
@@ -151,7 +151,7 @@ impl Engine {
             fetcher,
             catalog.handle(),
             layout.models(),
-            download_config(&config),
+            DownloadConfig::from_config(&config),
         );
         phase("preset catalog and downloads", t);
 
@@ -432,18 +432,8 @@ pub async fn open_read_only(config: &Config) -> Result<Arc<DownloadManager>, Eng
         Fetcher::new(credentials),
         catalog,
         layout.models(),
-        download_config(config),
+        DownloadConfig::from_config(config),
     ))
-}
-
-fn download_config(config: &Config) -> DownloadConfig {
-    DownloadConfig {
-        concurrent: config.concurrent_downloads.max(1),
-        connections: config.download_connections.max(1),
-        segment_threshold: config.segment_threshold_bytes,
-        disk_reserve: config.disk_reserve_bytes,
-        volume_quota_bytes: config.volume_quota_bytes,
-    }
 }
 
 /// The `clientId` this deck uses with ComfyUI: made once, kept in the database, so prompts

@@ -5,11 +5,12 @@ use std::sync::RwLock;
 
 use crate::activity::{ActivityError, ActivityLog};
 use crate::clock::now_ms;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::download::fetch::{Credentials, Fetcher, ScopedToken};
 use crate::error::Classify;
 use crate::events::EventBus;
 use crate::model::*;
+use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 
 const KEY_THEME: &str = "theme";

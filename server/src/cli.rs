@@ -1,11 +1,14 @@
-//! Command line: `comfydeck serve` (the default), `comfydeck presets …` and
-//! `comfydeck download …`. Every flag has an environment variable.
+//! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`
+//! and `comfydeck workflow to-api`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
+//! environment variable, and its default is the engine's (`engine::config`); options of one
+//! command, such as `--to` or `--json`, are flags only.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use engine::config::{self, Config, Secret};
+use engine::config::{self, Config};
+use engine::secret::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -129,7 +132,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "CONCURRENT_DOWNLOADS",
-        default_value_t = 3,
+        default_value_t = config::DEFAULT_CONCURRENT_DOWNLOADS,
         value_name = "N"
     )]
     pub concurrent_downloads: usize,
@@ -137,7 +140,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "DOWNLOAD_CONNECTIONS",
-        default_value_t = 4,
+        default_value_t = config::DEFAULT_DOWNLOAD_CONNECTIONS,
         value_name = "N"
     )]
     pub connections: usize,
@@ -145,7 +148,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "DOWNLOAD_DISK_RESERVE_GB",
-        default_value = "1",
+        default_value_t = config::DEFAULT_DISK_RESERVE_GB.to_string(),
         value_name = "GB"
     )]
     pub disk_reserve_gb: String,
@@ -231,7 +234,7 @@ pub struct ServeArgs {
     #[arg(long, env = "COMFYUI_DIR", value_name = "DIR")]
     pub comfyui_dir: Option<PathBuf>,
     /// Port of the supervised ComfyUI (it listens on 127.0.0.1 only)
-    #[arg(long, env = "COMFYUI_PORT", default_value_t = engine::comfy::supervisor::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
+    #[arg(long, env = "COMFYUI_PORT", default_value_t = config::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
     pub comfyui_port: u16,
     /// Python for the supervised ComfyUI [default: its venv/ or .venv/ if present, else python3]
     #[arg(long, env = "COMFYUI_PYTHON", value_name = "PATH")]
@@ -362,12 +365,38 @@ impl Cli {
 
 #[cfg(test)]
 mod tests {
+    use engine::download::manager::DownloadConfig;
+
     use super::*;
 
     fn serve(args: &[&str]) -> Result<Config, String> {
         let cli = Cli::try_parse_from(std::iter::once("comfydeck").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         cli.serve.to_config()
+    }
+
+    #[test]
+    fn flag_defaults_are_the_engines() {
+        let flags = serve(&["--workspace", "/tmp/ws"]).unwrap();
+        let engine = Config::with_workspace("/tmp/ws");
+        assert_eq!(flags.concurrent_downloads, engine.concurrent_downloads);
+        assert_eq!(flags.download_connections, engine.download_connections);
+        assert_eq!(flags.disk_reserve_bytes, engine.disk_reserve_bytes);
+        assert_eq!(
+            flags.segment_threshold_bytes,
+            engine.segment_threshold_bytes
+        );
+        assert_eq!(flags.comfyui_url, engine.comfyui_url);
+        assert_eq!(flags.comfyui_port, engine.comfyui_port);
+        assert_eq!(flags.hf_base_url, engine.hf_base_url);
+        assert_eq!((flags.host, flags.port), (engine.host, engine.port));
+
+        let from_flags = DownloadConfig::from_config(&flags);
+        let default = DownloadConfig::default();
+        assert_eq!(from_flags.concurrent, default.concurrent);
+        assert_eq!(from_flags.connections, default.connections);
+        assert_eq!(from_flags.segment_threshold, default.segment_threshold);
+        assert_eq!(from_flags.disk_reserve, default.disk_reserve);
     }
 
     #[test]

@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 use super::{AuthError, LoginLimiter, SESSION_IDLE_LIFETIME};
 use crate::activity::ActivityLog;
 use crate::clock::now_ms;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::model::{ActivityKind, ApiTokenInfo, AuthMode, CreatedApiToken};
+use crate::secret::Secret;
 use crate::store::Store;
 
 const KEY_GENERATED_PASSWORD_HASH: &str = "auth.generated_password_hash";

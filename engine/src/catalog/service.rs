@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::{Catalog, CatalogSources, RemoteRegistry};
 use crate::activity::ActivityLog;
-use crate::config::{Config, WorkspaceLayout};
+use crate::config::Config;
 use crate::download::manager::CatalogHandle;
 use crate::error::Classify;
 use crate::model::{format_bytes, ActivityKind, ErrorKind};
+use crate::workspace::WorkspaceLayout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogSyncError {

@@ -31,11 +31,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::WorkspaceLayout;
+use crate::config::DEFAULT_COMFYUI_PORT;
 use crate::logfile::{RotatingFile, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
-
-/// ComfyUI's port when `COMFYUI_PORT` is not set.
-pub const DEFAULT_COMFYUI_PORT: u16 = 3000;
+use crate::workspace::WorkspaceLayout;
 
 /// Longest line kept in the in-memory tail (the log file keeps lines whole).
 const MAX_TAIL_LINE_CHARS: usize = 2000;

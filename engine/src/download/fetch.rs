@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::catalog::{Checksum, ChecksumAlgorithm};
-use crate::config::Secret;
+use crate::secret::Secret;
 use disk::{Digests, Hashes, SidecarState};
 
 /// A token and the exact hosts (`host` or `host:port`) it may be sent to.

@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::Secret;
+use crate::config::LlmConfig;
 use crate::model::{EnhancedPrompt, PromptStyle};
 
-/// How long "enhance" waits for the LLM before using the static style.
-pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest prompt accepted from the user or the LLM.
 pub const MAX_PROMPT_CHARS: usize = 4000;
 
@@ -94,17 +92,6 @@ fn add_negative_terms(negative: &str, terms: &[&str]) -> String {
         }
     }
     out
-}
-
-/// An OpenAI-compatible chat endpoint (`LLM_BASE_URL`, `LLM_MODEL`, `LLM_API_KEY`).
-#[derive(Clone, Debug)]
-pub struct LlmConfig {
-    /// Without a trailing slash; `/chat/completions` is appended.
-    pub base_url: String,
-    pub model: String,
-    /// Sent as a bearer token to `base_url` only (redirects are not followed).
-    pub api_key: Option<Secret>,
-    pub timeout: Duration,
 }
 
 /// Enhances a prompt: with the LLM when one is configured (falling back to the static style on

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::enhance::{self, LlmConfig};
+use super::enhance;
 use super::history::{GenerationStore, NewGeneration};
 use super::*;
 use crate::bridge::Bridge;
 use crate::catalog::CatalogService;
 use crate::clock::now_ms;
 use crate::comfy::ComfyClient;
+use crate::config::LlmConfig;
 use crate::events::EventBus;
 use crate::gallery::GalleryService;
 use crate::workflows::WorkflowService;

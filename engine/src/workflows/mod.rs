@@ -28,8 +28,8 @@ pub use analyze::{apply_inputs, editable_inputs};
 
 use crate::catalog::Catalog;
 use crate::comfy::convert::{detect_format, ObjectInfo, WorkflowFormat};
-use crate::config::{WorkspaceLayout, MODEL_FOLDERS};
 use crate::workspace::{check_relative_path, resolve_inside, write_atomic};
+use crate::workspace::{WorkspaceLayout, MODEL_FOLDERS};
 
 /// Files larger than this are not read as workflows.
 pub const MAX_WORKFLOW_BYTES: u64 = 64 * 1024 * 1024;

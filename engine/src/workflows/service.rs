@@ -10,8 +10,8 @@ use crate::bridge::{Bridge, InputValue};
 use crate::catalog::{Catalog, CatalogService};
 use crate::comfy::convert::ObjectInfo;
 use crate::comfy::ComfyClient;
-use crate::config::WorkspaceLayout;
 use crate::model::*;
+use crate::workspace::WorkspaceLayout;
 
 /// ComfyUI's saved workflows read per listing (each one is a request).
 const COMFYUI_WORKFLOWS_READ: usize = 100;

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use common::fileserver::{Fault, FileServer, FileSpec, Times};
 use engine::catalog::{Checksum, ChecksumAlgorithm};
-use engine::config::Secret;
 use engine::download::fetch::{
     part_path, segments_path, Credentials, FetchError, FetchObserver, FetchOutcome, FetchRequest,
     FetchTuning, Fetcher, RemoteValidator, ScopedToken, VerifiedBy,
 };
+use engine::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
 const MIB: u64 = 1 << 20;

@@ -15,11 +15,12 @@ use axum::Router;
 
 use engine::auth::{AuthError, LoginError};
 use engine::clock::now_ms;
-use engine::config::{Config, Secret};
+use engine::config::Config;
 use engine::model::{
     ActivityKind, AuthMode, Event, SettingsPatch, SettingsView, Theme,
     DEFAULT_ACTIVITY_RETENTION_DAYS,
 };
+use engine::secret::Secret;
 use engine::settings::SettingsError;
 use engine::workspace::WorkspaceError;
 use engine::{Engine, EngineError, StartupReport};

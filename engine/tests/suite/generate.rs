@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use comfy_standin::{ComfyStandin, StandinConfig};
 use common::fixture_dir;
-use engine::config::{Config, Secret};
-use engine::generate::enhance::{enhance, LlmConfig};
+use engine::config::{Config, LlmConfig};
+use engine::generate::enhance::enhance;
 use engine::generate::history::NewGeneration;
 use engine::model::*;
+use engine::secret::Secret;
 use engine::Engine;
 use serde_json::{json, Value};
 

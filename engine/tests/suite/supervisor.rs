@@ -13,7 +13,7 @@ use engine::comfy::supervisor::{
     parse_args, ComfyExit, ComfyProcess, ComfyProcessState, Supervisor, SupervisorConfig,
     SupervisorTuning,
 };
-use engine::config::WorkspaceLayout;
+use engine::workspace::WorkspaceLayout;
 use tokio::sync::broadcast;
 
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -9,13 +9,13 @@ use std::path::Path;
 
 use engine::catalog::Catalog;
 use engine::comfy::convert::{ui_to_api_seeded, ApiPrompt, ObjectInfo};
-use engine::config::WorkspaceLayout;
 use engine::model::PromptRole;
 use engine::workflows::{
     apply_inputs, catalog_hint, editable_inputs, parse_userdata_listing, workflow_from_png,
     ComfyWorkflowEntry, EditableInput, InputKind, InputValue, WorkflowContext, WorkflowError,
     WorkflowFileFormat, WorkflowLibrary, WorkflowSource, WorkflowSummary,
 };
+use engine::workspace::WorkspaceLayout;
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> Value {

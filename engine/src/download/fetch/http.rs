@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::Inner;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// What to send, and where the chain starts.
 pub(super) struct Request<'a> {

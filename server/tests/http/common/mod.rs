@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use engine::config::{Config, Secret};
+use engine::config::Config;
+use engine::secret::Secret;
 use engine::Engine;
 use server::{router, AppState};
 use tempfile::TempDir;

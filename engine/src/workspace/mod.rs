@@ -5,7 +5,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::{WorkspaceLayout, MODEL_FOLDERS};
+mod layout;
+
+pub use layout::{WorkspaceLayout, MODEL_FOLDERS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
