@@ -16,7 +16,7 @@ log "format"
 cargo fmt --all -- --check
 
 log "clippy (server side)"
-cargo clippy -p engine -p app -p server --features app/ssr,engine/server --all-targets -- -D warnings
+cargo clippy -p engine -p app -p server -p comfy-standin --features app/ssr,engine/server --all-targets -- -D warnings
 log "clippy (wasm front)"
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 

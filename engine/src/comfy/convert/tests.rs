@@ -1,5 +1,5 @@
 //! Unit tests of the converter on small hand-made workflows (the recorded frontend pairs are
-//! in `engine/tests/convert.rs`).
+//! in `engine/tests/suite/convert.rs`).
 
 use serde_json::{json, Value};
 

@@ -1,8 +1,6 @@
 //! Shared set-up for the server's integration tests: an engine on a throw-away workspace whose
 //! ComfyUI URL points at a closed local port, so nothing leaves the machine.
 
-#![allow(dead_code)] // not every helper is used by every module
-
 use std::sync::Arc;
 
 use engine::config::Config;
