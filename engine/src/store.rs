@@ -70,7 +70,21 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        MIGRATIONS.run(&pool).await?;
+        // Two processes may open a new database at once (the server starting while a CLI
+        // command reads): both see a migration pending, one applies it, the other fails on
+        // "table … already exists". Run again: the applied ones are skipped by their record,
+        // and a migration that is really broken fails every time.
+        let mut attempt = 0;
+        loop {
+            match MIGRATIONS.run(&pool).await {
+                Ok(()) => break,
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Store { pool })
     }
 
