@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
@@ -250,48 +249,23 @@ impl Bridge {
         Ok(info)
     }
 
-    /// Converts (UI format), applies the values, checks classes and model files, and submits.
-    /// Problems found before submitting, or ComfyUI's own refusal, come back per node with
-    /// no prompt id.
+    /// Checks an API prompt's classes and model files against ComfyUI's node list and
+    /// submits it under `prompt_id` (see [`new_prompt_id`]; chosen by the caller so that it
+    /// can record the run before ComfyUI's first event). Problems found before submitting, or
+    /// ComfyUI's own refusal, come back per node with no prompt id.
     pub async fn submit(
         &self,
-        workflow: &Value,
-        inputs: &[InputValue],
-        catalog: &Catalog,
-    ) -> Result<RunSubmission, BridgeError> {
-        self.submit_as(workflow, inputs, catalog, new_prompt_id())
-            .await
-    }
-
-    /// [`submit`](Self::submit) under a prompt id chosen by the caller (see
-    /// [`new_prompt_id`]), so that it can record the run before ComfyUI's first event.
-    pub async fn submit_as(
-        &self,
-        workflow: &Value,
-        inputs: &[InputValue],
+        prompt: convert::ApiPrompt,
+        info: &ObjectInfo,
         catalog: &Catalog,
         prompt_id: String,
     ) -> Result<RunSubmission, BridgeError> {
-        let info = self.object_info().await?;
-        let mut prompt = match convert::to_api(workflow, &info) {
-            Ok(prompt) => prompt,
-            Err(e) => {
-                return Ok(RunSubmission {
-                    prompt_id: None,
-                    problems: Vec::new(),
-                    message: format!("The workflow cannot be converted: {e}"),
-                })
-            }
-        };
-        // All or nothing: a refused value changes nothing and says which node and input.
-        crate::workflows::apply_inputs(&mut prompt, inputs, Some(&info))
-            .map_err(|e| BridgeError::Invalid(e.to_string()))?;
         let hint = |folder: &str, file: &str| {
             catalog
                 .preset_for_model(&format!("{folder}/{file}"))
                 .map(str::to_string)
         };
-        let problems = convert::check_prompt(&prompt, &info, &hint);
+        let problems = convert::check_prompt(&prompt, info, &hint);
         if !problems.is_empty() {
             let message = format!(
                 "Not submitted: {}",

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 mod service;
-pub use service::{load_handle, CatalogService, CatalogSyncError};
+pub use service::{load_handle, CatalogHandle, CatalogService, CatalogSyncError};
 
 pub use parse::{canonical_id, infer_source, normalise_url, validate_model_path};
 pub use registry_format::RegistryEntry;

@@ -8,7 +8,6 @@ use std::time::Duration;
 use super::{Catalog, CatalogSources, RemoteRegistry};
 use crate::activity::ActivityLog;
 use crate::config::Config;
-use crate::download::manager::CatalogHandle;
 use crate::error::Classify;
 use crate::model::{format_bytes, ActivityKind, ErrorKind};
 use crate::workspace::WorkspaceLayout;
@@ -28,6 +27,10 @@ impl Classify for CatalogSyncError {
         ErrorKind::Internal
     }
 }
+
+/// The live catalog, shared by the catalog service and the download manager; replaced whole
+/// on reload.
+pub type CatalogHandle = Arc<RwLock<Arc<Catalog>>>;
 
 pub struct CatalogService {
     handle: CatalogHandle,

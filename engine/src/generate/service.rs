@@ -188,10 +188,9 @@ impl Generator {
                 created_ms: now_ms(),
             })
             .await?;
-        let catalog = self.catalog.current();
         let submitted = self
-            .bridge
-            .submit_as(&detail.workflow, inputs, &catalog, prompt_id.clone())
+            .workflows
+            .run_as(&detail.workflow, inputs, prompt_id.clone())
             .await;
         match &submitted {
             Ok(s) if s.prompt_id.is_some() => {}

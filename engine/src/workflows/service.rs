@@ -190,8 +190,36 @@ impl WorkflowService {
         workflow: &serde_json::Value,
         inputs: &[InputValue],
     ) -> Result<RunSubmission, WorkflowError> {
+        self.run_as(workflow, inputs, crate::bridge::new_prompt_id())
+            .await
+    }
+
+    /// [`run`](Self::run) under a prompt id chosen by the caller, who records the run first.
+    /// Converts a UI-format workflow, applies the values (all or nothing: a refused value
+    /// changes nothing and says which node and input), then the bridge checks and submits.
+    pub async fn run_as(
+        &self,
+        workflow: &serde_json::Value,
+        inputs: &[InputValue],
+        prompt_id: String,
+    ) -> Result<RunSubmission, WorkflowError> {
+        let info = self.bridge.object_info().await?;
+        let mut prompt = match crate::comfy::convert::to_api(workflow, &info) {
+            Ok(prompt) => prompt,
+            Err(e) => {
+                return Ok(RunSubmission {
+                    prompt_id: None,
+                    problems: Vec::new(),
+                    message: format!("The workflow cannot be converted: {e}"),
+                })
+            }
+        };
+        super::apply_inputs(&mut prompt, inputs, Some(&info))?;
         let catalog = self.catalog.current();
-        Ok(self.bridge.submit(workflow, inputs, &catalog).await?)
+        Ok(self
+            .bridge
+            .submit(prompt, &info, &catalog, prompt_id)
+            .await?)
     }
 
     /// Runs a library workflow with the values the user set.

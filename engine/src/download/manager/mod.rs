@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -33,8 +33,7 @@ pub use presets::RemoveReport;
 
 use scheduler::RunningTask;
 
-/// Shared, swappable catalog: a sync or a workspace edit replaces the whole `Arc`.
-pub type CatalogHandle = Arc<RwLock<Arc<Catalog>>>;
+pub use crate::catalog::CatalogHandle;
 
 #[derive(Clone, Debug)]
 pub struct DownloadConfig {
