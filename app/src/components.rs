@@ -232,19 +232,6 @@ pub fn ErrorNote(#[prop(into)] message: String) -> impl IntoView {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986), for a value in a URL.
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Runs a page's refresh one at a time: a refresh asked for while one is under way is folded
 /// into a single further run after it, so bursts of live events cost at most two fetches.
 #[derive(Clone, Copy)]

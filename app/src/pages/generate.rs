@@ -18,7 +18,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
-use crate::components::{api_error_view, encode_query_value, ErrorNote, RefreshGate};
+use crate::components::{api_error_view, ErrorNote, RefreshGate};
 use crate::live::Live;
 
 use cards::Cards;
@@ -76,7 +76,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
     let navigate = use_navigate();
     let select = Callback::new(move |id: Option<String>| {
         let url = match &id {
-            Some(id) => format!("/generate?w={}", encode_query_value(id)),
+            Some(id) => format!("/generate?w={}", encode_component(id)),
             None => "/generate".to_string(),
         };
         navigate(
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn ids_are_encoded_for_the_url() {
         assert_eq!(
-            encode_query_value("user:my flow/a.json"),
+            encode_component("user:my flow/a.json"),
             "user%3Amy%20flow%2Fa.json"
         );
     }

@@ -18,8 +18,7 @@ use leptos_router::NavigateOptions;
 
 use crate::api::*;
 use crate::components::{
-    api_error_view, encode_query_value, go_to_login, Card, ErrorNote, Meter, ProgressBar,
-    RefreshGate,
+    api_error_view, go_to_login, Card, ErrorNote, Meter, ProgressBar, RefreshGate,
 };
 use crate::live::{Connection, Live};
 
@@ -480,7 +479,7 @@ impl Filters {
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode_query_value(v)))
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
         .collect();
         if params.is_empty() {
             "/models".to_string()
@@ -1398,7 +1397,7 @@ fn FolderRow(initial: ModelFolderView, folders: Memo<Vec<ModelFolderView>>) -> i
                             }}
                             {match file.preset_id.clone() {
                                 Some(id) => {
-                                    let href = format!("/models?q={}", encode_query_value(&id));
+                                    let href = format!("/models?q={}", encode_component(&id));
                                     view! {
                                     <a
                                         href=href

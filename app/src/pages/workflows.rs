@@ -23,7 +23,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, encode_query_value, go_to_login, ErrorNote, RefreshGate};
+use crate::components::{api_error_view, go_to_login, ErrorNote, RefreshGate};
 use crate::live::{Connection, Live};
 
 use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
@@ -102,7 +102,7 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
     let navigate = use_navigate();
     let select = Callback::new(move |id: Option<String>| {
         let url = match &id {
-            Some(id) => format!("/workflows?w={}", encode_query_value(id)),
+            Some(id) => format!("/workflows?w={}", encode_component(id)),
             None => "/workflows".to_string(),
         };
         navigate(
@@ -478,7 +478,7 @@ fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl In
             });
         }
     };
-    let models_link = format!("/models?q={}", encode_query_value(&preset_id));
+    let models_link = format!("/models?q={}", encode_component(&preset_id));
     let label = format!("Install preset {preset_id}");
     view! {
         <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">
@@ -543,11 +543,11 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(
-            encode_query_value("user:my flow/a.json"),
+            encode_component("user:my flow/a.json"),
             "user%3Amy%20flow%2Fa.json"
         );
         assert_eq!(
-            encode_query_value("template:x-1_2.json"),
+            encode_component("template:x-1_2.json"),
             "template%3Ax-1_2.json"
         );
     }

@@ -1,5 +1,7 @@
 //! The Generate page: prompt styles, generations, workflow cards, intents.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{InputValue, RunOutput, WorkflowSummary};
@@ -201,8 +203,9 @@ pub struct GeneratePrefill {
     pub imported: bool,
 }
 
-/// Intent shortcuts on the Generate page: a label and the words it matches in titles, tags and
-/// node types.
+/// The Generate page's intents, each written once: the label (a search shortcut, and the tag a
+/// workflow gets when its nodes show it) and the words that show it, as parts of node types,
+/// names or paths (lowercase).
 pub const GENERATE_INTENTS: &[(&str, &[&str])] = &[
     (
         "portrait",
@@ -220,13 +223,59 @@ pub const GENERATE_INTENTS: &[(&str, &[&str])] = &[
         &["video", "animate", "wan", "ltxv", "hunyuan", "mochi", "svd"],
     ),
     ("upscale", &["upscale", "esrgan", "superres"]),
-    ("img2img", &["img2img", "loadimage"]),
+    // A LoadImage alone is no img2img (an upscale or a caption loads images too): the graph
+    // rule in `workflow_tags` gives that tag.
+    ("img2img", &["img2img"]),
     ("inpaint", &["inpaint", "mask"]),
     ("audio", &["audio", "music", "speech", "tts"]),
 ];
 
+/// Tags derived from a workflow's nodes, for the cards and the intent shortcuts: every intent
+/// whose words appear in a node type; `img2img` for a sampler with a LoadImage, `txt2img` for
+/// a sampler on an empty latent with neither; and the model families its files name.
+pub fn workflow_tags(summary: &WorkflowSummary) -> Vec<String> {
+    let types: Vec<String> = summary
+        .node_types
+        .iter()
+        .map(|t| t.to_lowercase())
+        .collect();
+    let has = |needle: &str| types.iter().any(|t| t.contains(needle));
+    let mut tags = BTreeSet::new();
+    for (label, words) in GENERATE_INTENTS {
+        if words.iter().any(|w| has(w)) {
+            tags.insert(*label);
+        }
+    }
+    let samples = has("sampler");
+    if types.iter().any(|t| t == "loadimage") {
+        if samples {
+            tags.insert("img2img");
+        }
+    } else if samples
+        && !tags.contains("video")
+        && types
+            .iter()
+            .any(|t| t.starts_with("empty") && t.contains("latent"))
+    {
+        tags.insert("txt2img");
+    }
+    let models = summary
+        .required_models
+        .iter()
+        .map(|m| m.file.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for family in ["flux", "sdxl", "sd3", "wan", "hidream", "qwen"] {
+        if models.contains(family) {
+            tags.insert(family);
+        }
+    }
+    tags.into_iter().map(str::to_string).collect()
+}
+
 /// Whether a card matches a search: every word of `query` appears in its name, path, tags or
-/// node types (case-insensitive); an intent label matches any of its words.
+/// node types (case-insensitive); an intent label matches any of its words (its own label, so
+/// its tag, among them).
 pub fn generate_card_matches(card: &GenerateCard, query: &str) -> bool {
     let haystack = [
         card.summary.name.to_lowercase(),
@@ -241,4 +290,77 @@ pub fn generate_card_matches(card: &GenerateCard, query: &str) -> bool {
             None => haystack.contains(&word),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{WorkflowFileFormat, WorkflowSource};
+
+    fn card(types: &[&str]) -> GenerateCard {
+        let summary = WorkflowSummary {
+            id: "user:x.json".into(),
+            source: WorkflowSource::User,
+            name: "x".into(),
+            path: "x.json".into(),
+            format: WorkflowFileFormat::Api,
+            node_count: types.len(),
+            modified_ms: 0,
+            size_bytes: 0,
+            required_models: Vec::new(),
+            inputs: Vec::new(),
+            node_types: types.iter().map(|t| t.to_string()).collect(),
+            problems: Vec::new(),
+        };
+        GenerateCard {
+            tags: workflow_tags(&summary),
+            summary,
+            presets: Vec::new(),
+            download_bytes: 0,
+            unprovided: Vec::new(),
+        }
+    }
+
+    // The tags and the shortcuts used to keep lists of their own: an ESRGAN upscale, a Mochi
+    // video or a SetLatentNoiseMask inpaint matched the shortcut without showing its tag.
+    #[test]
+    fn every_word_of_an_intent_in_a_node_type_gives_its_tag_and_its_shortcut() {
+        for (label, words) in GENERATE_INTENTS {
+            for word in *words {
+                let c = card(&[&format!("Some{word}Node"), "SaveImage"]);
+                assert!(c.tags.iter().any(|t| t == label), "{word}: {:?}", c.tags);
+                assert!(generate_card_matches(&c, label), "{word}");
+            }
+        }
+        let c = card(&["UpscaleModelLoader", "ESRGANLoader", "SetLatentNoiseMask"]);
+        assert_eq!(c.tags, vec!["inpaint", "upscale"]);
+    }
+
+    #[test]
+    fn a_shortcut_matches_exactly_the_cards_with_its_tag() {
+        let cards = [
+            card(&["LoadImage", "KSampler", "SaveImage"]),
+            card(&["LoadImage", "ImageUpscaleWithModel", "SaveImage"]),
+            card(&["EmptyLatentImage", "KSampler", "SaveImage"]),
+            card(&["EmptyMochiLatentVideo", "KSampler", "SaveVideo"]),
+            card(&["LoadAudio", "SaveAudio"]),
+            card(&["FaceDetailer", "KSampler"]),
+            card(&["ImageInvert"]),
+        ];
+        for (label, _) in GENERATE_INTENTS {
+            for c in &cards {
+                assert_eq!(
+                    generate_card_matches(c, label),
+                    c.tags.iter().any(|t| t == label),
+                    "{label}: {:?} tagged {:?}",
+                    c.summary.node_types,
+                    c.tags
+                );
+            }
+        }
+        // A LoadImage without a sampler is an upscale, not an img2img.
+        assert_eq!(cards[1].tags, vec!["upscale"]);
+        assert_eq!(cards[2].tags, vec!["txt2img"]);
+        assert_eq!(cards[3].tags, vec!["video"]);
+    }
 }
