@@ -3,49 +3,25 @@
 //! functions and hand-written routes alike.
 
 use crate::common::harness;
+use crate::router::{self, post_json, send};
 
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use base64::Engine as _;
 use engine::model::ErrorKind;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
+/// The status and the JSON body of a request's answer.
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router never fails");
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "{status}: not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    (status, body)
+    let reply = send(app, request).await;
+    (reply.status, reply.json())
 }
 
 fn get(path: &str) -> Request<Body> {
-    Request::builder()
-        .method(Method::GET)
-        .uri(path)
+    router::get(path)
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())
-        .unwrap()
-}
-
-fn post(path: &str, body: Value) -> Request<Body> {
-    Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json")
-        .body(Body::from(body.to_string()))
         .unwrap()
 }
 
@@ -53,9 +29,9 @@ fn import(name: &str) -> Request<Body> {
     let content = base64::engine::general_purpose::STANDARD.encode(
         json!({"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}).to_string(),
     );
-    post(
+    post_json(
         "/api/workflows/import",
-        json!({"file_name": name, "content_base64": content}),
+        &json!({"file_name": name, "content_base64": content}),
     )
 }
 
@@ -80,12 +56,12 @@ async fn every_error_kind_has_its_status_and_the_same_body() {
         ),
         (
             "a template deleted",
-            post("/api/workflows/delete", json!({"id": "template:x.json"})),
+            post_json("/api/workflows/delete", &json!({"id": "template:x.json"})),
             ErrorKind::Forbidden,
         ),
         (
             "a token that does not exist",
-            post("/api/tokens/revoke", json!({"id": 424242})),
+            post_json("/api/tokens/revoke", &json!({"id": 424242})),
             ErrorKind::NotFound,
         ),
         (
@@ -100,9 +76,9 @@ async fn every_error_kind_has_its_status_and_the_same_body() {
         ),
         (
             "a rename onto a taken name",
-            post(
+            post_json(
                 "/api/workflows/rename",
-                json!({"id": "user:renamed.json", "name": "taken"}),
+                &json!({"id": "user:renamed.json", "name": "taken"}),
             ),
             ErrorKind::Conflict,
         ),

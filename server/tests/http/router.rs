@@ -16,14 +16,14 @@ const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz9876";
 const CIVITAI_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// What came back, with the body read to the end.
-struct Reply {
-    status: StatusCode,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
     headers: HeaderMap,
     body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("expected a JSON body ({e}), got {:?}", self.body))
     }
@@ -53,7 +53,7 @@ impl Reply {
     }
 }
 
-async fn send(app: &Router, request: Request<Body>) -> Reply {
+pub(crate) async fn send(app: &Router, request: Request<Body>) -> Reply {
     let response: Response = app
         .clone()
         .oneshot(request)
@@ -72,7 +72,7 @@ async fn send(app: &Router, request: Request<Body>) -> Reply {
     }
 }
 
-fn get(path: &str) -> axum::http::request::Builder {
+pub(crate) fn get(path: &str) -> axum::http::request::Builder {
     Request::builder().method(Method::GET).uri(path)
 }
 
@@ -83,7 +83,7 @@ fn page(path: &str) -> axum::http::request::Builder {
     )
 }
 
-fn post_json(path: &str, body: &Value) -> Request<Body> {
+pub(crate) fn post_json(path: &str, body: &Value) -> Request<Body> {
     Request::builder()
         .method(Method::POST)
         .uri(path)
