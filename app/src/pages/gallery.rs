@@ -18,8 +18,9 @@ use leptos_router::NavigateOptions;
 
 use crate::api::gallery::list_gallery;
 use crate::api::ApiError;
-use crate::components::{api_error_view, go_to_login, ErrorNote, Icon, IconSvg};
+use crate::components::{ErrorNote, Icon, IconSvg};
 use crate::live::Live;
+use crate::server_calls::{api_error_view, error_message};
 
 use viewer::Viewer;
 
@@ -166,11 +167,10 @@ impl Shelf {
     }
 
     fn fail(self, e: ApiError) {
-        if e.login_required {
-            go_to_login();
-        }
-        self.error
-            .try_set(Some(format!("Could not read the gallery: {}", e.message)));
+        self.error.try_set(Some(format!(
+            "Could not read the gallery: {}",
+            error_message(e)
+        )));
     }
 
     /// Takes an item out of the list (deleted here or elsewhere).

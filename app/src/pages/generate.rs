@@ -18,8 +18,10 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
-use crate::components::{api_error_view, encode_query_value, ErrorNote, RefreshGate};
+use crate::browser;
+use crate::components::{encode_query_value, ErrorNote};
 use crate::live::Live;
+use crate::server_calls::{api_error_view, RefreshGate};
 
 use cards::Cards;
 use form::FormPanel;
@@ -87,7 +89,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
             },
         );
         if id.is_some() {
-            crate::pages::workflows::browser::reveal_run_panel();
+            browser::reveal_run_panel();
         }
     });
     let desk = Desk {

@@ -17,11 +17,9 @@ use leptos_router::params::ParamsMap;
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{
-    api_error_view, encode_query_value, go_to_login, Card, ErrorNote, Meter, ProgressBar,
-    RefreshGate,
-};
+use crate::components::{encode_query_value, Card, ErrorNote, Meter, ProgressBar};
 use crate::live::{Connection, Live};
+use crate::server_calls::{api_error_view, RefreshGate, Write};
 
 /// How often the overview is fetched while downloads run and WebSockets are unavailable.
 const POLL_EVERY: Duration = Duration::from_secs(3);
@@ -282,22 +280,22 @@ fn CatalogCard(m: Models) -> impl IntoView {
         })
     });
     let gpus = Memo::new(move |_| m.data.with(|d| d.gpu_vram_bytes.clone()));
-    let syncing = RwSignal::new(false);
-    let result = RwSignal::new(None::<Result<String, String>>);
+    let write = Write::new();
+    // What the last reload found.
+    let summary = RwSignal::new(None::<String>);
     let on_sync = move |_| {
-        syncing.set(true);
-        result.set(None);
-        leptos::task::spawn_local(async move {
-            let outcome = sync_catalog().await;
-            if let Err(e) = &outcome {
-                if e.login_required {
-                    go_to_login();
-                }
-            }
-            result.try_set(Some(outcome.map_err(|e| e.message)));
-            syncing.try_set(false);
-            m.refresh();
-        });
+        summary.set(None);
+        write.run(
+            async move {
+                let outcome = sync_catalog().await;
+                // The page shows what the server now has, whatever the answer was.
+                m.refresh();
+                outcome
+            },
+            move |found| {
+                summary.try_set(Some(found));
+            },
+        );
     };
     view! {
         <Card title="Catalog" testid="catalog-card">
@@ -313,10 +311,10 @@ fn CatalogCard(m: Models) -> impl IntoView {
                     class="btn-secondary shrink-0"
                     data-testid="catalog-sync"
                     title="Re-reads the workspace presets and the remote registry, if one is set"
-                    disabled=move || syncing.get()
+                    disabled=move || write.busy()
                     on:click=on_sync
                 >
-                    {move || if syncing.get() { "Reloading…" } else { "Reload catalog" }}
+                    {move || if write.busy() { "Reloading…" } else { "Reload catalog" }}
                 </button>
             </div>
             <p class="mt-1 text-xs text-muted">
@@ -335,12 +333,12 @@ fn CatalogCard(m: Models) -> impl IntoView {
                     [largest, ..] => format!("{} GPUs, the largest with {} of VRAM", g.len(), format_bytes(*largest)),
                 })}
             </p>
-            {move || result.get().map(|r| match r {
-                Ok(summary) => view! {
+            {move || match write.error() {
+                Some(message) => Some(view! { <div class="mt-2"><ErrorNote message/></div> }.into_any()),
+                None => summary.get().map(|summary| view! {
                     <p data-testid="catalog-sync-result" class="mt-2 text-sm text-ok wrap-anywhere">{summary}</p>
-                }.into_any(),
-                Err(message) => view! { <div class="mt-2"><ErrorNote message/></div> }.into_any(),
-            })}
+                }.into_any()),
+            }}
         </Card>
     }
     .into_any()
@@ -818,19 +816,16 @@ fn PresetCard(
             .unwrap_or_else(|| files.with(|f| aggregate(f)))
     });
 
-    let busy = RwSignal::new(false);
-    let action_error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let notice = RwSignal::new(None::<String>);
     let confirm = RwSignal::new(None::<Confirm>);
     let run = {
         let id = id.clone();
         Callback::new(move |op: Op| {
             let id = id.clone();
-            busy.set(true);
-            action_error.set(None);
             notice.set(None);
             confirm.set(None);
-            leptos::task::spawn_local(async move {
+            write.run(async move {
                 let outcome: Result<Option<String>, ApiError> = match op {
                     Op::Install => install_preset(id).await.map(|_| None),
                     Op::Pause => pause_preset(id).await.map(|()| None),
@@ -848,19 +843,11 @@ fn PresetCard(
                         .await
                         .map(|freed| Some(format!("Removed; {} freed.", format_bytes(freed)))),
                 };
-                match outcome {
-                    Ok(message) => {
-                        notice.try_set(message);
-                    }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        action_error.try_set(Some(e.message));
-                    }
-                }
-                busy.try_set(false);
+                // The card shows the state the server now has, whatever the answer was.
                 m.refresh();
+                outcome
+            }, move |message| {
+                notice.try_set(message);
             });
         })
     };
@@ -1039,29 +1026,29 @@ fn PresetCard(
                         type="button"
                         class="btn-primary"
                         data-testid="preset-install"
-                        disabled=move || busy.get()
+                        disabled=move || write.busy()
                         on:click=move |_| run.run(Op::Install)
                     >
                         {move || if state.get() == InstallState::UpdateAvailable { "Update" } else { "Install" }}
                     </button>
                 </Show>
                 <Show when=can_pause>
-                    <button type="button" class="btn-secondary" data-testid="preset-pause" disabled=move || busy.get() on:click=move |_| run.run(Op::Pause)>
+                    <button type="button" class="btn-secondary" data-testid="preset-pause" disabled=move || write.busy() on:click=move |_| run.run(Op::Pause)>
                         "Pause"
                     </button>
                 </Show>
                 <Show when=can_resume>
-                    <button type="button" class="btn-secondary" data-testid="preset-resume" disabled=move || busy.get() on:click=move |_| run.run(Op::Resume)>
+                    <button type="button" class="btn-secondary" data-testid="preset-resume" disabled=move || write.busy() on:click=move |_| run.run(Op::Resume)>
                         "Resume"
                     </button>
                 </Show>
                 <Show when=can_cancel>
-                    <button type="button" class="btn-secondary" data-testid="preset-cancel" disabled=move || busy.get() on:click=move |_| confirm.set(Some(Confirm::Cancel))>
+                    <button type="button" class="btn-secondary" data-testid="preset-cancel" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Cancel))>
                         "Cancel"
                     </button>
                 </Show>
                 <Show when=can_remove>
-                    <button type="button" class="btn-danger" data-testid="preset-remove" disabled=move || busy.get() on:click=move |_| confirm.set(Some(Confirm::Remove))>
+                    <button type="button" class="btn-danger" data-testid="preset-remove" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Remove))>
                         "Remove"
                     </button>
                 </Show>
@@ -1103,7 +1090,7 @@ fn PresetCard(
                 }.into_any(),
             })}
 
-            {move || action_error.get().map(|message| view! {
+            {move || write.error().map(|message| view! {
                 <p data-testid="preset-action-error" role="alert" class="rounded-lg border border-bad/40 bg-bad/10 px-3 py-2 text-sm text-bad wrap-anywhere">
                     {message}
                 </p>
@@ -1167,8 +1154,7 @@ fn FileRow(initial: PresetFileView, files: Memo<Vec<PresetFileView>>, m: Models)
     };
     let state = Memo::new(move |_| file.with(|f| f.state));
     let task = Memo::new(move |_| file.with(|f| f.task_id));
-    let busy = RwSignal::new(false);
-    let op_error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let confirming = RwSignal::new(false);
 
     #[derive(Clone, Copy)]
@@ -1181,24 +1167,20 @@ fn FileRow(initial: PresetFileView, files: Memo<Vec<PresetFileView>>, m: Models)
         let Some(task_id) = task.get_untracked() else {
             return;
         };
-        busy.set(true);
-        op_error.set(None);
         confirming.set(false);
-        leptos::task::spawn_local(async move {
-            let outcome = match op {
-                FileOp::Pause => pause_download(task_id).await,
-                FileOp::Resume => resume_download(task_id).await,
-                FileOp::Cancel { delete_part } => cancel_download(task_id, delete_part).await,
-            };
-            if let Err(e) = outcome {
-                if e.login_required {
-                    go_to_login();
-                }
-                op_error.try_set(Some(e.message));
-            }
-            busy.try_set(false);
-            m.refresh();
-        });
+        write.run(
+            async move {
+                let outcome = match op {
+                    FileOp::Pause => pause_download(task_id).await,
+                    FileOp::Resume => resume_download(task_id).await,
+                    FileOp::Cancel { delete_part } => cancel_download(task_id, delete_part).await,
+                };
+                // The row shows the state the server now has, whatever the answer was.
+                m.refresh();
+                outcome
+            },
+            |()| {},
+        );
     };
 
     let has_task = move || task.get().is_some();
@@ -1268,17 +1250,17 @@ fn FileRow(initial: PresetFileView, files: Memo<Vec<PresetFileView>>, m: Models)
             <Show when=has_task>
                 <div class="flex flex-wrap gap-2">
                     <Show when=move || matches!(state.get(), FileState::Queued | FileState::Downloading)>
-                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-pause" disabled=move || busy.get() on:click=move |_| run(FileOp::Pause)>
+                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-pause" disabled=move || write.busy() on:click=move |_| run(FileOp::Pause)>
                             "Pause"
                         </button>
                     </Show>
                     <Show when=move || matches!(state.get(), FileState::Paused | FileState::Failed)>
-                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-resume" disabled=move || busy.get() on:click=move |_| run(FileOp::Resume)>
+                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-resume" disabled=move || write.busy() on:click=move |_| run(FileOp::Resume)>
                             "Resume"
                         </button>
                     </Show>
                     <Show when=in_transfer>
-                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-cancel" disabled=move || busy.get() on:click=move |_| confirming.set(true)>
+                        <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-cancel" disabled=move || write.busy() on:click=move |_| confirming.set(true)>
                             "Cancel"
                         </button>
                     </Show>
@@ -1298,7 +1280,7 @@ fn FileRow(initial: PresetFileView, files: Memo<Vec<PresetFileView>>, m: Models)
                     </button>
                 </div>
             </Show>
-            {move || op_error.get().map(|message| view! {
+            {move || write.error().map(|message| view! {
                 <p role="alert" class="text-xs text-bad wrap-anywhere">{message}</p>
             })}
         </li>

@@ -9,7 +9,6 @@
 //! ComfyUI's queue is polled instead, which tells queued, running and finished apart (previews
 //! and outputs need the live connection).
 
-pub(crate) mod browser;
 mod library;
 mod run;
 
@@ -23,10 +22,11 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, encode_query_value, go_to_login, ErrorNote, RefreshGate};
+use crate::browser;
+use crate::components::{badge, encode_query_value, ErrorNote, Tone};
 use crate::live::{Connection, Live};
-
-use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
+use crate::pages::run_panel::{RunPhase, TrackedRun};
+use crate::server_calls::{api_error_view, error_message, RefreshGate, Write};
 use library::Library;
 use run::RunPanel;
 
@@ -292,37 +292,23 @@ fn QueueChip(shelf: Shelf) -> impl IntoView {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum ImportOutcome {
-    Imported(String),
-    Failed(String),
-}
-
 /// "Import workflow…": a JSON file (either format) or a PNG saved by ComfyUI, read in the
 /// browser and sent base64-encoded; the imported workflow opens.
 #[component]
 fn ImportButton(shelf: Shelf) -> impl IntoView {
-    let busy = RwSignal::new(false);
-    let outcome = RwSignal::new(None::<ImportOutcome>);
+    let write = Write::new();
+    // The name of the workflow just imported.
+    let imported = RwSignal::new(None::<String>);
     let on_change = move |ev: leptos::ev::Event| {
         let Some(target) = ev.target() else {
             return;
         };
-        busy.set(true);
-        outcome.set(None);
-        leptos::task::spawn_local(async move {
-            let result = import_chosen_file(target).await;
-            busy.try_set(false);
-            match result {
-                Ok(None) => {}
-                Ok(Some(summary)) => {
-                    outcome.try_set(Some(ImportOutcome::Imported(summary.name.clone())));
-                    shelf.refresh();
-                    shelf.select.run(Some(summary.id));
-                }
-                Err(message) => {
-                    outcome.try_set(Some(ImportOutcome::Failed(message)));
-                }
+        imported.set(None);
+        write.run(import_chosen_file(target), move |summary| {
+            if let Some(summary) = summary {
+                imported.try_set(Some(summary.name.clone()));
+                shelf.refresh();
+                shelf.select.run(Some(summary.id));
             }
         });
     };
@@ -330,7 +316,7 @@ fn ImportButton(shelf: Shelf) -> impl IntoView {
         <label
             class=move || format!(
                 "btn-primary cursor-pointer focus-within:outline-2 focus-within:outline-offset-2 focus-within:outline-accent {}",
-                if busy.get() { "pointer-events-none opacity-50" } else { "" },
+                if write.busy() { "pointer-events-none opacity-50" } else { "" },
             )
             title="A workflow saved from ComfyUI (.json, either format) or a PNG image ComfyUI made"
         >
@@ -339,25 +325,25 @@ fn ImportButton(shelf: Shelf) -> impl IntoView {
                 accept=".json,.png,application/json,image/png"
                 class="sr-only"
                 data-testid="workflow-import"
-                disabled=move || busy.get()
+                disabled=move || write.busy()
                 on:change=on_change
             />
-            {move || if busy.get() { "Importing…" } else { "Import workflow…" }}
+            {move || if write.busy() { "Importing…" } else { "Import workflow…" }}
         </label>
-        {move || outcome.get().map(|o| match o {
-            ImportOutcome::Imported(name) => view! {
-                <p data-testid="workflow-import-result" role="status" class="w-full text-sm text-ok wrap-anywhere">
-                    {format!("Imported “{name}”.")}
-                </p>
-            }
-            .into_any(),
-            ImportOutcome::Failed(message) => view! {
+        {move || match write.error() {
+            Some(message) => Some(view! {
                 <div data-testid="workflow-import-error" class="w-full">
                     <ErrorNote message=format!("Import failed: {message}")/>
                 </div>
             }
-            .into_any(),
-        })}
+            .into_any()),
+            None => imported.get().map(|name| view! {
+                <p data-testid="workflow-import-result" role="status" class="w-full text-sm text-ok wrap-anywhere">
+                    {format!("Imported “{name}”.")}
+                </p>
+            }
+            .into_any()),
+        }}
     }
 }
 
@@ -375,15 +361,10 @@ async fn import_chosen_file(
             format_bytes(MAX_IMPORT_BYTES)
         ));
     }
-    match import_workflow(name, browser::base64_encode(&bytes)).await {
-        Ok(summary) => Ok(Some(summary)),
-        Err(e) => {
-            if e.login_required {
-                go_to_login();
-            }
-            Err(e.message)
-        }
-    }
+    import_workflow(name, browser::base64_encode(&bytes))
+        .await
+        .map(Some)
+        .map_err(error_message)
 }
 
 /// The largest file the import sends (ComfyUI PNGs with a workflow are a few MB).
@@ -446,8 +427,7 @@ fn format_date(ms: u64) -> String {
 /// page has the details).
 #[component]
 fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl IntoView {
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let started = RwSignal::new(false);
     let live_state = {
         let id = preset_id.clone();
@@ -456,25 +436,11 @@ fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl In
     let on_click = {
         let id = preset_id.clone();
         move |_| {
-            let id = id.clone();
-            busy.set(true);
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                match install_preset(id).await {
-                    Ok(preset) => {
-                        started.try_set(true);
-                        if preset.state.is_installed() {
-                            shelf.refresh();
-                        }
-                    }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        error.try_set(Some(e.message));
-                    }
+            write.run(install_preset(id.clone()), move |preset| {
+                started.try_set(true);
+                if preset.state.is_installed() {
+                    shelf.refresh();
                 }
-                busy.try_set(false);
             });
         }
     };
@@ -487,12 +453,12 @@ fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl In
                     type="button"
                     data-testid="install-preset"
                     class="btn-secondary px-2 py-1 text-xs wrap-anywhere"
-                    disabled=move || busy.get()
+                    disabled=move || write.busy()
                     on:click=on_click.clone()
                 >
                     {
                         let label = label.clone();
-                        move || if busy.get() { "Installing…".to_string() } else { label.clone() }
+                        move || if write.busy() { "Installing…".to_string() } else { label.clone() }
                     }
                 </button>
             </Show>
@@ -503,7 +469,7 @@ fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl In
                     <a href=models_link.clone() class="text-accent hover:underline">"Models page"</a>
                 </span>
             </Show>
-            {move || error.get().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
+            {move || write.error().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
         </div>
     }
     .into_any()

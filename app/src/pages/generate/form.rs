@@ -8,9 +8,10 @@ use leptos::prelude::*;
 use super::cards::MissingModels;
 use super::Desk;
 use crate::api::generate::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote};
-use crate::pages::run_panel::{badge, Field, InputField, RunView, Tone, TrackedRun};
-use crate::pages::workflows::browser;
+use crate::browser;
+use crate::components::{badge, ErrorNote, Tone};
+use crate::pages::run_panel::{Field, InputField, RunView, TrackedRun};
+use crate::server_calls::{api_error_view, error_message, Write};
 
 #[component]
 pub(super) fn FormPanel(id: String, desk: Desk) -> impl IntoView {
@@ -166,10 +167,7 @@ fn FormBody(form: GenerateForm, desk: Desk) -> impl IntoView {
                         refusal.try_set(Some((answer.message, answer.problems)));
                     }
                     Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        refusal.try_set(Some((e.message, Vec::new())));
+                        refusal.try_set(Some((error_message(e), Vec::new())));
                     }
                 }
                 submitting.try_set(false);
@@ -374,10 +372,7 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
                     outcome.try_set(Some(Ok(answer)));
                 }
                 Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    outcome.try_set(Some(Err(e.message)));
+                    outcome.try_set(Some(Err(error_message(e))));
                 }
             }
             busy.try_set(false);
@@ -448,39 +443,31 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
 #[component]
 fn ImageField(field: Field) -> impl IntoView {
     let text = field.text;
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let on_change = move |ev: leptos::ev::Event| {
         let Some(target) = ev.target() else {
             return;
         };
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            let result = match browser::take_chosen_file(target).await {
-                Ok(Some((name, bytes))) => upload_input_image(name, browser::base64_encode(&bytes))
-                    .await
-                    .map(Some)
-                    .map_err(|e| {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        e.message
-                    }),
-                Ok(None) => Ok(None),
-                Err(why) => Err(why),
-            };
-            match result {
-                Ok(Some(uploaded)) => {
+        write.run(
+            async move {
+                match browser::take_chosen_file(target).await {
+                    Ok(Some((name, bytes))) => {
+                        upload_input_image(name, browser::base64_encode(&bytes))
+                            .await
+                            .map(Some)
+                            .map_err(error_message)
+                    }
+                    Ok(None) => Ok(None),
+                    Err(why) => Err(why),
+                }
+                .map_err(|why| format!("Upload failed: {why}"))
+            },
+            move |uploaded| {
+                if let Some(uploaded) = uploaded {
                     text.try_set(uploaded.value);
                 }
-                Ok(None) => {}
-                Err(why) => {
-                    error.try_set(Some(format!("Upload failed: {why}")));
-                }
-            }
-            busy.try_set(false);
-        });
+            },
+        );
     };
     let preview = move || {
         text.with(|t| {
@@ -513,17 +500,17 @@ fn ImageField(field: Field) -> impl IntoView {
                 />
                 <label class=move || format!(
                     "btn-secondary shrink-0 cursor-pointer focus-within:outline-2 focus-within:outline-accent {}",
-                    if busy.get() { "pointer-events-none opacity-50" } else { "" },
+                    if write.busy() { "pointer-events-none opacity-50" } else { "" },
                 )>
                     <input
                         type="file"
                         accept="image/*"
                         class="sr-only"
                         data-testid="generate-upload"
-                        disabled=move || busy.get()
+                        disabled=move || write.busy()
                         on:change=on_change
                     />
-                    {move || if busy.get() { "Uploading…" } else { "Upload…" }}
+                    {move || if write.busy() { "Uploading…" } else { "Upload…" }}
                 </label>
             </div>
             // Only in the browser: an image that fails before hydration would leave its error
@@ -550,7 +537,7 @@ fn ImageField(field: Field) -> impl IntoView {
                     </Show>
                 }
             })}
-            {move || error.get().map(|message| view! { <ErrorNote message/> })}
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
         </div>
     }
     .into_any()
@@ -710,10 +697,7 @@ pub(super) fn FromOutput(id: String, desk: Desk) -> impl IntoView {
                     desk.select.run(Some(found.workflow_id));
                 }
                 Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    error.try_set(Some(e.message));
+                    error.try_set(Some(error_message(e)));
                 }
             }
         });

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use super::library::{Problems, RequiredModels};
 use super::*;
 use crate::pages::run_panel::{Field, InputField, RunView, TrackedRun};
+use crate::server_calls::error_message;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Refusal {
@@ -87,10 +88,7 @@ pub(super) fn RunPanel(id: String, shelf: Shelf) -> impl IntoView {
                         }));
                     }
                     Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        refusal.try_set(Some(Refusal::Error(e.message)));
+                        refusal.try_set(Some(Refusal::Error(error_message(e))));
                     }
                 }
                 submitting.try_set(false);
