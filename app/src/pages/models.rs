@@ -813,7 +813,7 @@ fn PresetCard(
     let figures = Memo::new(move |_| {
         live_event
             .with(|e| e.as_ref().map(|e| e.figures.clone()))
-            .unwrap_or_else(|| files.with(|f| aggregate(f)))
+            .unwrap_or_else(|| files.with(|f| TransferFigures::of_preset(f)))
     });
 
     let write = Write::new();
@@ -1540,39 +1540,6 @@ fn bytes_text(f: &TransferFigures) -> String {
     }
 }
 
-/// A preset's progress from its required files, the way the server adds it up for its live
-/// events; used until (or without) a live preset event.
-fn aggregate(files: &[PresetFileView]) -> TransferFigures {
-    let mut figures = TransferFigures::default();
-    let mut total: u64 = 0;
-    let mut total_known = true;
-    for file in files.iter().filter(|f| !f.optional) {
-        let size = file.figures.total_bytes.or(file.size_bytes);
-        let done = if file.state == FileState::Installed && file.figures.bytes_done == 0 {
-            size.unwrap_or(0)
-        } else {
-            file.figures.bytes_done
-        };
-        figures.bytes_done += done;
-        if file.state == FileState::Downloading {
-            figures.speed_bps += file.figures.speed_bps;
-        }
-        match size {
-            Some(s) => total += s.max(done),
-            None => total_known = false,
-        }
-    }
-    figures.total_bytes = total_known.then_some(total);
-    figures.eta_secs = match figures.total_bytes {
-        Some(t) if figures.speed_bps > 0 => Some(
-            t.saturating_sub(figures.bytes_done)
-                .div_ceil(figures.speed_bps),
-        ),
-        _ => None,
-    };
-    figures
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1662,14 +1629,14 @@ mod tests {
             error: None,
             task_id: None,
         };
-        let f = aggregate(&[
+        let f = TransferFigures::of_preset(&[
             file(Some(100), FileState::Installed, 0, 0),
             file(Some(300), FileState::Downloading, 100, 50),
         ]);
         assert_eq!(f.bytes_done, 200);
         assert_eq!(f.total_bytes, Some(400));
         assert_eq!(f.eta_secs, Some(4));
-        let unknown = aggregate(&[file(None, FileState::Downloading, 10, 5)]);
+        let unknown = TransferFigures::of_preset(&[file(None, FileState::Downloading, 10, 5)]);
         assert_eq!(unknown.total_bytes, None);
         assert_eq!(unknown.eta_secs, None);
     }

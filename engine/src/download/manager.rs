@@ -133,7 +133,7 @@ impl Meter {
                 }
             }
         }
-        self.figures.eta_secs = eta(&self.figures);
+        self.figures.eta_secs = self.figures.implied_eta_secs();
     }
 
     fn should_emit(&mut self, now: Instant) -> bool {
@@ -145,14 +145,6 @@ impl Meter {
             }
         }
     }
-}
-
-fn eta(f: &TransferFigures) -> Option<u64> {
-    let total = f.total_bytes?;
-    if f.speed_bps == 0 {
-        return None;
-    }
-    Some(total.saturating_sub(f.bytes_done) / f.speed_bps)
 }
 
 struct RunningTask {
@@ -1054,27 +1046,8 @@ impl DownloadManager {
 
     fn publish_preset(&self, preset: &Preset, snapshot: &Snapshot) {
         let view = self.view_of(preset, snapshot, &[]);
-        let required = view.files.iter().filter(|f| !f.optional);
-        let mut figures = TransferFigures::default();
-        let mut total = 0;
-        for file in required {
-            figures.bytes_done += file.figures.bytes_done;
-            figures.speed_bps += file.figures.speed_bps;
-            total += file
-                .figures
-                .total_bytes
-                .or(file.size_bytes)
-                .unwrap_or(0)
-                .max(file.figures.bytes_done);
-        }
-        figures.total_bytes = Some(total);
-        figures.eta_secs = eta(&figures);
-        self.events.publish(Event::Preset(PresetProgress {
-            preset_id: preset.id.clone(),
-            state: view.state,
-            figures,
-            error: view.error,
-        }));
+        self.events
+            .publish(Event::Preset(PresetProgress::of_view(&view)));
     }
 
     /// After a file is verified: every requested preset that is now complete is marked
