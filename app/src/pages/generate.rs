@@ -9,6 +9,7 @@
 //! opens the workflow a gallery output was made with, its values filled in.
 
 mod cards;
+mod desk;
 mod form;
 
 use engine::model::*;
@@ -24,6 +25,7 @@ use crate::live::Live;
 use crate::server_calls::{api_error_view, RefreshGate};
 
 use cards::Cards;
+use desk::Desk;
 use form::FormPanel;
 
 #[component]
@@ -45,29 +47,6 @@ pub fn GeneratePage() -> impl IntoView {
         </Transition>
     }
     .into_any()
-}
-
-/// The page's state, shared by its parts.
-#[derive(Clone, Copy)]
-struct Desk {
-    live: Live,
-    library: RwSignal<GenerateLibrary>,
-    refresh_gate: RefreshGate,
-    /// The chosen workflow's id (from the URL).
-    selected: Memo<Option<String>>,
-    select: Callback<Option<String>>,
-    prefill: RwSignal<Option<form::Prefill>>,
-}
-
-impl Desk {
-    /// Reads the library again (after a preset install: cards move to "ready").
-    fn refresh(self) {
-        let library = self.library;
-        self.refresh_gate
-            .reload("the workflows", get_generate_library, move |fresh| {
-                library.set(fresh)
-            });
-    }
 }
 
 #[component]

@@ -9,8 +9,11 @@
 //! ComfyUI's queue is polled instead, which tells queued, running and finished apart (previews
 //! and outputs need the live connection).
 
+mod install;
+mod labels;
 mod library;
 mod run;
+mod shelf;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,12 +26,13 @@ use leptos_router::NavigateOptions;
 
 use crate::api::*;
 use crate::browser;
-use crate::components::{badge, encode_query_value, ErrorNote, Tone};
+use crate::components::{encode_query_value, ErrorNote};
 use crate::live::{Connection, Live};
-use crate::pages::run_panel::{RunPhase, TrackedRun};
+use crate::pages::run_panel::RunPhase;
 use crate::server_calls::{api_error_view, error_message, RefreshGate, Write};
 use library::Library;
-use run::RunPanel;
+use run::{MissingWorkflow, RunPanel};
+use shelf::Shelf;
 
 /// How often ComfyUI's queue is read while a run is followed without a live connection.
 const POLL_EVERY: Duration = Duration::from_secs(3);
@@ -50,48 +54,6 @@ pub fn WorkflowsPage() -> impl IntoView {
                 }
             })}
         </Transition>
-    }
-}
-
-/// The page's state, shared by its parts.
-#[derive(Clone, Copy)]
-struct Shelf {
-    live: Live,
-    data: RwSignal<WorkflowList>,
-    refresh_gate: RefreshGate,
-    /// The open workflow's id (from the URL).
-    selected: Memo<Option<String>>,
-    select: Callback<Option<String>>,
-    /// The latest run started from this page, per workflow id.
-    runs: RwSignal<HashMap<String, TrackedRun>>,
-    /// ComfyUI's queue length as last read over HTTP (the live value wins when there is one).
-    polled_queue: RwSignal<Option<u64>>,
-}
-
-impl Shelf {
-    /// Fetches the list again; calls made while a fetch runs are folded into one more.
-    fn refresh(self) {
-        let data = self.data;
-        self.refresh_gate
-            .reload("the workflow list", list_workflows, move |list| {
-                data.set(list)
-            });
-    }
-
-    /// The summary of a workflow in the current list (tracked).
-    fn summary(self, id: &str) -> Option<WorkflowSummary> {
-        self.data
-            .with(|d| d.workflows.iter().find(|w| w.id == id).cloned())
-    }
-
-    /// ComfyUI's queue length: the live value while the socket is up, else the last one read.
-    fn queue_len(self) -> Option<u64> {
-        let (live, polled) = (self.live.comfy_queue.get(), self.polled_queue.get());
-        if self.live.connection.get() == Connection::Live {
-            live.or(polled)
-        } else {
-            polled.or(live)
-        }
     }
 }
 
@@ -164,23 +126,6 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
         </div>
     }
     .into_any()
-}
-
-/// The URL names a workflow the library does not have (deleted, renamed, or ComfyUI is away).
-#[component]
-fn MissingWorkflow(id: String, shelf: Shelf) -> impl IntoView {
-    view! {
-        <section id="run-panel" data-testid="run-panel" class="rounded-xl border border-line bg-surface p-4 shadow-sm">
-            <p class="text-sm wrap-anywhere">
-                "The library has no workflow "
-                <span class="font-mono">{id}</span>
-                " (it may have been renamed or deleted)."
-            </p>
-            <button type="button" class="btn-secondary mt-3" on:click=move |_| shelf.select.run(None)>
-                "Close"
-            </button>
-        </section>
-    }
 }
 
 /// Fetches the list when a preset install finishes (models turn ✓), and reads ComfyUI's queue:
@@ -370,138 +315,6 @@ async fn import_chosen_file(
 /// The largest file the import sends (ComfyUI PNGs with a workflow are a few MB).
 const MAX_IMPORT_BYTES: u64 = 32 * 1024 * 1024;
 
-// ---------------------------------------------------------------------------------------------
-// Small shared pieces
-// ---------------------------------------------------------------------------------------------
-
-fn source_label(source: WorkflowSource) -> &'static str {
-    match source {
-        WorkflowSource::Template => "Template",
-        WorkflowSource::User => "Mine",
-        WorkflowSource::ComfyUi => "ComfyUI",
-    }
-}
-
-fn source_tone(source: WorkflowSource) -> Tone {
-    match source {
-        WorkflowSource::Template => Tone::Muted,
-        WorkflowSource::User => Tone::Accent,
-        WorkflowSource::ComfyUi => Tone::Plain,
-    }
-}
-
-fn format_label(format: WorkflowFileFormat) -> &'static str {
-    match format {
-        WorkflowFileFormat::Ui => "UI format",
-        WorkflowFileFormat::Api => "API format",
-        WorkflowFileFormat::Unknown => "unknown format",
-    }
-}
-
-/// `UI format · 12 nodes · 48.0 kB`.
-fn describe(w: &WorkflowSummary) -> String {
-    let mut parts = vec![format_label(w.format).to_string()];
-    if w.format != WorkflowFileFormat::Unknown || w.node_count > 0 {
-        parts.push(format!(
-            "{} node{}",
-            w.node_count,
-            if w.node_count == 1 { "" } else { "s" }
-        ));
-    }
-    if w.size_bytes > 0 {
-        parts.push(format_bytes(w.size_bytes));
-    }
-    parts.join(" · ")
-}
-
-/// `2026-11-23 01:45 UTC` (minutes are enough for a file date).
-fn format_date(ms: u64) -> String {
-    let full = format_utc(ms as i64);
-    match full.get(..16) {
-        Some(minutes) => format!("{minutes} UTC"),
-        None => full,
-    }
-}
-
-/// "Install preset X": queues the preset's downloads, then follows its state live (the Models
-/// page has the details).
-#[component]
-fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl IntoView {
-    let write = Write::new();
-    let started = RwSignal::new(false);
-    let live_state = {
-        let id = preset_id.clone();
-        Memo::new(move |_| shelf.live.presets.with(|map| map.get(&id).cloned()))
-    };
-    let on_click = {
-        let id = preset_id.clone();
-        move |_| {
-            write.run(install_preset(id.clone()), move |preset| {
-                started.try_set(true);
-                if preset.state.is_installed() {
-                    shelf.refresh();
-                }
-            });
-        }
-    };
-    let models_link = format!("/models?q={}", encode_query_value(&preset_id));
-    let label = format!("Install preset {preset_id}");
-    view! {
-        <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">
-            <Show when=move || !started.get()>
-                <button
-                    type="button"
-                    data-testid="install-preset"
-                    class="btn-secondary px-2 py-1 text-xs wrap-anywhere"
-                    disabled=move || write.busy()
-                    on:click=on_click.clone()
-                >
-                    {
-                        let label = label.clone();
-                        move || if write.busy() { "Installing…".to_string() } else { label.clone() }
-                    }
-                </button>
-            </Show>
-            <Show when=move || started.get() || live_state.with(Option::is_some)>
-                <span data-testid="install-preset-state" class="text-xs text-muted wrap-anywhere">
-                    {move || install_state_text(live_state.get().as_ref(), started.get())}
-                    " "
-                    <a href=models_link.clone() class="text-accent hover:underline">"Models page"</a>
-                </span>
-            </Show>
-            {move || write.error().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
-        </div>
-    }
-    .into_any()
-}
-
-fn install_state_text(progress: Option<&PresetProgress>, started: bool) -> String {
-    match progress {
-        Some(p) => {
-            let percent = p
-                .figures
-                .total_bytes
-                .filter(|t| *t > 0)
-                .map(|t| format!(" {:.0}%", percent_of(p.figures.bytes_done, t).floor()))
-                .unwrap_or_default();
-            match p.state {
-                InstallState::Downloading => format!("Downloading{percent} — details on the"),
-                InstallState::Installed => "Installed — see the".to_string(),
-                InstallState::Failed => format!(
-                    "Install failed{} — retry on the",
-                    p.error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                ),
-                other => format!("{} — follow it on the", other.label()),
-            }
-        }
-        None if started => "Install queued — follow it on the".to_string(),
-        None => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,10 +329,5 @@ mod tests {
             encode_query_value("template:x-1_2.json"),
             "template%3Ax-1_2.json"
         );
-    }
-
-    #[test]
-    fn dates_stop_at_minutes() {
-        assert_eq!(format_date(0), "1970-01-01 00:00 UTC");
     }
 }

@@ -5,7 +5,8 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::{kind_label, Shelf};
+use super::grid::kind_label;
+use super::shelf::Shelf;
 use crate::api::gallery::{delete_gallery_item, get_gallery_item};
 use crate::components::{ErrorNote, Icon, IconSvg};
 use crate::server_calls::{error_message, Write};

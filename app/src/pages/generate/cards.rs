@@ -4,7 +4,7 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::Desk;
+use super::desk::Desk;
 use crate::api::install_preset;
 use crate::components::{badge, ErrorNote, Tone};
 use crate::server_calls::{error_message, Write};

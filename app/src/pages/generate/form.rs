@@ -6,7 +6,7 @@ use engine::model::*;
 use leptos::prelude::*;
 
 use super::cards::MissingModels;
-use super::Desk;
+use super::desk::{Desk, Prefill};
 use crate::api::generate::*;
 use crate::browser;
 use crate::components::{badge, ErrorNote, Tone};
@@ -33,13 +33,6 @@ pub(super) fn FormPanel(id: String, desk: Desk) -> impl IntoView {
         </Transition>
     }
     .into_any()
-}
-
-/// Values waiting for the form of their workflow (from "Open in Generate").
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Prefill {
-    pub workflow_id: String,
-    pub values: Vec<InputValue>,
 }
 
 #[component]

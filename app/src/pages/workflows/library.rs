@@ -3,7 +3,11 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::*;
+use super::install::InstallPresetButton;
+use super::labels::{describe, format_date, source_label, source_tone};
+use super::shelf::Shelf;
+use crate::api::{delete_workflow, rename_workflow};
+use crate::components::{badge, ErrorNote};
 use crate::pages::run_panel::RunPhase;
 use crate::server_calls::Write;
 
