@@ -335,41 +335,33 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
         .find(|f| f.spec.role == Some(PromptRole::Negative))
         .cloned();
     let style = RwSignal::new(PromptStyle::Detailed);
-    let busy = RwSignal::new(false);
-    let outcome = RwSignal::new(None::<Result<EnhancedPrompt, String>>);
+    let write = Write::new();
+    let enhanced = RwSignal::new(None::<EnhancedPrompt>);
     let Some(positive) = positive else {
         return ().into_any();
     };
     let on_click = move |_| {
-        let positive = positive.clone();
-        let negative = negative.clone();
-        busy.set(true);
-        outcome.set(None);
-        leptos::task::spawn_local(async move {
-            let neg_text = negative
-                .as_ref()
-                .map(|f| f.text.get_untracked())
-                .unwrap_or_default();
-            let result = enhance_prompt(
-                positive.text.get_untracked(),
-                neg_text,
-                style.get_untracked(),
-            )
-            .await;
-            match result {
-                Ok(answer) => {
-                    positive.text.try_set(answer.positive.clone());
-                    if let Some(negative) = &negative {
-                        negative.text.try_set(answer.negative.clone());
-                    }
-                    outcome.try_set(Some(Ok(answer)));
+        let positive_text = positive.text;
+        let negative_text = negative.as_ref().map(|f| f.text);
+        enhanced.set(None);
+        write.run(
+            async move {
+                let neg_text = negative_text.map(|t| t.get_untracked()).unwrap_or_default();
+                enhance_prompt(
+                    positive_text.get_untracked(),
+                    neg_text,
+                    style.get_untracked(),
+                )
+                .await
+            },
+            move |answer| {
+                positive_text.try_set(answer.positive.clone());
+                if let Some(negative_text) = negative_text {
+                    negative_text.try_set(answer.negative.clone());
                 }
-                Err(e) => {
-                    outcome.try_set(Some(Err(error_message(e))));
-                }
-            }
-            busy.try_set(false);
-        });
+                enhanced.try_set(Some(answer));
+            },
+        );
     };
     let styles = PromptStyle::ALL
         .into_iter()
@@ -396,8 +388,8 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
         <div class="flex flex-col gap-2">
             <div class="flex flex-wrap items-center gap-2">
                 {styles}
-                <button type="button" data-testid="generate-enhance" class="btn-secondary px-3 py-1 text-xs" disabled=move || busy.get() on:click=on_click>
-                    {move || if busy.get() {
+                <button type="button" data-testid="generate-enhance" class="btn-secondary px-3 py-1 text-xs" disabled=move || write.busy() on:click=on_click>
+                    {move || if write.busy() {
                         if llm_enabled { "Asking the LLM…" } else { "Enhancing…" }
                     } else if llm_enabled {
                         "Enhance with LLM"
@@ -406,8 +398,9 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
                     }}
                 </button>
             </div>
-            {move || outcome.get().map(|o| match o {
-                Ok(answer) => {
+            {move || match write.error() {
+                Some(message) => Some(view! { <ErrorNote message/> }.into_any()),
+                None => enhanced.get().map(|answer| {
                     let (text, warn) = match (&answer.fallback_reason, answer.by_llm) {
                         (Some(reason), _) => (reason.clone(), true),
                         (None, true) => ("Rewritten by the LLM; the negative prompt got the style's terms.".to_string(), false),
@@ -424,9 +417,8 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
                         </p>
                     }
                     .into_any()
-                }
-                Err(message) => view! { <ErrorNote message/> }.into_any(),
-            })}
+                }),
+            }}
         </div>
     }
     .into_any()
