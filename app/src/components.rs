@@ -114,19 +114,6 @@ pub fn badge(tone: Tone) -> &'static str {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986), for a value in a URL.
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Icon {
     Home,

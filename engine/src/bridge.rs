@@ -473,21 +473,17 @@ fn problem_view(p: NodeProblem) -> WorkflowProblem {
 /// The comfydeck URL of a prompt's newest preview (`n` changes with each one, so browsers
 /// fetch the new image).
 pub fn preview_url(prompt_id: &str, seq: u64) -> String {
-    format!("/api/comfy/preview/{}?n={seq}", encode(prompt_id))
+    format!("/api/comfy/preview/{}?n={seq}", encode_component(prompt_id))
 }
 
 /// The comfydeck URL of an output file.
 pub fn view_url(filename: &str, subfolder: &str, kind: &str) -> String {
     format!(
         "/api/comfy/view?filename={}&subfolder={}&type={}",
-        encode(filename),
-        encode(subfolder),
-        encode(kind)
+        encode_component(filename),
+        encode_component(subfolder),
+        encode_component(kind)
     )
-}
-
-fn encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// What the overall progress of one prompt is computed from.
@@ -624,7 +620,7 @@ mod tests {
     fn urls_are_encoded() {
         assert_eq!(
             view_url("a b.png", "x/y", "output"),
-            "/api/comfy/view?filename=a+b.png&subfolder=x%2Fy&type=output"
+            "/api/comfy/view?filename=a%20b.png&subfolder=x%2Fy&type=output"
         );
         assert_eq!(preview_url("p-1", 3), "/api/comfy/preview/p-1?n=3");
     }

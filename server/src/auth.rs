@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
+use engine::model::encode_path;
 use engine::LoginError;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -79,8 +80,7 @@ fn deny(request: &Request) -> Response {
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/");
-        return Redirect::to(&format!("/login?next={}", encode_query_value(target)))
-            .into_response();
+        return Redirect::to(&format!("/login?next={}", encode_path(target))).into_response();
     }
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -170,11 +170,9 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
         Err(LoginError::WrongPassword) if is_json => {
             json_error(StatusCode::UNAUTHORIZED, "wrong password")
         }
-        Err(LoginError::WrongPassword) => Redirect::to(&format!(
-            "/login?error=wrong&next={}",
-            encode_query_value(&next)
-        ))
-        .into_response(),
+        Err(LoginError::WrongPassword) => {
+            Redirect::to(&format!("/login?error=wrong&next={}", encode_path(&next))).into_response()
+        }
         Err(LoginError::RateLimited(wait)) => {
             let secs = wait.as_secs().max(1);
             let mut response = if is_json {
@@ -185,7 +183,7 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             } else {
                 Redirect::to(&format!(
                     "/login?error=limited&wait={secs}&next={}",
-                    encode_query_value(&next)
+                    encode_path(&next)
                 ))
                 .into_response()
             };
@@ -301,20 +299,6 @@ fn json_error(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "message": message }))).into_response()
 }
 
-/// Percent-encodes a value for a query string.
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +359,6 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode_query_value("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+        assert_eq!(encode_path("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
     }
 }

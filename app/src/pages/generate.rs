@@ -20,7 +20,7 @@ use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
 use crate::browser;
-use crate::components::{encode_query_value, ErrorNote};
+use crate::components::ErrorNote;
 use crate::live::Live;
 use crate::server_calls::{api_error_view, RefreshGate};
 
@@ -57,7 +57,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
     let navigate = use_navigate();
     let select = Callback::new(move |id: Option<String>| {
         let url = match &id {
-            Some(id) => format!("/generate?w={}", encode_query_value(id)),
+            Some(id) => format!("/generate?w={}", encode_component(id)),
             None => "/generate".to_string(),
         };
         navigate(
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn ids_are_encoded_for_the_url() {
         assert_eq!(
-            encode_query_value("user:my flow/a.json"),
+            encode_component("user:my flow/a.json"),
             "user%3Amy%20flow%2Fa.json"
         );
     }

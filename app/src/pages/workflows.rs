@@ -26,7 +26,7 @@ use leptos_router::NavigateOptions;
 
 use crate::api::*;
 use crate::browser;
-use crate::components::{encode_query_value, ErrorNote};
+use crate::components::ErrorNote;
 use crate::live::{Connection, Live};
 use crate::pages::run_panel::RunPhase;
 use crate::server_calls::{api_error_view, error_message, RefreshGate, Write};
@@ -64,7 +64,7 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
     let navigate = use_navigate();
     let select = Callback::new(move |id: Option<String>| {
         let url = match &id {
-            Some(id) => format!("/workflows?w={}", encode_query_value(id)),
+            Some(id) => format!("/workflows?w={}", encode_component(id)),
             None => "/workflows".to_string(),
         };
         navigate(
@@ -322,11 +322,11 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(
-            encode_query_value("user:my flow/a.json"),
+            encode_component("user:my flow/a.json"),
             "user%3Amy%20flow%2Fa.json"
         );
         assert_eq!(
-            encode_query_value("template:x-1_2.json"),
+            encode_component("template:x-1_2.json"),
             "template%3Ax-1_2.json"
         );
     }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::protocol::{output_files, OrderedMap, OutputFile};
 use super::{describe_request_error, ComfyClient};
+use crate::model::encode_component;
 
 /// Short calls: queue, interrupt, history, userdata, models.
 const QUICK: Duration = Duration::from_secs(10);
@@ -563,19 +564,6 @@ pub struct DeviceInfo {
 }
 
 // -- encoding ----------------------------------------------------------------------------------
-
-/// Percent-encodes everything but `A-Z a-z 0-9 - _ . ~`: `/` becomes `%2F`, a space `%20`.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 fn query(pairs: &[(&str, &str)]) -> String {
     pairs

@@ -52,55 +52,6 @@ impl GenerateError {
     }
 }
 
-/// Tags derived from a workflow's nodes, for the cards and the intent shortcuts.
-pub fn workflow_tags(summary: &WorkflowSummary) -> Vec<String> {
-    let types: Vec<String> = summary
-        .node_types
-        .iter()
-        .map(|t| t.to_lowercase())
-        .collect();
-    let has = |needle: &str| types.iter().any(|t| t.contains(needle));
-    let mut tags = BTreeSet::new();
-    let video = has("video") || has("animate") || has("wan") || has("ltxv") || has("hunyuan");
-    if video {
-        tags.insert("video");
-    }
-    if has("upscale") {
-        tags.insert("upscale");
-    }
-    if has("inpaint") || has("setlatentnoisemask") {
-        tags.insert("inpaint");
-    }
-    if has("audio") {
-        tags.insert("audio");
-    }
-    let samples = has("sampler");
-    if types.iter().any(|t| t == "loadimage") {
-        if samples {
-            tags.insert("img2img");
-        }
-    } else if samples
-        && !video
-        && types
-            .iter()
-            .any(|t| t.starts_with("empty") && t.contains("latent"))
-    {
-        tags.insert("txt2img");
-    }
-    let models = summary
-        .required_models
-        .iter()
-        .map(|m| m.file.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    for family in ["flux", "sdxl", "sd3", "wan", "hidream", "qwen"] {
-        if models.contains(family) {
-            tags.insert(family);
-        }
-    }
-    tags.into_iter().map(str::to_string).collect()
-}
-
 /// A library workflow as a card: its tags and the presets (with download sizes) that provide
 /// its missing models.
 pub fn card(summary: WorkflowSummary, catalog: &Catalog) -> GenerateCard {

@@ -461,8 +461,8 @@ fn ImageField(field: Field) -> impl IntoView {
                 let (sub, name) = t.rsplit_once('/').unwrap_or(("", t));
                 format!(
                     "/api/comfy/view?filename={}&subfolder={}&type=input",
-                    crate::components::encode_query_value(name),
-                    crate::components::encode_query_value(sub)
+                    encode_component(name),
+                    encode_component(sub)
                 )
             })
         })

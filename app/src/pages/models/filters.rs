@@ -6,8 +6,6 @@ use std::collections::BTreeSet;
 use engine::model::*;
 use leptos_router::params::ParamsMap;
 
-use crate::components::encode_query_value;
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) enum InstalledFilter {
     #[default]
@@ -105,7 +103,7 @@ impl Filters {
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode_query_value(v)))
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
         .collect();
         if params.is_empty() {
             "/models".to_string()

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::shared::Chevron;
 use super::state::Models;
-use crate::components::{badge, encode_query_value, Tone};
+use crate::components::{badge, Tone};
 
 #[component]
 pub(super) fn InstalledModels(m: Models) -> impl IntoView {
@@ -96,7 +96,7 @@ fn FolderRow(initial: ModelFolderView, folders: Memo<Vec<ModelFolderView>>) -> i
                             }}
                             {match file.preset_id.clone() {
                                 Some(id) => {
-                                    let href = format!("/models?q={}", encode_query_value(&id));
+                                    let href = format!("/models?q={}", encode_component(&id));
                                     view! {
                                     <a
                                         href=href

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use super::shelf::Shelf;
 use crate::api::install_preset;
-use crate::components::{encode_query_value, ErrorNote};
+use crate::components::ErrorNote;
 use crate::server_calls::Write;
 
 /// "Install preset X": queues the preset's downloads, then follows its state live (the Models
@@ -29,7 +29,7 @@ pub(super) fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf)
             });
         }
     };
-    let models_link = format!("/models?q={}", encode_query_value(&preset_id));
+    let models_link = format!("/models?q={}", encode_component(&preset_id));
     let label = format!("Install preset {preset_id}");
     view! {
         <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">

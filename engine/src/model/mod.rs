@@ -1,0 +1,32 @@
+//! Types shared by the server and the browser (this module compiles for wasm).
+//!
+//! Everything here is plain data plus pure helpers: no I/O, no clocks. One file per area;
+//! everything is re-exported here, so `engine::model::X` names each item.
+
+mod activity;
+mod auth;
+mod comfy_process;
+mod event;
+mod format;
+mod gallery;
+mod generate;
+mod percent;
+mod presets;
+mod runs;
+mod settings;
+mod system;
+mod workflows;
+
+pub use activity::*;
+pub use auth::*;
+pub use comfy_process::*;
+pub use event::*;
+pub use format::*;
+pub use gallery::*;
+pub use generate::*;
+pub use percent::*;
+pub use presets::*;
+pub use runs::*;
+pub use settings::*;
+pub use system::*;
+pub use workflows::*;

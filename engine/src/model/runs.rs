@@ -1,0 +1,141 @@
+//! Workflow runs through ComfyUI: events, the queue, history, submissions.
+
+use serde::{Deserialize, Serialize};
+
+/// A file a prompt produced, with the comfydeck URL that serves it (behind the login).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub node: String,
+    pub filename: String,
+    pub subfolder: String,
+    /// `output`, `temp` or `input`.
+    pub kind: String,
+    /// `images`, `gifs`, `audio`, `video`, …
+    pub media: String,
+    pub url: String,
+}
+
+/// What happened to a prompt, as pushed on `/ws`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunEventKind {
+    Queued,
+    Started,
+    Cached {
+        nodes: Vec<String>,
+    },
+    Executing {
+        node: String,
+        title: Option<String>,
+        class_type: Option<String>,
+    },
+    Progress {
+        node: Option<String>,
+        value: f64,
+        max: f64,
+    },
+    /// The newest preview image; fetch it from `url` (a counter in the URL busts caches).
+    Preview {
+        node: Option<String>,
+        url: String,
+    },
+    ProgressText {
+        node: String,
+        text: String,
+    },
+    Output {
+        node: String,
+        files: Vec<RunOutput>,
+    },
+    Succeeded,
+    Failed {
+        node: Option<String>,
+        node_type: Option<String>,
+        message: String,
+    },
+    Interrupted {
+        node: Option<String>,
+    },
+    /// Overall progress across the prompt's nodes, from ComfyUI's `progress_state`: `done`
+    /// nodes finished or cached out of `total`, and `fraction` (0–1) counting the running
+    /// nodes' own step progress too.
+    Nodes {
+        done: usize,
+        total: usize,
+        fraction: f64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    pub prompt_id: String,
+    pub event: RunEventKind,
+}
+
+/// One prompt in ComfyUI's queue (from this deck or from ComfyUI's own UI).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub prompt_id: String,
+    pub number: f64,
+    pub node_count: usize,
+    /// Submitted by this comfydeck.
+    pub ours: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueSnapshot {
+    pub running: Vec<QueueEntry>,
+    pub pending: Vec<QueueEntry>,
+}
+
+/// How a finished prompt ended, from ComfyUI's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed {
+        node: Option<String>,
+        node_type: Option<String>,
+        message: String,
+    },
+    Interrupted {
+        node: Option<String>,
+    },
+    /// Still queued or running, or a status comfydeck does not know.
+    Unknown {
+        status: Option<String>,
+    },
+}
+
+/// A prompt's record in ComfyUI's history, with its outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub prompt_id: String,
+    pub outcome: RunOutcome,
+    pub outputs: Vec<RunOutput>,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+}
+
+/// A problem found in a workflow before (or when) submitting it, per node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowProblem {
+    pub node_id: String,
+    pub class_type: String,
+    pub title: Option<String>,
+    pub input: Option<String>,
+    pub message: String,
+    /// A catalog preset that provides a missing model file.
+    pub preset_hint: Option<String>,
+}
+
+/// The answer to "run this workflow".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSubmission {
+    /// Set when ComfyUI accepted the prompt.
+    pub prompt_id: Option<String>,
+    /// Why it was not submitted (or what ComfyUI refused), per node.
+    pub problems: Vec<WorkflowProblem>,
+    /// One sentence for the user.
+    pub message: String,
+}
