@@ -2,16 +2,19 @@
 //! the JSON API the pages (and scripts) use.
 
 pub mod api;
+pub mod browser;
 pub mod components;
+pub mod layout;
 pub mod live;
 pub mod pages;
+pub mod server_calls;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
-use crate::components::Layout;
+use crate::layout::Layout;
 use crate::pages::gallery::GalleryPage;
 use crate::pages::generate::GeneratePage;
 use crate::pages::{

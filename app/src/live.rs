@@ -222,7 +222,7 @@ mod client {
             return;
         };
         if response.status() == 401 {
-            crate::components::go_to_login();
+            crate::browser::go_to_login();
             return;
         }
         if let Ok(status) = response.json::<HomeStatus>().await {

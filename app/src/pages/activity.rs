@@ -7,8 +7,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{clear_activity, list_activity};
-use crate::components::{api_error_view, ErrorNote};
+use crate::components::ErrorNote;
 use crate::live::Live;
+use crate::server_calls::api_error_view;
 
 #[component]
 pub fn ActivityPage() -> impl IntoView {

@@ -9,6 +9,7 @@
 //! opens the workflow a gallery output was made with, its values filled in.
 
 mod cards;
+mod desk;
 mod form;
 
 use engine::model::*;
@@ -18,10 +19,13 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::generate::*;
-use crate::components::{api_error_view, ErrorNote, RefreshGate};
+use crate::browser;
+use crate::components::ErrorNote;
 use crate::live::Live;
+use crate::server_calls::{api_error_view, RefreshGate};
 
 use cards::Cards;
+use desk::Desk;
 use form::FormPanel;
 
 #[component]
@@ -45,29 +49,6 @@ pub fn GeneratePage() -> impl IntoView {
     .into_any()
 }
 
-/// The page's state, shared by its parts.
-#[derive(Clone, Copy)]
-struct Desk {
-    live: Live,
-    library: RwSignal<GenerateLibrary>,
-    refresh_gate: RefreshGate,
-    /// The chosen workflow's id (from the URL).
-    selected: Memo<Option<String>>,
-    select: Callback<Option<String>>,
-    prefill: RwSignal<Option<form::Prefill>>,
-}
-
-impl Desk {
-    /// Reads the library again (after a preset install: cards move to "ready").
-    fn refresh(self) {
-        let library = self.library;
-        self.refresh_gate
-            .reload("the workflows", get_generate_library, move |fresh| {
-                library.set(fresh)
-            });
-    }
-}
-
 #[component]
 fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
     let query = use_query_map();
@@ -87,7 +68,7 @@ fn GenerateBody(initial: GenerateLibrary) -> impl IntoView {
             },
         );
         if id.is_some() {
-            crate::pages::workflows::browser::reveal_run_panel();
+            browser::reveal_run_panel();
         }
     });
     let desk = Desk {

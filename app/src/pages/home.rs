@@ -6,8 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::get_status;
-use crate::components::{api_error_view, Card, Meter};
+use crate::components::{Card, Meter};
 use crate::live::Live;
+use crate::server_calls::api_error_view;
 
 #[component]
 pub fn HomePage() -> impl IntoView {

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::*;
-use crate::components::{api_error_view, apply_theme, Card};
+use crate::browser::apply_theme;
+use crate::components::Card;
+use crate::server_calls::api_error_view;
 
 /// One line of feedback after an action: what worked, or what failed and why.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,9 +9,11 @@
 //! ComfyUI's queue is polled instead, which tells queued, running and finished apart (previews
 //! and outputs need the live connection).
 
-pub(crate) mod browser;
+mod install;
+mod labels;
 mod library;
 mod run;
+mod shelf;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,12 +25,14 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote, RefreshGate};
+use crate::browser;
+use crate::components::ErrorNote;
 use crate::live::{Connection, Live};
-
-use crate::pages::run_panel::{badge, RunPhase, Tone, TrackedRun};
+use crate::pages::run_panel::RunPhase;
+use crate::server_calls::{api_error_view, error_message, RefreshGate, Write};
 use library::Library;
-use run::RunPanel;
+use run::{MissingWorkflow, RunPanel};
+use shelf::Shelf;
 
 /// How often ComfyUI's queue is read while a run is followed without a live connection.
 const POLL_EVERY: Duration = Duration::from_secs(3);
@@ -50,48 +54,6 @@ pub fn WorkflowsPage() -> impl IntoView {
                 }
             })}
         </Transition>
-    }
-}
-
-/// The page's state, shared by its parts.
-#[derive(Clone, Copy)]
-struct Shelf {
-    live: Live,
-    data: RwSignal<WorkflowList>,
-    refresh_gate: RefreshGate,
-    /// The open workflow's id (from the URL).
-    selected: Memo<Option<String>>,
-    select: Callback<Option<String>>,
-    /// The latest run started from this page, per workflow id.
-    runs: RwSignal<HashMap<String, TrackedRun>>,
-    /// ComfyUI's queue length as last read over HTTP (the live value wins when there is one).
-    polled_queue: RwSignal<Option<u64>>,
-}
-
-impl Shelf {
-    /// Fetches the list again; calls made while a fetch runs are folded into one more.
-    fn refresh(self) {
-        let data = self.data;
-        self.refresh_gate
-            .reload("the workflow list", list_workflows, move |list| {
-                data.set(list)
-            });
-    }
-
-    /// The summary of a workflow in the current list (tracked).
-    fn summary(self, id: &str) -> Option<WorkflowSummary> {
-        self.data
-            .with(|d| d.workflows.iter().find(|w| w.id == id).cloned())
-    }
-
-    /// ComfyUI's queue length: the live value while the socket is up, else the last one read.
-    fn queue_len(self) -> Option<u64> {
-        let (live, polled) = (self.live.comfy_queue.get(), self.polled_queue.get());
-        if self.live.connection.get() == Connection::Live {
-            live.or(polled)
-        } else {
-            polled.or(live)
-        }
     }
 }
 
@@ -164,23 +126,6 @@ fn WorkflowsBody(initial: WorkflowList) -> impl IntoView {
         </div>
     }
     .into_any()
-}
-
-/// The URL names a workflow the library does not have (deleted, renamed, or ComfyUI is away).
-#[component]
-fn MissingWorkflow(id: String, shelf: Shelf) -> impl IntoView {
-    view! {
-        <section id="run-panel" data-testid="run-panel" class="rounded-xl border border-line bg-surface p-4 shadow-sm">
-            <p class="text-sm wrap-anywhere">
-                "The library has no workflow "
-                <span class="font-mono">{id}</span>
-                " (it may have been renamed or deleted)."
-            </p>
-            <button type="button" class="btn-secondary mt-3" on:click=move |_| shelf.select.run(None)>
-                "Close"
-            </button>
-        </section>
-    }
 }
 
 /// Fetches the list when a preset install finishes (models turn ✓), and reads ComfyUI's queue:
@@ -292,37 +237,23 @@ fn QueueChip(shelf: Shelf) -> impl IntoView {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum ImportOutcome {
-    Imported(String),
-    Failed(String),
-}
-
 /// "Import workflow…": a JSON file (either format) or a PNG saved by ComfyUI, read in the
 /// browser and sent base64-encoded; the imported workflow opens.
 #[component]
 fn ImportButton(shelf: Shelf) -> impl IntoView {
-    let busy = RwSignal::new(false);
-    let outcome = RwSignal::new(None::<ImportOutcome>);
+    let write = Write::new();
+    // The name of the workflow just imported.
+    let imported = RwSignal::new(None::<String>);
     let on_change = move |ev: leptos::ev::Event| {
         let Some(target) = ev.target() else {
             return;
         };
-        busy.set(true);
-        outcome.set(None);
-        leptos::task::spawn_local(async move {
-            let result = import_chosen_file(target).await;
-            busy.try_set(false);
-            match result {
-                Ok(None) => {}
-                Ok(Some(summary)) => {
-                    outcome.try_set(Some(ImportOutcome::Imported(summary.name.clone())));
-                    shelf.refresh();
-                    shelf.select.run(Some(summary.id));
-                }
-                Err(message) => {
-                    outcome.try_set(Some(ImportOutcome::Failed(message)));
-                }
+        imported.set(None);
+        write.run(import_chosen_file(target), move |summary| {
+            if let Some(summary) = summary {
+                imported.try_set(Some(summary.name.clone()));
+                shelf.refresh();
+                shelf.select.run(Some(summary.id));
             }
         });
     };
@@ -330,7 +261,7 @@ fn ImportButton(shelf: Shelf) -> impl IntoView {
         <label
             class=move || format!(
                 "btn-primary cursor-pointer focus-within:outline-2 focus-within:outline-offset-2 focus-within:outline-accent {}",
-                if busy.get() { "pointer-events-none opacity-50" } else { "" },
+                if write.busy() { "pointer-events-none opacity-50" } else { "" },
             )
             title="A workflow saved from ComfyUI (.json, either format) or a PNG image ComfyUI made"
         >
@@ -339,25 +270,25 @@ fn ImportButton(shelf: Shelf) -> impl IntoView {
                 accept=".json,.png,application/json,image/png"
                 class="sr-only"
                 data-testid="workflow-import"
-                disabled=move || busy.get()
+                disabled=move || write.busy()
                 on:change=on_change
             />
-            {move || if busy.get() { "Importing…" } else { "Import workflow…" }}
+            {move || if write.busy() { "Importing…" } else { "Import workflow…" }}
         </label>
-        {move || outcome.get().map(|o| match o {
-            ImportOutcome::Imported(name) => view! {
-                <p data-testid="workflow-import-result" role="status" class="w-full text-sm text-ok wrap-anywhere">
-                    {format!("Imported “{name}”.")}
-                </p>
-            }
-            .into_any(),
-            ImportOutcome::Failed(message) => view! {
+        {move || match write.error() {
+            Some(message) => Some(view! {
                 <div data-testid="workflow-import-error" class="w-full">
                     <ErrorNote message=format!("Import failed: {message}")/>
                 </div>
             }
-            .into_any(),
-        })}
+            .into_any()),
+            None => imported.get().map(|name| view! {
+                <p data-testid="workflow-import-result" role="status" class="w-full text-sm text-ok wrap-anywhere">
+                    {format!("Imported “{name}”.")}
+                </p>
+            }
+            .into_any()),
+        }}
     }
 }
 
@@ -375,166 +306,14 @@ async fn import_chosen_file(
             format_bytes(MAX_IMPORT_BYTES)
         ));
     }
-    match import_workflow(name, browser::base64_encode(&bytes)).await {
-        Ok(summary) => Ok(Some(summary)),
-        Err(e) => {
-            if e.login_required {
-                go_to_login();
-            }
-            Err(e.message)
-        }
-    }
+    import_workflow(name, browser::base64_encode(&bytes))
+        .await
+        .map(Some)
+        .map_err(error_message)
 }
 
 /// The largest file the import sends (ComfyUI PNGs with a workflow are a few MB).
 const MAX_IMPORT_BYTES: u64 = 32 * 1024 * 1024;
-
-// ---------------------------------------------------------------------------------------------
-// Small shared pieces
-// ---------------------------------------------------------------------------------------------
-
-fn source_label(source: WorkflowSource) -> &'static str {
-    match source {
-        WorkflowSource::Template => "Template",
-        WorkflowSource::User => "Mine",
-        WorkflowSource::ComfyUi => "ComfyUI",
-    }
-}
-
-fn source_tone(source: WorkflowSource) -> Tone {
-    match source {
-        WorkflowSource::Template => Tone::Muted,
-        WorkflowSource::User => Tone::Accent,
-        WorkflowSource::ComfyUi => Tone::Plain,
-    }
-}
-
-fn format_label(format: WorkflowFileFormat) -> &'static str {
-    match format {
-        WorkflowFileFormat::Ui => "UI format",
-        WorkflowFileFormat::Api => "API format",
-        WorkflowFileFormat::Unknown => "unknown format",
-    }
-}
-
-/// `UI format · 12 nodes · 48.0 kB`.
-fn describe(w: &WorkflowSummary) -> String {
-    let mut parts = vec![format_label(w.format).to_string()];
-    if w.format != WorkflowFileFormat::Unknown || w.node_count > 0 {
-        parts.push(format!(
-            "{} node{}",
-            w.node_count,
-            if w.node_count == 1 { "" } else { "s" }
-        ));
-    }
-    if w.size_bytes > 0 {
-        parts.push(format_bytes(w.size_bytes));
-    }
-    parts.join(" · ")
-}
-
-/// `2026-11-23 01:45 UTC` (minutes are enough for a file date).
-fn format_date(ms: u64) -> String {
-    let full = format_utc(ms as i64);
-    match full.get(..16) {
-        Some(minutes) => format!("{minutes} UTC"),
-        None => full,
-    }
-}
-
-/// "Install preset X": queues the preset's downloads, then follows its state live (the Models
-/// page has the details).
-#[component]
-fn InstallPresetButton(#[prop(into)] preset_id: String, shelf: Shelf) -> impl IntoView {
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    let started = RwSignal::new(false);
-    let live_state = {
-        let id = preset_id.clone();
-        Memo::new(move |_| shelf.live.presets.with(|map| map.get(&id).cloned()))
-    };
-    let on_click = {
-        let id = preset_id.clone();
-        move |_| {
-            let id = id.clone();
-            busy.set(true);
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                match install_preset(id).await {
-                    Ok(preset) => {
-                        started.try_set(true);
-                        if preset.state.is_installed() {
-                            shelf.refresh();
-                        }
-                    }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        error.try_set(Some(e.message));
-                    }
-                }
-                busy.try_set(false);
-            });
-        }
-    };
-    let models_link = format!("/models?q={}", encode_component(&preset_id));
-    let label = format!("Install preset {preset_id}");
-    view! {
-        <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">
-            <Show when=move || !started.get()>
-                <button
-                    type="button"
-                    data-testid="install-preset"
-                    class="btn-secondary px-2 py-1 text-xs wrap-anywhere"
-                    disabled=move || busy.get()
-                    on:click=on_click.clone()
-                >
-                    {
-                        let label = label.clone();
-                        move || if busy.get() { "Installing…".to_string() } else { label.clone() }
-                    }
-                </button>
-            </Show>
-            <Show when=move || started.get() || live_state.with(Option::is_some)>
-                <span data-testid="install-preset-state" class="text-xs text-muted wrap-anywhere">
-                    {move || install_state_text(live_state.get().as_ref(), started.get())}
-                    " "
-                    <a href=models_link.clone() class="text-accent hover:underline">"Models page"</a>
-                </span>
-            </Show>
-            {move || error.get().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
-        </div>
-    }
-    .into_any()
-}
-
-fn install_state_text(progress: Option<&PresetProgress>, started: bool) -> String {
-    match progress {
-        Some(p) => {
-            let percent = p
-                .figures
-                .total_bytes
-                .filter(|t| *t > 0)
-                .map(|t| format!(" {:.0}%", percent_of(p.figures.bytes_done, t).floor()))
-                .unwrap_or_default();
-            match p.state {
-                InstallState::Downloading => format!("Downloading{percent} — details on the"),
-                InstallState::Installed => "Installed — see the".to_string(),
-                InstallState::Failed => format!(
-                    "Install failed{} — retry on the",
-                    p.error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                ),
-                other => format!("{} — follow it on the", other.label()),
-            }
-        }
-        None if started => "Install queued — follow it on the".to_string(),
-        None => String::new(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -550,10 +329,5 @@ mod tests {
             encode_component("template:x-1_2.json"),
             "template%3Ax-1_2.json"
         );
-    }
-
-    #[test]
-    fn dates_stop_at_minutes() {
-        assert_eq!(format_date(0), "1970-01-01 00:00 UTC");
     }
 }

@@ -5,9 +5,11 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::{kind_label, Shelf};
+use super::grid::kind_label;
+use super::shelf::Shelf;
 use crate::api::gallery::{delete_gallery_item, get_gallery_item};
-use crate::components::{go_to_login, ErrorNote, Icon, IconSvg};
+use crate::components::{ErrorNote, Icon, IconSvg};
+use crate::server_calls::{error_message, Write};
 
 /// Horizontal travel (CSS px) that makes a swipe.
 const SWIPE_PX: i32 = 50;
@@ -175,12 +177,7 @@ pub(super) fn Viewer(shelf: Shelf) -> impl IntoView {
                         (Some(item), answer) => {
                             let meta = fetched.get().map(|d| d.meta);
                             let error = match answer {
-                                Some(Err(e)) => {
-                                    if e.login_required {
-                                        go_to_login();
-                                    }
-                                    Some(e.message)
-                                }
+                                Some(Err(e)) => Some(error_message(e)),
                                 _ => None,
                             };
                             view! { <Panel item meta error shelf/> }.into_any()
@@ -352,11 +349,12 @@ fn Panel(
 #[component]
 fn DeleteButton(id: i64, name: String, shelf: Shelf) -> impl IntoView {
     let asking = RwSignal::new(false);
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
+    // The viewer moves on once the next item has loaded; until then the button stays as it
+    // was while deleting.
+    let deleted = RwSignal::new(false);
+    let deleting = move || write.busy() || deleted.get();
     let confirm = move |_| {
-        busy.set(true);
-        error.set(None);
         // Where to step on to (older, else newer, else close), chosen now: the live event of
         // the delete may take the item out of the list before the answer comes back.
         let next = shelf.items.with_untracked(|items| {
@@ -366,20 +364,10 @@ fn DeleteButton(id: i64, name: String, shelf: Shelf) -> impl IntoView {
                 .or_else(|| at.checked_sub(1).and_then(|p| items.get(p)))
                 .map(|i| i.id)
         });
-        leptos::task::spawn_local(async move {
-            match delete_gallery_item(id).await {
-                Ok(_) => {
-                    shelf.forget(&[id]);
-                    shelf.select.run((next, true));
-                }
-                Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    error.try_set(Some(e.message));
-                    busy.try_set(false);
-                }
-            }
+        write.run(delete_gallery_item(id), move |_| {
+            deleted.try_set(true);
+            shelf.forget(&[id]);
+            shelf.select.run((next, true));
         });
     };
     let question = format!("Delete {name}? The file is removed from the volume.");
@@ -399,10 +387,10 @@ fn DeleteButton(id: i64, name: String, shelf: Shelf) -> impl IntoView {
                         type="button"
                         data-testid="viewer-delete-confirm"
                         class="btn-danger px-3 py-1.5 text-sm"
-                        disabled=move || busy.get()
+                        disabled=deleting
                         on:click=confirm
                     >
-                        {move || if busy.get() { "Deleting…" } else { "Delete file" }}
+                        {move || if deleting() { "Deleting…" } else { "Delete file" }}
                     </button>
                     <button
                         type="button"
@@ -415,6 +403,6 @@ fn DeleteButton(id: i64, name: String, shelf: Shelf) -> impl IntoView {
                 </div>
             </div>
         </Show>
-        {move || error.get().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
+        {move || write.error().map(|message| view! { <div class="w-full"><ErrorNote message/></div> })}
     }
 }

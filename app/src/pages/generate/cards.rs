@@ -4,10 +4,10 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::Desk;
+use super::desk::Desk;
 use crate::api::install_preset;
-use crate::components::{go_to_login, ErrorNote};
-use crate::pages::run_panel::{badge, Tone};
+use crate::components::{badge, ErrorNote, Tone};
+use crate::server_calls::{error_message, Write};
 
 #[component]
 pub(super) fn Cards(desk: Desk) -> impl IntoView {
@@ -164,29 +164,29 @@ fn Card(card: GenerateCard, desk: Desk) -> impl IntoView {
 pub(super) fn MissingModels(card: GenerateCard, desk: Desk) -> impl IntoView {
     let live = desk.live;
     let presets = card.presets.clone();
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let started = RwSignal::new(false);
     let ids: Vec<String> = presets.iter().map(|p| p.id.clone()).collect();
     let install = {
         let ids = ids.clone();
         move |_| {
             let ids = ids.clone();
-            busy.set(true);
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                for id in ids {
-                    if let Err(e) = install_preset(id.clone()).await {
-                        if e.login_required {
-                            go_to_login();
+            write.run(
+                async move {
+                    // One after another; the first refusal stops the rest.
+                    let mut outcome = Ok(());
+                    for id in ids {
+                        if let Err(e) = install_preset(id.clone()).await {
+                            outcome = Err(format!("{id}: {}", error_message(e)));
+                            break;
                         }
-                        error.try_set(Some(format!("{id}: {}", e.message)));
-                        break;
                     }
-                }
-                started.try_set(true);
-                busy.try_set(false);
-            });
+                    // Those before a refusal have started too.
+                    started.try_set(true);
+                    outcome
+                },
+                |()| {},
+            );
         }
     };
     let state_of = move |id: &str| {
@@ -238,12 +238,12 @@ pub(super) fn MissingModels(card: GenerateCard, desk: Desk) -> impl IntoView {
                     type="button"
                     data-testid="generate-card-install"
                     class="btn-secondary self-start px-2.5 py-1 text-xs"
-                    disabled=move || busy.get() || started.get()
+                    disabled=move || write.busy() || started.get()
                     on:click=install.clone()
                 >
                     {
                         let size = size.clone();
-                        move || if busy.get() {
+                        move || if write.busy() {
                             "Starting…".to_string()
                         } else if started.get() {
                             "Installing — follow it here or on the Models page".to_string()
@@ -253,7 +253,7 @@ pub(super) fn MissingModels(card: GenerateCard, desk: Desk) -> impl IntoView {
                     }
                 </button>
             })}
-            {move || error.get().map(|message| view! { <ErrorNote message/> })}
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
         </div>
     }
     .into_any()

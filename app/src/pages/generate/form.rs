@@ -6,11 +6,12 @@ use engine::model::*;
 use leptos::prelude::*;
 
 use super::cards::MissingModels;
-use super::Desk;
+use super::desk::{Desk, Prefill};
 use crate::api::generate::*;
-use crate::components::{api_error_view, go_to_login, ErrorNote};
-use crate::pages::run_panel::{badge, Field, InputField, RunView, Tone, TrackedRun};
-use crate::pages::workflows::browser;
+use crate::browser;
+use crate::components::{badge, ErrorNote, Tone};
+use crate::pages::run_panel::{Field, InputField, RunView, TrackedRun};
+use crate::server_calls::{api_error_view, error_message, Write};
 
 #[component]
 pub(super) fn FormPanel(id: String, desk: Desk) -> impl IntoView {
@@ -32,13 +33,6 @@ pub(super) fn FormPanel(id: String, desk: Desk) -> impl IntoView {
         </Transition>
     }
     .into_any()
-}
-
-/// Values waiting for the form of their workflow (from "Open in Generate").
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Prefill {
-    pub workflow_id: String,
-    pub values: Vec<InputValue>,
 }
 
 #[component]
@@ -166,10 +160,7 @@ fn FormBody(form: GenerateForm, desk: Desk) -> impl IntoView {
                         refusal.try_set(Some((answer.message, answer.problems)));
                     }
                     Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        refusal.try_set(Some((e.message, Vec::new())));
+                        refusal.try_set(Some((error_message(e), Vec::new())));
                     }
                 }
                 submitting.try_set(false);
@@ -344,44 +335,33 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
         .find(|f| f.spec.role == Some(PromptRole::Negative))
         .cloned();
     let style = RwSignal::new(PromptStyle::Detailed);
-    let busy = RwSignal::new(false);
-    let outcome = RwSignal::new(None::<Result<EnhancedPrompt, String>>);
+    let write = Write::new();
+    let enhanced = RwSignal::new(None::<EnhancedPrompt>);
     let Some(positive) = positive else {
         return ().into_any();
     };
     let on_click = move |_| {
-        let positive = positive.clone();
-        let negative = negative.clone();
-        busy.set(true);
-        outcome.set(None);
-        leptos::task::spawn_local(async move {
-            let neg_text = negative
-                .as_ref()
-                .map(|f| f.text.get_untracked())
-                .unwrap_or_default();
-            let result = enhance_prompt(
-                positive.text.get_untracked(),
-                neg_text,
-                style.get_untracked(),
-            )
-            .await;
-            match result {
-                Ok(answer) => {
-                    positive.text.try_set(answer.positive.clone());
-                    if let Some(negative) = &negative {
-                        negative.text.try_set(answer.negative.clone());
-                    }
-                    outcome.try_set(Some(Ok(answer)));
+        let positive_text = positive.text;
+        let negative_text = negative.as_ref().map(|f| f.text);
+        enhanced.set(None);
+        write.run(
+            async move {
+                let neg_text = negative_text.map(|t| t.get_untracked()).unwrap_or_default();
+                enhance_prompt(
+                    positive_text.get_untracked(),
+                    neg_text,
+                    style.get_untracked(),
+                )
+                .await
+            },
+            move |answer| {
+                positive_text.try_set(answer.positive.clone());
+                if let Some(negative_text) = negative_text {
+                    negative_text.try_set(answer.negative.clone());
                 }
-                Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    outcome.try_set(Some(Err(e.message)));
-                }
-            }
-            busy.try_set(false);
-        });
+                enhanced.try_set(Some(answer));
+            },
+        );
     };
     let styles = PromptStyle::ALL
         .into_iter()
@@ -408,8 +388,8 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
         <div class="flex flex-col gap-2">
             <div class="flex flex-wrap items-center gap-2">
                 {styles}
-                <button type="button" data-testid="generate-enhance" class="btn-secondary px-3 py-1 text-xs" disabled=move || busy.get() on:click=on_click>
-                    {move || if busy.get() {
+                <button type="button" data-testid="generate-enhance" class="btn-secondary px-3 py-1 text-xs" disabled=move || write.busy() on:click=on_click>
+                    {move || if write.busy() {
                         if llm_enabled { "Asking the LLM…" } else { "Enhancing…" }
                     } else if llm_enabled {
                         "Enhance with LLM"
@@ -418,8 +398,9 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
                     }}
                 </button>
             </div>
-            {move || outcome.get().map(|o| match o {
-                Ok(answer) => {
+            {move || match write.error() {
+                Some(message) => Some(view! { <ErrorNote message/> }.into_any()),
+                None => enhanced.get().map(|answer| {
                     let (text, warn) = match (&answer.fallback_reason, answer.by_llm) {
                         (Some(reason), _) => (reason.clone(), true),
                         (None, true) => ("Rewritten by the LLM; the negative prompt got the style's terms.".to_string(), false),
@@ -436,9 +417,8 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
                         </p>
                     }
                     .into_any()
-                }
-                Err(message) => view! { <ErrorNote message/> }.into_any(),
-            })}
+                }),
+            }}
         </div>
     }
     .into_any()
@@ -448,39 +428,31 @@ fn Enhance(prompts: Vec<Field>, llm_enabled: bool) -> impl IntoView {
 #[component]
 fn ImageField(field: Field) -> impl IntoView {
     let text = field.text;
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
     let on_change = move |ev: leptos::ev::Event| {
         let Some(target) = ev.target() else {
             return;
         };
-        busy.set(true);
-        error.set(None);
-        leptos::task::spawn_local(async move {
-            let result = match browser::take_chosen_file(target).await {
-                Ok(Some((name, bytes))) => upload_input_image(name, browser::base64_encode(&bytes))
-                    .await
-                    .map(Some)
-                    .map_err(|e| {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        e.message
-                    }),
-                Ok(None) => Ok(None),
-                Err(why) => Err(why),
-            };
-            match result {
-                Ok(Some(uploaded)) => {
+        write.run(
+            async move {
+                match browser::take_chosen_file(target).await {
+                    Ok(Some((name, bytes))) => {
+                        upload_input_image(name, browser::base64_encode(&bytes))
+                            .await
+                            .map(Some)
+                            .map_err(error_message)
+                    }
+                    Ok(None) => Ok(None),
+                    Err(why) => Err(why),
+                }
+                .map_err(|why| format!("Upload failed: {why}"))
+            },
+            move |uploaded| {
+                if let Some(uploaded) = uploaded {
                     text.try_set(uploaded.value);
                 }
-                Ok(None) => {}
-                Err(why) => {
-                    error.try_set(Some(format!("Upload failed: {why}")));
-                }
-            }
-            busy.try_set(false);
-        });
+            },
+        );
     };
     let preview = move || {
         text.with(|t| {
@@ -513,17 +485,17 @@ fn ImageField(field: Field) -> impl IntoView {
                 />
                 <label class=move || format!(
                     "btn-secondary shrink-0 cursor-pointer focus-within:outline-2 focus-within:outline-accent {}",
-                    if busy.get() { "pointer-events-none opacity-50" } else { "" },
+                    if write.busy() { "pointer-events-none opacity-50" } else { "" },
                 )>
                     <input
                         type="file"
                         accept="image/*"
                         class="sr-only"
                         data-testid="generate-upload"
-                        disabled=move || busy.get()
+                        disabled=move || write.busy()
                         on:change=on_change
                     />
-                    {move || if busy.get() { "Uploading…" } else { "Upload…" }}
+                    {move || if write.busy() { "Uploading…" } else { "Upload…" }}
                 </label>
             </div>
             // Only in the browser: an image that fails before hydration would leave its error
@@ -550,7 +522,7 @@ fn ImageField(field: Field) -> impl IntoView {
                     </Show>
                 }
             })}
-            {move || error.get().map(|message| view! { <ErrorNote message/> })}
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
         </div>
     }
     .into_any()
@@ -710,10 +682,7 @@ pub(super) fn FromOutput(id: String, desk: Desk) -> impl IntoView {
                     desk.select.run(Some(found.workflow_id));
                 }
                 Err(e) => {
-                    if e.login_required {
-                        go_to_login();
-                    }
-                    error.try_set(Some(e.message));
+                    error.try_set(Some(error_message(e)));
                 }
             }
         });

@@ -3,8 +3,13 @@
 use engine::model::*;
 use leptos::prelude::*;
 
-use super::*;
+use super::install::InstallPresetButton;
+use super::labels::{describe, format_date, source_label, source_tone};
+use super::shelf::Shelf;
+use crate::api::{delete_workflow, rename_workflow};
+use crate::components::{badge, ErrorNote};
 use crate::pages::run_panel::RunPhase;
+use crate::server_calls::Write;
 
 /// Which sources the list shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,12 +202,11 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
 
     let editing = RwSignal::new(Editing::None);
     let new_name = RwSignal::new(String::new());
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let write = Write::new();
 
     let start_rename = move |_| {
         new_name.set(workflow.with_untracked(|w| w.name.clone()));
-        error.set(None);
+        write.set_error(None);
         editing.set(Editing::Rename);
     };
     let save_rename = {
@@ -210,7 +214,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
         move || {
             let name = new_name.get_untracked().trim().to_string();
             if name.is_empty() {
-                error.set(Some("A name is needed.".into()));
+                write.set_error(Some("A name is needed.".into()));
                 return;
             }
             if workflow.with_untracked(|w| w.name == name) {
@@ -218,34 +222,21 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
                 return;
             }
             let id = id.clone();
-            busy.set(true);
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                match rename_workflow(id.clone(), name).await {
-                    Ok(renamed) => {
-                        editing.try_set(Editing::None);
-                        let was_open = shelf
-                            .selected
-                            .try_with_untracked(|s| s.as_deref() == Some(id.as_str()))
-                            .unwrap_or(false);
-                        shelf.runs.try_update(|runs| {
-                            if let Some(run) = runs.remove(&id) {
-                                runs.insert(renamed.id.clone(), run);
-                            }
-                        });
-                        shelf.refresh();
-                        if was_open {
-                            shelf.select.run(Some(renamed.id));
-                        }
+            write.run(rename_workflow(id.clone(), name), move |renamed| {
+                editing.try_set(Editing::None);
+                let was_open = shelf
+                    .selected
+                    .try_with_untracked(|s| s.as_deref() == Some(id.as_str()))
+                    .unwrap_or(false);
+                shelf.runs.try_update(|runs| {
+                    if let Some(run) = runs.remove(&id) {
+                        runs.insert(renamed.id.clone(), run);
                     }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        error.try_set(Some(e.message));
-                    }
+                });
+                shelf.refresh();
+                if was_open {
+                    shelf.select.run(Some(renamed.id));
                 }
-                busy.try_set(false);
             });
         }
     };
@@ -254,29 +245,16 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
         let id = id.clone();
         move |_| {
             let id = id.clone();
-            busy.set(true);
-            error.set(None);
-            leptos::task::spawn_local(async move {
-                match delete_workflow(id.clone()).await {
-                    Ok(()) => {
-                        editing.try_set(Editing::None);
-                        if shelf
-                            .selected
-                            .try_with_untracked(|s| s.as_deref() == Some(id.as_str()))
-                            .unwrap_or(false)
-                        {
-                            shelf.select.run(None);
-                        }
-                        shelf.refresh();
-                    }
-                    Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        error.try_set(Some(e.message));
-                    }
+            write.run(delete_workflow(id.clone()), move |()| {
+                editing.try_set(Editing::None);
+                if shelf
+                    .selected
+                    .try_with_untracked(|s| s.as_deref() == Some(id.as_str()))
+                    .unwrap_or(false)
+                {
+                    shelf.select.run(None);
                 }
-                busy.try_set(false);
+                shelf.refresh();
             });
         }
     };
@@ -334,7 +312,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
                             }
                             autofocus
                         />
-                        <button type="submit" class="btn-primary px-3 py-1.5" data-testid="workflow-rename-save" disabled=move || busy.get()>
+                        <button type="submit" class="btn-primary px-3 py-1.5" data-testid="workflow-rename-save" disabled=move || write.busy()>
                             "Save"
                         </button>
                         <button type="button" class="btn-secondary px-3 py-1.5" on:click=move |_| editing.set(Editing::None)>
@@ -349,7 +327,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
                             {move || format!("Delete “{}”? Its file in workflows/user is removed; this cannot be undone.", workflow.with(|w| w.name.clone()))}
                         </p>
                         <div class="flex flex-wrap gap-2">
-                            <button type="button" class="btn-danger" data-testid="workflow-delete-confirm" disabled=move || busy.get() on:click=delete.clone()>
+                            <button type="button" class="btn-danger" data-testid="workflow-delete-confirm" disabled=move || write.busy() on:click=delete.clone()>
                                 "Delete"
                             </button>
                             <button type="button" class="btn-secondary" data-testid="workflow-delete-cancel" on:click=move |_| editing.set(Editing::None)>
@@ -379,7 +357,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
                                 class="btn-danger"
                                 data-testid="workflow-delete"
                                 on:click=move |_| {
-                                    error.set(None);
+                                    write.set_error(None);
                                     editing.set(Editing::ConfirmDelete);
                                 }
                             >
@@ -390,7 +368,7 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
                 }
                 .into_any(),
             }}
-            {move || error.get().map(|message| view! { <ErrorNote message/> })}
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
         </article>
     }
     .into_any()

@@ -4,9 +4,14 @@
 use engine::model::*;
 use leptos::prelude::*;
 
+use super::install::InstallPresetButton;
+use super::labels::{describe, source_label, source_tone};
 use super::library::{Problems, RequiredModels};
-use super::*;
+use super::shelf::Shelf;
+use crate::api::run_saved_workflow;
+use crate::components::{badge, ErrorNote};
 use crate::pages::run_panel::{Field, InputField, RunView, TrackedRun};
+use crate::server_calls::error_message;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Refusal {
@@ -87,10 +92,7 @@ pub(super) fn RunPanel(id: String, shelf: Shelf) -> impl IntoView {
                         }));
                     }
                     Err(e) => {
-                        if e.login_required {
-                            go_to_login();
-                        }
-                        refusal.try_set(Some(Refusal::Error(e.message)));
+                        refusal.try_set(Some(Refusal::Error(error_message(e))));
                     }
                 }
                 submitting.try_set(false);
@@ -227,5 +229,22 @@ fn RefusalView(refusal: Refusal, shelf: Shelf) -> impl IntoView {
             }
             .into_any()
         }
+    }
+}
+
+/// The URL names a workflow the library does not have (deleted, renamed, or ComfyUI is away).
+#[component]
+pub(super) fn MissingWorkflow(id: String, shelf: Shelf) -> impl IntoView {
+    view! {
+        <section id="run-panel" data-testid="run-panel" class="rounded-xl border border-line bg-surface p-4 shadow-sm">
+            <p class="text-sm wrap-anywhere">
+                "The library has no workflow "
+                <span class="font-mono">{id}</span>
+                " (it may have been renamed or deleted)."
+            </p>
+            <button type="button" class="btn-secondary mt-3" on:click=move |_| shelf.select.run(None)>
+                "Close"
+            </button>
+        </section>
     }
 }

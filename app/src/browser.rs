@@ -1,8 +1,32 @@
-//! What the Workflows page needs from the browser: the chosen file's bytes, random seeds,
-//! scrolling the run panel into view, and base64 for the upload. On the server these do nothing
-//! (events only happen in the browser).
+//! What the pages need from the browser itself: going to the login page, applying a theme,
+//! the chosen file's bytes, random seeds, scrolling the run panel into view, and base64 for
+//! uploads. On the server these do nothing (events only happen in the browser). Imports no app
+//! module, so every other module may use it.
 
 use leptos::web_sys::EventTarget;
+
+/// Sends the browser to the login page, coming back here afterwards.
+pub fn go_to_login() {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let location = window.location();
+        let here = location.pathname().unwrap_or_else(|_| "/".into());
+        let _ = location.set_href(&format!("/login?next={}", here));
+    }
+}
+
+/// Applies a theme to the page at once (the server renders it on the next load).
+pub fn apply_theme(theme: engine::model::Theme) {
+    #[cfg(feature = "hydrate")]
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-theme", theme.as_str());
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = theme;
+}
 
 /// The name and bytes of the file chosen in a file `<input>` (the event's target), which is
 /// then emptied so that choosing the same file again fires `change` again. `Ok(None)` when no
