@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::encode_path;
+use super::{gallery_file_url, gallery_thumb_url};
 
 /// What an output file is, by its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,17 +72,13 @@ impl GalleryItem {
 
     /// Where the original is served (behind the login).
     pub fn file_url(&self) -> String {
-        format!("/api/gallery/file/{}", encode_path(&self.path))
+        gallery_file_url(&self.path)
     }
 
     /// Where its thumbnail is served; the modification time in the URL lets browsers cache it
     /// for good and still see a changed file.
     pub fn thumb_url(&self) -> String {
-        format!(
-            "/api/gallery/thumb/{}?v={}",
-            encode_path(&self.path),
-            self.modified_ms
-        )
+        gallery_thumb_url(&self.path, self.modified_ms)
     }
 }
 

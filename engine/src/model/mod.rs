@@ -4,6 +4,7 @@
 //! everything is re-exported here, so `engine::model::X` names each item.
 
 mod activity;
+mod api_paths;
 mod auth;
 mod comfy_process;
 mod event;
@@ -18,6 +19,7 @@ mod system;
 mod workflows;
 
 pub use activity::*;
+pub use api_paths::*;
 pub use auth::*;
 pub use comfy_process::*;
 pub use event::*;
