@@ -11,6 +11,7 @@ mod event;
 mod format;
 mod gallery;
 mod generate;
+mod named;
 mod percent;
 mod presets;
 mod runs;
