@@ -195,7 +195,7 @@ impl Bridge {
                 };
                 RunEventKind::Preview {
                     node,
-                    url: preview_url(prompt_id, seq),
+                    url: comfy_preview_url(prompt_id, seq),
                 }
             }
             PromptEventKind::ProgressText { node, text } => {
@@ -206,7 +206,7 @@ impl Bridge {
                     .into_iter()
                     .map(|f| RunOutput {
                         node: node.clone(),
-                        url: view_url(&f.filename, &f.subfolder, &f.kind),
+                        url: comfy_view_url(&f.filename, &f.subfolder, &f.kind),
                         filename: f.filename,
                         subfolder: f.subfolder,
                         kind: f.kind,
@@ -418,7 +418,7 @@ impl Bridge {
                 let id = node.node;
                 node.files.into_iter().map(move |f| RunOutput {
                     node: id.clone(),
-                    url: view_url(&f.filename, &f.subfolder, &f.kind),
+                    url: comfy_view_url(&f.filename, &f.subfolder, &f.kind),
                     filename: f.filename,
                     subfolder: f.subfolder,
                     kind: f.kind,
@@ -454,22 +454,6 @@ fn problem_view(p: NodeProblem) -> WorkflowProblem {
         message: p.message,
         preset_hint: p.preset_hint,
     }
-}
-
-/// The comfydeck URL of a prompt's newest preview (`n` changes with each one, so browsers
-/// fetch the new image).
-pub fn preview_url(prompt_id: &str, seq: u64) -> String {
-    format!("/api/comfy/preview/{}?n={seq}", encode_component(prompt_id))
-}
-
-/// The comfydeck URL of an output file.
-pub fn view_url(filename: &str, subfolder: &str, kind: &str) -> String {
-    format!(
-        "/api/comfy/view?filename={}&subfolder={}&type={}",
-        encode_component(filename),
-        encode_component(subfolder),
-        encode_component(kind)
-    )
 }
 
 /// What the overall progress of one prompt is computed from.
@@ -600,14 +584,5 @@ mod tests {
                 fraction: 1.0
             }
         );
-    }
-
-    #[test]
-    fn urls_are_encoded() {
-        assert_eq!(
-            view_url("a b.png", "x/y", "output"),
-            "/api/comfy/view?filename=a%20b.png&subfolder=x%2Fy&type=output"
-        );
-        assert_eq!(preview_url("p-1", 3), "/api/comfy/preview/p-1?n=3");
     }
 }

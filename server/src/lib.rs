@@ -23,7 +23,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{middleware, Json, Router};
-use engine::Engine;
+use engine::{model, Engine};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -54,10 +54,10 @@ pub const HAND_WRITTEN_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/ws"),
     (Method::POST, auth::LOGIN_PATH),
     (Method::POST, auth::LOGOUT_PATH),
-    (Method::GET, "/api/comfy/view"),
-    (Method::GET, "/api/comfy/preview/{prompt_id}"),
-    (Method::GET, "/api/gallery/file/{*path}"),
-    (Method::GET, "/api/gallery/thumb/{*path}"),
+    (Method::GET, model::COMFY_VIEW_ROUTE),
+    (Method::GET, model::COMFY_PREVIEW_ROUTE),
+    (Method::GET, model::GALLERY_FILE_ROUTE),
+    (Method::GET, model::GALLERY_THUMB_ROUTE),
     (Method::GET, "/comfyui"),
     (Method::GET, "/comfyui/"),
     (Method::GET, "/comfyui/{*rest}"),
@@ -98,10 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route(auth::LOGIN_PATH, post(auth::login))
         .route(auth::LOGOUT_PATH, post(auth::logout))
-        .route("/api/comfy/view", get(comfy_files::view))
-        .route("/api/comfy/preview/{prompt_id}", get(comfy_files::preview))
-        .route("/api/gallery/file/{*path}", get(gallery_files::original))
-        .route("/api/gallery/thumb/{*path}", get(gallery_files::thumbnail))
+        .route(model::COMFY_VIEW_ROUTE, get(comfy_files::view))
+        .route(model::COMFY_PREVIEW_ROUTE, get(comfy_files::preview))
+        .route(model::GALLERY_FILE_ROUTE, get(gallery_files::original))
+        .route(model::GALLERY_THUMB_ROUTE, get(gallery_files::thumbnail))
         .route(proxy::PREFIX, get(proxy::redirect_to_slash))
         .route("/comfyui/", any(proxy::forward))
         .route("/comfyui/{*rest}", any(proxy::forward))

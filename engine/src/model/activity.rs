@@ -2,14 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivityKind {
-    Settings,
-    Auth,
-    Error,
-    System,
-    Download,
+use super::named::named_enum;
+
+named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum ActivityKind {
+        Settings = "settings",
+        Auth = "auth",
+        Error = "error",
+        System = "system",
+        Download = "download",
+    }
 }
 
 impl ActivityKind {
@@ -21,16 +24,6 @@ impl ActivityKind {
         ActivityKind::System,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityKind::Settings => "settings",
-            ActivityKind::Auth => "auth",
-            ActivityKind::Error => "error",
-            ActivityKind::System => "system",
-            ActivityKind::Download => "download",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             ActivityKind::Settings => "Settings",
@@ -39,10 +32,6 @@ impl ActivityKind {
             ActivityKind::System => "System",
             ActivityKind::Download => "Downloads",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<ActivityKind> {
-        ActivityKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -2,35 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::encode_path;
+use super::named::named_enum;
+use super::{gallery_file_url, gallery_thumb_url};
 
-/// What an output file is, by its extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaKind {
-    Image,
-    Video,
-    Audio,
+named_enum! {
+    /// What an output file is, by its extension.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum MediaKind {
+        Image = "image",
+        Video = "video",
+        Audio = "audio",
+    }
 }
 
 impl MediaKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<MediaKind> {
-        match s {
-            "image" => Some(MediaKind::Image),
-            "video" => Some(MediaKind::Video),
-            "audio" => Some(MediaKind::Audio),
-            _ => None,
-        }
-    }
-
     /// The kind of a file name, or `None` when the gallery does not show such files.
     pub fn of_file_name(name: &str) -> Option<MediaKind> {
         let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
@@ -72,17 +57,13 @@ impl GalleryItem {
 
     /// Where the original is served (behind the login).
     pub fn file_url(&self) -> String {
-        format!("/api/gallery/file/{}", encode_path(&self.path))
+        gallery_file_url(&self.path)
     }
 
     /// Where its thumbnail is served; the modification time in the URL lets browsers cache it
     /// for good and still see a changed file.
     pub fn thumb_url(&self) -> String {
-        format!(
-            "/api/gallery/thumb/{}?v={}",
-            encode_path(&self.path),
-            self.modified_ms
-        )
+        gallery_thumb_url(&self.path, self.modified_ms)
     }
 }
 

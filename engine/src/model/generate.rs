@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::named::named_enum;
 use super::{InputValue, RunOutput, WorkflowSummary};
 
 /// Which sampler input a prompt text ends up in.
@@ -14,14 +15,15 @@ pub enum PromptRole {
     Negative,
 }
 
-/// A prompt style: a static template, or the brief an LLM gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PromptStyle {
-    Detailed,
-    Cinematic,
-    Artistic,
-    Minimal,
+named_enum! {
+    /// A prompt style: a static template, or the brief an LLM gets.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum PromptStyle {
+        Detailed = "detailed",
+        Cinematic = "cinematic",
+        Artistic = "artistic",
+        Minimal = "minimal",
+    }
 }
 
 impl PromptStyle {
@@ -32,15 +34,6 @@ impl PromptStyle {
         PromptStyle::Minimal,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PromptStyle::Detailed => "detailed",
-            PromptStyle::Cinematic => "cinematic",
-            PromptStyle::Artistic => "artistic",
-            PromptStyle::Minimal => "minimal",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             PromptStyle::Detailed => "Detailed",
@@ -48,10 +41,6 @@ impl PromptStyle {
             PromptStyle::Artistic => "Artistic",
             PromptStyle::Minimal => "Minimal",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<PromptStyle> {
-        PromptStyle::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -67,43 +56,20 @@ pub struct EnhancedPrompt {
     pub fallback_reason: Option<String>,
 }
 
-/// Where a generation stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GenerationStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Interrupted,
-    Cancelled,
+named_enum! {
+    /// Where a generation stands.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum GenerationStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Interrupted = "interrupted",
+        Cancelled = "cancelled",
+    }
 }
 
 impl GenerationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GenerationStatus::Queued => "queued",
-            GenerationStatus::Running => "running",
-            GenerationStatus::Succeeded => "succeeded",
-            GenerationStatus::Failed => "failed",
-            GenerationStatus::Interrupted => "interrupted",
-            GenerationStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<GenerationStatus> {
-        [
-            GenerationStatus::Queued,
-            GenerationStatus::Running,
-            GenerationStatus::Succeeded,
-            GenerationStatus::Failed,
-            GenerationStatus::Interrupted,
-            GenerationStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-
     /// Queued or running: it can still change (and be cancelled).
     pub fn is_active(self) -> bool {
         matches!(self, GenerationStatus::Queued | GenerationStatus::Running)

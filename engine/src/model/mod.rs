@@ -4,6 +4,7 @@
 //! everything is re-exported here, so `engine::model::X` names each item.
 
 mod activity;
+mod api_paths;
 mod auth;
 mod comfy_process;
 mod error_kind;
@@ -11,6 +12,7 @@ mod event;
 mod format;
 mod gallery;
 mod generate;
+mod named;
 mod percent;
 mod presets;
 mod runs;
@@ -19,6 +21,7 @@ mod system;
 mod workflows;
 
 pub use activity::*;
+pub use api_paths::*;
 pub use auth::*;
 pub use comfy_process::*;
 pub use error_kind::*;

@@ -2,25 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Theme {
-    Dark,
-    Light,
-    #[default]
-    System,
+use super::named::named_enum;
+
+named_enum! {
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub enum Theme {
+        Dark = "dark",
+        Light = "light",
+        #[default]
+        System = "system",
+    }
 }
 
 impl Theme {
     pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Theme::Dark => "dark",
-            Theme::Light => "light",
-            Theme::System => "system",
-        }
-    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -28,10 +23,6 @@ impl Theme {
             Theme::Light => "Light",
             Theme::System => "System",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Theme> {
-        Theme::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 

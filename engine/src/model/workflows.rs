@@ -2,39 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::named::named_enum;
 use super::PromptRole;
 
-/// Where a workflow is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum WorkflowSource {
-    /// `workflows/templates` on the volume: read-only here.
-    #[serde(rename = "template")]
-    Template,
-    /// `workflows/user` on the volume: the user's own.
-    #[serde(rename = "user")]
-    User,
-    /// ComfyUI's own workflow folder (`/api/userdata?dir=workflows`), reached over HTTP.
-    #[serde(rename = "comfyui")]
-    ComfyUi,
-}
-
-impl WorkflowSource {
-    /// The id prefix: `template`, `user`, `comfyui`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkflowSource::Template => "template",
-            WorkflowSource::User => "user",
-            WorkflowSource::ComfyUi => "comfyui",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<WorkflowSource> {
-        match s {
-            "template" => Some(WorkflowSource::Template),
-            "user" => Some(WorkflowSource::User),
-            "comfyui" => Some(WorkflowSource::ComfyUi),
-            _ => None,
-        }
+named_enum! {
+    /// Where a workflow is kept. Its name is also the prefix of a workflow's id.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum WorkflowSource {
+        /// `workflows/templates` on the volume: read-only here.
+        Template = "template",
+        /// `workflows/user` on the volume: the user's own.
+        User = "user",
+        /// ComfyUI's own workflow folder (`/api/userdata?dir=workflows`), reached over HTTP.
+        ComfyUi = "comfyui",
     }
 }
 

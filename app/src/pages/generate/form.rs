@@ -459,11 +459,7 @@ fn ImageField(field: Field) -> impl IntoView {
             let t = t.trim();
             (!t.is_empty()).then(|| {
                 let (sub, name) = t.rsplit_once('/').unwrap_or(("", t));
-                format!(
-                    "/api/comfy/view?filename={}&subfolder={}&type=input",
-                    encode_component(name),
-                    encode_component(sub)
-                )
+                comfy_view_url(name, sub, "input")
             })
         })
     };
