@@ -39,7 +39,7 @@ async fn gallery_urls_reach_the_file_and_its_thumbnail() {
     let output = h.engine.gallery().root().join(path);
     std::fs::create_dir_all(output.parent().unwrap()).unwrap();
     std::fs::write(&output, ONE_PIXEL_PNG).unwrap();
-    h.engine.gallery().scan().await.unwrap();
+    h.engine.gallery().current().scan().await.unwrap();
     let page = h
         .engine
         .gallery()
