@@ -681,22 +681,27 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
     )
     .await;
     assert_eq!(listed.folder, comfy_output.display().to_string());
-    let activity = engine
-        .activity()
-        .page(None, 1, 50)
-        .await
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|a| a.message)
-        .collect::<Vec<_>>();
-    assert!(
-        activity
-            .iter()
-            .any(|m| m.contains("now shows ComfyUI's output folder")
-                && m.contains(&comfy_output.display().to_string())),
-        "{activity:?}"
-    );
+    // The move is recorded once the new folder is remembered, which can trail the listing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let activity = engine
+            .activity()
+            .page(None, 1, 50)
+            .await
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|a| a.message)
+            .collect::<Vec<_>>();
+        if activity.iter().any(|m| {
+            m.contains("now shows ComfyUI's output folder")
+                && m.contains(&comfy_output.display().to_string())
+        }) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{activity:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A run's output lands in ComfyUI's folder and shows up with the prompt that made it.
     let workflow = standin.fixtures().prompt_of("post_prompt_ok");
