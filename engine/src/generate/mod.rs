@@ -197,20 +197,7 @@ mod tests {
     use super::*;
 
     fn summary(types: &[&str]) -> WorkflowSummary {
-        WorkflowSummary {
-            id: "user:x.json".into(),
-            source: WorkflowSource::User,
-            name: "x".into(),
-            path: "x.json".into(),
-            format: WorkflowFileFormat::Api,
-            node_count: types.len(),
-            modified_ms: 0,
-            size_bytes: 0,
-            required_models: Vec::new(),
-            inputs: Vec::new(),
-            node_types: types.iter().map(|t| t.to_string()).collect(),
-            problems: Vec::new(),
-        }
+        WorkflowSummary::of_node_types(types)
     }
 
     #[test]

@@ -98,14 +98,19 @@ pub fn utc_day_start_ms(date: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // Howard Hinnant's days_from_civil, the inverse of `civil_from_days`.
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm, the
+/// inverse of `civil_from_days`).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -147,5 +152,20 @@ mod tests {
         assert_eq!(utc_day_start_ms("2024-02-29"), Some(1_709_164_800_000));
         assert_eq!(utc_day_start_ms("2024-13-01"), None);
         assert_eq!(utc_day_start_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for days in [-719_468, -1, 0, 11_016, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(
+                days_from_civil(y, i64::from(m), i64::from(d)),
+                days,
+                "{y}-{m}-{d}"
+            );
+        }
     }
 }

@@ -261,23 +261,9 @@ pub fn generate_card_matches(card: &GenerateCard, query: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{WorkflowFileFormat, WorkflowSource};
 
     fn card(types: &[&str]) -> GenerateCard {
-        let summary = WorkflowSummary {
-            id: "user:x.json".into(),
-            source: WorkflowSource::User,
-            name: "x".into(),
-            path: "x.json".into(),
-            format: WorkflowFileFormat::Api,
-            node_count: types.len(),
-            modified_ms: 0,
-            size_bytes: 0,
-            required_models: Vec::new(),
-            inputs: Vec::new(),
-            node_types: types.iter().map(|t| t.to_string()).collect(),
-            problems: Vec::new(),
-        };
+        let summary = WorkflowSummary::of_node_types(types);
         GenerateCard {
             tags: workflow_tags(&summary),
             summary,

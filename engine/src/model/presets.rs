@@ -323,9 +323,10 @@ mod preset_progress_tests {
         assert_eq!(f.eta_secs, Some(22));
     }
 
-    // The server counted an installed file by its figures alone; it is done in full.
+    // Moved from the Models page, whose fallback this rule now is. The server counted an
+    // installed file by its figures alone; it is done in full. Optional files never count.
     #[test]
-    fn an_installed_file_counts_in_full_and_optional_files_not_at_all() {
+    fn aggregate_counts_installed_files_and_unknown_sizes() {
         let mut extra = file(Some(1_000), FileState::Downloading, 500, 100);
         extra.optional = true;
         let f = TransferFigures::of_preset(&[
@@ -333,10 +334,13 @@ mod preset_progress_tests {
             file(Some(300), FileState::Downloading, 100, 50),
             extra,
         ]);
+        assert_eq!(f.speed_bps, 50);
         assert_eq!(f.bytes_done, 200);
         assert_eq!(f.total_bytes, Some(400));
-        assert_eq!(f.speed_bps, 50);
         assert_eq!(f.eta_secs, Some(4));
+        let unknown = TransferFigures::of_preset(&[file(None, FileState::Downloading, 10, 5)]);
+        assert_eq!(unknown.total_bytes, None);
+        assert_eq!(unknown.eta_secs, None);
     }
 
     // The server rounded the ETA down (0 s with bytes still to come), the page up.

@@ -64,6 +64,27 @@ impl WorkflowSummary {
     }
 }
 
+#[cfg(test)]
+impl WorkflowSummary {
+    /// For tests: the user's `x.json`, an API prompt of these node types and nothing else.
+    pub(crate) fn of_node_types(types: &[&str]) -> WorkflowSummary {
+        WorkflowSummary {
+            id: "user:x.json".into(),
+            source: WorkflowSource::User,
+            name: "x".into(),
+            path: "x.json".into(),
+            format: WorkflowFileFormat::Api,
+            node_count: types.len(),
+            modified_ms: 0,
+            size_bytes: 0,
+            required_models: Vec::new(),
+            inputs: Vec::new(),
+            node_types: types.iter().map(|t| t.to_string()).collect(),
+            problems: Vec::new(),
+        }
+    }
+}
+
 /// A model file a workflow's loader picks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequiredModel {

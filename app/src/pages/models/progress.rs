@@ -252,36 +252,3 @@ fn bytes_text(f: &TransferFigures) -> String {
         None => format!("{} so far", format_bytes(f.bytes_done)),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aggregate_counts_installed_files_and_unknown_sizes() {
-        let file = |size: Option<u64>, state: FileState, done: u64, speed: u64| PresetFileView {
-            path: "a".into(),
-            size_bytes: size,
-            optional: false,
-            state,
-            figures: TransferFigures {
-                bytes_done: done,
-                total_bytes: None,
-                speed_bps: speed,
-                eta_secs: None,
-            },
-            error: None,
-            task_id: None,
-        };
-        let f = TransferFigures::of_preset(&[
-            file(Some(100), FileState::Installed, 0, 0),
-            file(Some(300), FileState::Downloading, 100, 50),
-        ]);
-        assert_eq!(f.bytes_done, 200);
-        assert_eq!(f.total_bytes, Some(400));
-        assert_eq!(f.eta_secs, Some(4));
-        let unknown = TransferFigures::of_preset(&[file(None, FileState::Downloading, 10, 5)]);
-        assert_eq!(unknown.total_bytes, None);
-        assert_eq!(unknown.eta_secs, None);
-    }
-}

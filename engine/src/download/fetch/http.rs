@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::Inner;
+use crate::model::days_from_civil;
 use crate::secret::Secret;
 
 /// What to send, and where the chain starts.
@@ -338,17 +339,6 @@ pub(super) fn parse_http_date(s: &str) -> Option<SystemTime> {
     let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec;
     let secs = u64::try_from(secs).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The Hugging Face repository a URL points into: everything before `/resolve/`
