@@ -399,7 +399,13 @@ async fn every_route_is_reachable_with_a_session() {
         } else {
             get(&path).body(Body::empty()).unwrap()
         };
-        let reply = send(&h.app, with_cookie(request, &cookie)).await;
+        // A route that never answers fails here with its name, not as a hung test run.
+        let reply = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            send(&h.app, with_cookie(request, &cookie)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} did not answer within 30 s"));
         assert_ne!(
             reply.status,
             StatusCode::UNAUTHORIZED,

@@ -19,12 +19,16 @@ pub struct Harness {
     _workspace: TempDir,
 }
 
-/// A URL on 127.0.0.1 where nothing listens: bind port 0, read the port, close it again.
+/// A URL on 127.0.0.1 where nothing listens: the discard port (the browser tests use it too).
+/// A port freed after `bind(0)` can be handed to another test's server a moment later, and a
+/// request to a server that accepts but never answers would hang the test instead of failing.
 pub fn closed_local_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-    let port = listener.local_addr().expect("local address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    let url = "http://127.0.0.1:9";
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:9").is_err(),
+        "something listens on 127.0.0.1:9; the tests need it closed"
+    );
+    url.to_string()
 }
 
 /// Starts an engine on a fresh workspace. `password` locks the dashboard; `None` on the
