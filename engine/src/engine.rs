@@ -158,7 +158,14 @@ impl Engine {
         let comfy = ComfyClient::new(&config.comfyui_url);
         let bridge = Bridge::new(comfy.clone(), comfy_client_id, events.clone());
         let gallery = Arc::new(
-            GalleryService::open(&config, store.clone(), events.clone(), activity.clone()).await?,
+            GalleryService::open(
+                &config,
+                store.clone(),
+                events.clone(),
+                activity.clone(),
+                comfy.clone(),
+            )
+            .await?,
         );
         let metrics_config =
             MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);

@@ -40,6 +40,7 @@ impl GalleryService {
         store: Store,
         events: EventBus,
         activity: ActivityLog,
+        comfy: ComfyClient,
     ) -> Result<GalleryService, StoreError> {
         let configured = config.comfyui_output_dir.is_some() || config.comfyui_dir.is_some();
         let root = initial_output_dir(config, &store, configured).await?;
@@ -50,7 +51,7 @@ impl GalleryService {
             store,
             events,
             activity,
-            comfy: ComfyClient::new(&config.comfyui_url),
+            comfy,
             thumbnails,
             configured,
         })
