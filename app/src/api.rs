@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod gallery;
 pub mod generate;
+pub mod users;
 
 /// The error every API call returns, server functions and hand-written routes alike: a
 /// sentence for the user and what kind of failure it is (which decided the HTTP status).
@@ -90,6 +91,8 @@ impl FromServerFnError for ApiError {
 pub struct SessionInfo {
     pub auth_mode: AuthMode,
     pub version: String,
+    /// Who is logged in (in open mode: the administrator).
+    pub caller: Caller,
 }
 
 /// Everything the Settings page shows.
@@ -98,6 +101,10 @@ pub struct SettingsPageData {
     pub settings: SettingsView,
     pub api_tokens: Vec<ApiTokenInfo>,
     pub auth_mode: AuthMode,
+    /// The visitor's own account.
+    pub me: UserInfo,
+    /// `ACCESS_PASSWORD` is admin's password (changed there, not here).
+    pub admin_password_pinned: bool,
 }
 
 #[cfg(not(feature = "ssr"))]
@@ -151,6 +158,36 @@ mod server {
         })
     }
 
+    /// Who is asking: the auth layer put the caller on the request (in open mode, the
+    /// administrator).
+    pub fn caller() -> Result<engine::model::Caller, ApiError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<engine::model::Caller>().cloned())
+            .ok_or_else(|| {
+                set_status(401);
+                ApiError::login_required("Login required: log in at /login")
+            })
+    }
+
+    /// The engine and the caller, which most server functions need together.
+    pub fn engine_and_caller() -> Result<(Arc<Engine>, engine::model::Caller), ApiError> {
+        Ok((engine()?, caller()?))
+    }
+
+    /// The engine, for an administrator only: what the permission table keeps from users
+    /// (installing models, the deck's settings, ComfyUI's own controls) answers 403 to them.
+    pub fn engine_for_admin(what: &str) -> Result<(Arc<Engine>, engine::model::Caller), ApiError> {
+        let (engine, caller) = engine_and_caller()?;
+        if !caller.is_admin() {
+            set_status(engine::model::ErrorKind::Forbidden.http_status());
+            return Err(ApiError::new(
+                engine::model::ErrorKind::Forbidden,
+                format!("only an administrator can {what}"),
+            ));
+        }
+        Ok((engine, caller))
+    }
+
     /// A service's error as this server function's answer (status set from its kind).
     pub fn fail<E: engine::error::Classify>(e: E) -> ApiError {
         let engine = use_context::<Arc<Engine>>();
@@ -171,38 +208,91 @@ mod server {
 
 #[server(endpoint = "session", prefix = "/api", input = GetUrl)]
 pub async fn get_session() -> Result<SessionInfo, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     Ok(SessionInfo {
         auth_mode: engine.auth().mode(),
         version: engine::VERSION.to_string(),
+        caller,
     })
 }
 
 #[server(endpoint = "status", prefix = "/api", input = GetUrl)]
 pub async fn get_status() -> Result<HomeStatus, ApiError> {
-    let engine = server::engine()?;
-    engine.status().home_status().await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .status()
+        .home_status(&caller)
+        .await
+        .map_err(server::fail)
 }
 
 #[server(endpoint = "settings", prefix = "/api", input = GetUrl)]
 pub async fn get_settings() -> Result<SettingsPageData, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
+    let me = engine
+        .auth()
+        .users()
+        .me(&caller)
+        .await
+        .map_err(server::fail)?;
+    let mut settings = engine.settings().view();
+    settings.theme = me.theme.unwrap_or(settings.theme);
+    if !caller.is_admin() {
+        // Tokens and retention are the deck's, not a user's business; not even masked.
+        settings.hf_token_masked = None;
+        settings.civitai_token_masked = None;
+    }
     Ok(SettingsPageData {
-        settings: engine.settings().view(),
-        api_tokens: engine.auth().api_tokens().await.map_err(server::fail)?,
+        settings,
+        api_tokens: engine
+            .auth()
+            .api_tokens(&caller)
+            .await
+            .map_err(server::fail)?,
         auth_mode: engine.auth().mode(),
+        me,
+        admin_password_pinned: engine.config().access_password.is_some(),
     })
 }
 
+/// The theme is each person's own; tokens and retention are the deck's (administrators only).
 #[server(endpoint = "settings/update", prefix = "/api", input = Json)]
 pub async fn update_settings(patch: SettingsPatch) -> Result<SettingsView, ApiError> {
-    let engine = server::engine()?;
-    engine.settings().update(patch).await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    let deck_wide = patch.hf_token.is_some()
+        || patch.civitai_token.is_some()
+        || patch.activity_retention_days.is_some();
+    if deck_wide {
+        server::engine_for_admin("change the deck's tokens or retention")?;
+    }
+    if let Some(theme) = patch.theme {
+        engine
+            .auth()
+            .users()
+            .set_own_theme(&caller, theme)
+            .await
+            .map_err(server::fail)?;
+    }
+    let mut view = if deck_wide {
+        let deck_patch = SettingsPatch {
+            theme: None,
+            ..patch.clone()
+        };
+        engine
+            .settings()
+            .update(deck_patch)
+            .await
+            .map_err(server::fail)?
+    } else {
+        engine.settings().view()
+    };
+    view.theme = patch.theme.or(caller.theme).unwrap_or(view.theme);
+    Ok(view)
 }
 
 #[server(endpoint = "settings/hf/validate", prefix = "/api", input = Json)]
 pub async fn validate_hf_token() -> Result<HfTokenCheck, ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("check the Hugging Face token")?;
     Ok(engine.settings().check_hf_token().await)
 }
 
@@ -211,37 +301,37 @@ pub async fn list_activity(
     kind: Option<String>,
     page: Option<u32>,
 ) -> Result<ActivityPage, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     let kind = engine::activity::ActivityLog::parse_kind(kind.as_deref()).map_err(server::fail)?;
     engine
         .activity()
-        .page(kind, page.unwrap_or(1), ACTIVITY_PAGE_SIZE)
+        .page(&caller, kind, page.unwrap_or(1), ACTIVITY_PAGE_SIZE)
         .await
         .map_err(server::fail)
 }
 
 #[server(endpoint = "activity/clear", prefix = "/api", input = Json)]
 pub async fn clear_activity() -> Result<u64, ApiError> {
-    let engine = server::engine()?;
-    engine.activity().clear().await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine.activity().clear(&caller).await.map_err(server::fail)
 }
 
 #[server(endpoint = "tokens/create", prefix = "/api", input = Json)]
 pub async fn create_api_token(name: String) -> Result<CreatedApiToken, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .auth()
-        .create_api_token(&name)
+        .create_api_token(&caller, &name)
         .await
         .map_err(server::fail)
 }
 
 #[server(endpoint = "tokens/revoke", prefix = "/api", input = Json)]
 pub async fn revoke_api_token(id: i64) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .auth()
-        .revoke_api_token(id)
+        .revoke_api_token(&caller, id)
         .await
         .map_err(server::fail)
 }
@@ -260,7 +350,7 @@ pub async fn get_models() -> Result<ModelsOverview, ApiError> {
 /// Queues the preset's missing files (after the disk-space check); `id` may be either format.
 #[server(endpoint = "presets/install", prefix = "/api", input = Json)]
 pub async fn install_preset(id: String) -> Result<PresetView, ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("install models")?;
     engine
         .downloads()
         .install_preset(&id)
@@ -270,7 +360,7 @@ pub async fn install_preset(id: String) -> Result<PresetView, ApiError> {
 
 #[server(endpoint = "presets/pause", prefix = "/api", input = Json)]
 pub async fn pause_preset(id: String) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("pause model downloads")?;
     engine
         .downloads()
         .pause_preset(&id)
@@ -280,7 +370,7 @@ pub async fn pause_preset(id: String) -> Result<(), ApiError> {
 
 #[server(endpoint = "presets/resume", prefix = "/api", input = Json)]
 pub async fn resume_preset(id: String) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("resume model downloads")?;
     engine
         .downloads()
         .resume_preset(&id)
@@ -291,7 +381,7 @@ pub async fn resume_preset(id: String) -> Result<(), ApiError> {
 /// Stops the preset's downloads; `delete_parts` also deletes what was downloaded so far.
 #[server(endpoint = "presets/cancel", prefix = "/api", input = Json)]
 pub async fn cancel_preset(id: String, delete_parts: bool) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("cancel model downloads")?;
     engine
         .downloads()
         .cancel_preset(&id, delete_parts)
@@ -302,7 +392,7 @@ pub async fn cancel_preset(id: String, delete_parts: bool) -> Result<(), ApiErro
 /// Deletes the preset's files that no other installed preset needs; returns what was freed.
 #[server(endpoint = "presets/remove", prefix = "/api", input = Json)]
 pub async fn remove_preset(id: String) -> Result<u64, ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("remove models")?;
     engine
         .downloads()
         .remove_preset(&id)
@@ -313,7 +403,7 @@ pub async fn remove_preset(id: String) -> Result<u64, ApiError> {
 
 #[server(endpoint = "downloads/pause", prefix = "/api", input = Json)]
 pub async fn pause_download(task_id: i64) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("pause model downloads")?;
     engine
         .downloads()
         .pause_task(task_id)
@@ -323,7 +413,7 @@ pub async fn pause_download(task_id: i64) -> Result<(), ApiError> {
 
 #[server(endpoint = "downloads/resume", prefix = "/api", input = Json)]
 pub async fn resume_download(task_id: i64) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("resume model downloads")?;
     engine
         .downloads()
         .resume_task(task_id)
@@ -333,7 +423,7 @@ pub async fn resume_download(task_id: i64) -> Result<(), ApiError> {
 
 #[server(endpoint = "downloads/cancel", prefix = "/api", input = Json)]
 pub async fn cancel_download(task_id: i64, delete_part: bool) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("cancel model downloads")?;
     engine
         .downloads()
         .cancel_task(task_id, delete_part)
@@ -344,17 +434,17 @@ pub async fn cancel_download(task_id: i64, delete_part: bool) -> Result<(), ApiE
 /// Re-reads the workspace catalog and syncs `PRESET_REGISTRY_URL` when set.
 #[server(endpoint = "catalog/sync", prefix = "/api", input = Json)]
 pub async fn sync_catalog() -> Result<String, ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("sync the preset catalog")?;
     engine.catalog().sync().await.map_err(server::fail)
 }
 
 /// Restarts a ComfyUI that comfydeck supervises (`COMFYUI_DIR`); 400 otherwise.
 #[server(endpoint = "comfyui/restart", prefix = "/api", input = Json)]
 pub async fn restart_comfyui() -> Result<ComfyProcess, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .status()
-        .restart_comfyui()
+        .restart_comfyui(&caller)
         .await
         .map_err(server::fail)
 }
@@ -415,7 +505,7 @@ pub async fn get_prompt_history(prompt_id: String) -> Result<RunRecord, ApiError
 
 #[server(endpoint = "comfy/queue/clear", prefix = "/api", input = Json)]
 pub async fn clear_comfy_queue() -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, _) = server::engine_for_admin("clear ComfyUI's queue")?;
     engine.bridge().clear_queue().await.map_err(server::fail)
 }
 

@@ -47,10 +47,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The visitor's own theme, else the deck's.
 #[cfg(feature = "ssr")]
 fn server_theme() -> engine::model::Theme {
-    use_context::<std::sync::Arc<engine::Engine>>()
-        .map(|e| e.settings().theme())
+    let own = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<engine::model::Caller>()?.theme);
+    own.or_else(|| use_context::<std::sync::Arc<engine::Engine>>().map(|e| e.settings().theme()))
         .unwrap_or_default()
 }
 

@@ -3,13 +3,15 @@
 use crate::clock::now_ms;
 use crate::error::Classify;
 use crate::events::EventBus;
-use crate::model::{ActivityEntry, ActivityKind, ActivityPage, ErrorKind};
+use crate::model::{ActivityEntry, ActivityKind, ActivityPage, Caller, ErrorKind};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActivityError {
     #[error("unknown activity kind {0:?}; use one of settings, auth, download, error, system")]
     UnknownKind(String),
+    #[error("only an administrator can clear the activity log")]
+    Forbidden,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -18,6 +20,7 @@ impl Classify for ActivityError {
     fn kind(&self) -> ErrorKind {
         match self {
             ActivityError::UnknownKind(_) => ErrorKind::Invalid,
+            ActivityError::Forbidden => ErrorKind::Forbidden,
             ActivityError::Store(e) => e.kind(),
         }
     }
@@ -41,6 +44,12 @@ impl ActivityLog {
         crate::events::record_activity(&self.store, &self.events, kind, message).await
     }
 
+    /// The same, for something a person did: they see it in their own Activity.
+    pub async fn record_for(&self, user_id: i64, kind: ActivityKind, message: impl Into<String>) {
+        crate::events::record_activity_as(&self.store, &self.events, Some(user_id), kind, message)
+            .await
+    }
+
     /// A kind as the API names it; `None` or empty means every kind.
     pub fn parse_kind(name: Option<&str>) -> Result<Option<ActivityKind>, ActivityError> {
         match name.filter(|k| !k.is_empty()) {
@@ -51,21 +60,47 @@ impl ActivityLog {
         }
     }
 
-    /// A page of entries, newest first.
+    /// A page of entries, newest first: everything for an administrator, a user's own
+    /// entries for them.
     pub async fn page(
         &self,
+        caller: &Caller,
         kind: Option<ActivityKind>,
         page: u32,
         per_page: u32,
     ) -> Result<ActivityPage, ActivityError> {
-        Ok(self.store.activity_page(kind, page, per_page).await?)
+        Ok(self
+            .store
+            .activity_page(Self::scope(caller), kind, page, per_page)
+            .await?)
     }
 
-    pub async fn recent(&self, count: u32) -> Result<Vec<ActivityEntry>, ActivityError> {
-        Ok(self.store.activity_page(None, 1, count).await?.entries)
+    pub async fn recent(
+        &self,
+        caller: &Caller,
+        count: u32,
+    ) -> Result<Vec<ActivityEntry>, ActivityError> {
+        Ok(self
+            .store
+            .activity_page(Self::scope(caller), None, 1, count)
+            .await?
+            .entries)
     }
 
-    pub async fn clear(&self) -> Result<u64, ActivityError> {
+    /// Whether a live entry may be shown to this caller.
+    pub fn visible_to(entry: &ActivityEntry, caller: &Caller) -> bool {
+        caller.is_admin() || entry.user_id == Some(caller.user_id)
+    }
+
+    fn scope(caller: &Caller) -> Option<i64> {
+        (!caller.is_admin()).then_some(caller.user_id)
+    }
+
+    /// Clears the whole log: an administrator's action.
+    pub async fn clear(&self, caller: &Caller) -> Result<u64, ActivityError> {
+        if !caller.is_admin() {
+            return Err(ActivityError::Forbidden);
+        }
         let removed = self.store.clear_activity().await?;
         // Not recorded as activity: a cleared log should read as empty.
         tracing::info!(removed, "activity log cleared");

@@ -428,6 +428,18 @@ async fn install_startup_presets(
 /// The download view of a workspace that another process serves: `presets list` and
 /// `presets status` read through it while a server runs (SQLite in WAL mode lets readers in).
 /// Nothing here runs transfers or writes files.
+/// The accounts of a workspace, for the `users` commands: they work while a server holds it
+/// (both write through SQLite; the server sees a change at the next request).
+pub async fn open_users(config: &Config) -> Result<crate::auth::UsersService, EngineError> {
+    let store = Store::open(&config.layout().database()).await?;
+    let activity = ActivityLog::new(store.clone(), EventBus::new());
+    Ok(crate::auth::UsersService::new(
+        store,
+        activity,
+        config.access_password.is_some(),
+    ))
+}
+
 pub async fn open_read_only(config: &Config) -> Result<Arc<DownloadManager>, EngineError> {
     let layout = config.layout();
     let store = Store::open(&layout.database()).await?;

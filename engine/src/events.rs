@@ -74,9 +74,20 @@ pub async fn record_activity(
     kind: crate::model::ActivityKind,
     message: impl Into<String>,
 ) {
+    record_activity_as(store, events, None, kind, message).await
+}
+
+/// The same, for a user's own action (`None`: the deck's).
+pub async fn record_activity_as(
+    store: &crate::store::Store,
+    events: &EventBus,
+    user_id: Option<i64>,
+    kind: crate::model::ActivityKind,
+    message: impl Into<String>,
+) {
     let message = message.into();
     match store
-        .add_activity(crate::clock::now_ms(), kind, &message)
+        .add_activity(crate::clock::now_ms(), user_id, kind, &message)
         .await
     {
         Ok(entry) => events.publish(Event::Activity(entry)),
@@ -115,6 +126,7 @@ mod tests {
             at_ms: 2,
             kind: ActivityKind::System,
             message: "m".into(),
+            user_id: None,
         };
         bus.publish(Event::Activity(entry.clone()));
         assert_eq!(rx.recv().await.unwrap(), Event::Activity(entry));

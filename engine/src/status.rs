@@ -26,6 +26,8 @@ pub enum StatusError {
         "ComfyUI is not started by comfydeck (set COMFYUI_DIR to let it); restart it where it runs"
     )]
     NotSupervised,
+    #[error("only an administrator can restart ComfyUI")]
+    Forbidden,
     #[error(transparent)]
     Activity(#[from] ActivityError),
 }
@@ -34,6 +36,7 @@ impl Classify for StatusError {
     fn kind(&self) -> ErrorKind {
         match self {
             StatusError::NotSupervised => ErrorKind::Invalid,
+            StatusError::Forbidden => ErrorKind::Forbidden,
             StatusError::Activity(e) => e.kind(),
         }
     }
@@ -159,8 +162,11 @@ impl StatusService {
         }
     }
 
-    /// "Restart ComfyUI": only when comfydeck runs it.
-    pub async fn restart_comfyui(&self) -> Result<ComfyProcess, StatusError> {
+    /// "Restart ComfyUI": only when comfydeck runs it, and only for an administrator.
+    pub async fn restart_comfyui(&self, caller: &Caller) -> Result<ComfyProcess, StatusError> {
+        if !caller.is_admin() {
+            return Err(StatusError::Forbidden);
+        }
         let supervisor = self.supervisor.get().ok_or(StatusError::NotSupervised)?;
         self.activity
             .record(ActivityKind::System, "ComfyUI restart requested")
@@ -169,11 +175,12 @@ impl StatusService {
         Ok(supervisor.state())
     }
 
-    pub async fn home_status(&self) -> Result<HomeStatus, StatusError> {
+    /// Home: the pod's health for everyone; the recent activity the caller may see.
+    pub async fn home_status(&self, caller: &Caller) -> Result<HomeStatus, StatusError> {
         let (stats, comfy, recent) = tokio::join!(
             self.system_stats(),
             self.comfy_status(),
-            self.activity.recent(8)
+            self.activity.recent(caller, 8)
         );
         Ok(HomeStatus {
             stats,

@@ -22,6 +22,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the database holds an unknown activity kind {0:?}")]
     UnknownKind(String),
+    #[error("the database holds an unknown role {0:?}")]
+    UnknownRole(String),
 }
 
 impl crate::error::Classify for StoreError {
@@ -172,15 +174,17 @@ impl Store {
     pub async fn add_activity(
         &self,
         at_ms: i64,
+        user_id: Option<i64>,
         kind: ActivityKind,
         message: &str,
     ) -> StoreResult<ActivityEntry> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO activity (at_ms, kind, message) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO activity (at_ms, kind, message, user_id) VALUES (?, ?, ?, ?) RETURNING id",
         )
         .bind(at_ms)
         .bind(kind.as_str())
         .bind(message)
+        .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(ActivityEntry {
@@ -188,12 +192,15 @@ impl Store {
             at_ms,
             kind,
             message: message.to_string(),
+            user_id,
         })
     }
 
-    /// Newest first. `page` is 1-based; out-of-range pages come back empty.
+    /// Newest first; `user_id` keeps one user's entries only. `page` is 1-based;
+    /// out-of-range pages come back empty.
     pub async fn activity_page(
         &self,
+        user_id: Option<i64>,
         kind: Option<ActivityKind>,
         page: u32,
         per_page: u32,
@@ -201,18 +208,23 @@ impl Store {
         let page = page.max(1);
         let per_page = per_page.clamp(1, 500);
         let kind_str = kind.map(ActivityKind::as_str);
-        let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM activity WHERE (?1 IS NULL OR kind = ?1)")
-                .bind(kind_str)
-                .fetch_one(&self.pool)
-                .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM activity
+             WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR user_id = ?2)",
+        )
+        .bind(kind_str)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
         let rows = sqlx::query(
-            "SELECT id, at_ms, kind, message FROM activity WHERE (?1 IS NULL OR kind = ?1)
+            "SELECT id, at_ms, kind, message, user_id FROM activity
+             WHERE (?1 IS NULL OR kind = ?1) AND (?4 IS NULL OR user_id = ?4)
              ORDER BY at_ms DESC, id DESC LIMIT ?2 OFFSET ?3",
         )
         .bind(kind_str)
         .bind(i64::from(per_page))
         .bind(i64::from(page - 1) * i64::from(per_page))
+        .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
         let entries = rows
@@ -224,6 +236,7 @@ impl Store {
                     at_ms: r.get("at_ms"),
                     kind: ActivityKind::parse(&kind).ok_or(StoreError::UnknownKind(kind))?,
                     message: r.get("message"),
+                    user_id: r.get("user_id"),
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -257,11 +270,13 @@ impl Store {
     pub async fn create_session(
         &self,
         token_hash: &str,
+        user_id: i64,
         now_ms: i64,
         expires_ms: i64,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sessions (token_hash, created_ms, expires_ms, last_seen_ms) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?)")
             .bind(token_hash)
+            .bind(user_id)
             .bind(now_ms)
             .bind(expires_ms)
             .bind(now_ms)
@@ -325,14 +340,16 @@ impl Store {
 
     pub async fn create_api_token(
         &self,
+        user_id: i64,
         name: &str,
         token_hash: &str,
         hint: &str,
         now_ms: i64,
     ) -> StoreResult<ApiTokenInfo> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (name, token_hash, hint, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_tokens (user_id, name, token_hash, hint, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
+        .bind(user_id)
         .bind(name)
         .bind(token_hash)
         .bind(hint)
@@ -348,12 +365,13 @@ impl Store {
         })
     }
 
-    /// Tokens not revoked, newest first.
-    pub async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenInfo>> {
+    /// A user's tokens not revoked, newest first.
+    pub async fn api_tokens(&self, user_id: i64) -> StoreResult<Vec<ApiTokenInfo>> {
         let rows = sqlx::query(
             "SELECT id, name, hint, created_ms, last_used_ms FROM api_tokens
-             WHERE revoked_ms IS NULL ORDER BY created_ms DESC, id DESC",
+             WHERE revoked_ms IS NULL AND user_id = ? ORDER BY created_ms DESC, id DESC",
         )
+        .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -379,13 +397,21 @@ impl Store {
         .await?)
     }
 
-    /// Revokes a token; returns its name when it existed and was live.
-    pub async fn revoke_api_token(&self, id: i64, now_ms: i64) -> StoreResult<Option<String>> {
+    /// Revokes one of a user's tokens; returns its name when it existed, was theirs and was
+    /// live.
+    pub async fn revoke_api_token(
+        &self,
+        user_id: i64,
+        id: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
-            "UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL RETURNING name",
+            "UPDATE api_tokens SET revoked_ms = ?
+             WHERE id = ? AND user_id = ? AND revoked_ms IS NULL RETURNING name",
         )
         .bind(now_ms)
         .bind(id)
+        .bind(user_id)
         .fetch_optional(&self.pool)
         .await?)
     }

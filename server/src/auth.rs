@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use engine::auth::LoginError;
-use engine::model::{encode_path, ErrorKind};
+use engine::model::{self, encode_path, Caller, ErrorKind};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,42 +29,69 @@ pub const LOGIN_PATH: &str = "/api/auth/login";
 pub const LOGOUT_PATH: &str = "/api/auth/logout";
 
 /// Lets a request through when logins are off, the path is public, or it carries a live
-/// session cookie or API token. Otherwise pages redirect to `/login` and everything else
-/// gets 401 with a JSON message.
-pub async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// session cookie or API token; the [`Caller`] it resolved to goes into the request's
+/// extensions, where every handler and server function finds who is asking. Otherwise pages
+/// redirect to `/login` and everything else gets 401 with a JSON message.
+pub async fn require_auth(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_string();
     if !state.engine.auth().mode().requires_login() {
         if path == "/login" {
             return Redirect::to("/").into_response();
         }
+        request
+            .extensions_mut()
+            .insert(state.engine.auth().open_caller());
         return next.run(request).await;
     }
     if path == "/login" {
         // A logged-in visitor has no business on the login page.
-        if is_authenticated(&state, request.headers()).await {
+        if authenticated_caller(&state, request.headers())
+            .await
+            .is_some()
+        {
             return Redirect::to("/").into_response();
         }
         return next.run(request).await;
     }
     // Public paths first: static files must not cost a credentials lookup.
-    if is_public(&path) || is_authenticated(&state, request.headers()).await {
+    if is_public(&path) {
         return next.run(request).await;
     }
-    deny(&request)
+    match authenticated_caller(&state, request.headers()).await {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => deny(&request),
+    }
 }
 
-async fn is_authenticated(state: &AppState, headers: &HeaderMap) -> bool {
+/// Who the request's API token or session cookie belongs to, when either is live.
+async fn authenticated_caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
     let result = if let Some(token) = bearer_token(headers) {
-        state.engine.auth().api_token_is_valid(token).await
+        state.engine.auth().api_token_caller(token).await
     } else if let Some(token) = session_cookie(headers) {
-        state.engine.auth().session_is_valid(token).await
+        state.engine.auth().session_caller(token).await
     } else {
-        return false;
+        return None;
     };
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, "could not check credentials");
-        false
+        None
     })
+}
+
+/// The caller the auth layer put on a request (handlers behind [`require_auth`] always have
+/// one).
+pub fn caller_of(request_extensions: &axum::http::Extensions) -> Result<Caller, AppError> {
+    request_extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| AppError::login_required("Login required"))
 }
 
 fn deny(request: &Request) -> Response {
@@ -116,6 +143,9 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 #[derive(Deserialize)]
 struct LoginForm {
+    /// Absent means `admin`: scripts written for the one-password deck keep working.
+    #[serde(default)]
+    username: Option<String>,
     password: String,
     #[serde(default)]
     next: Option<String>,
@@ -152,8 +182,19 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             Redirect::to(&next).into_response()
         };
     }
-    match state.engine.auth().login(&form.password, &client).await {
-        Ok(token) => {
+    let username = form
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(model::ADMIN_USERNAME);
+    match state
+        .engine
+        .auth()
+        .login(username, &form.password, &client)
+        .await
+    {
+        Ok((token, _)) => {
             let cookie = session_cookie_header(&token, &headers, false);
             let mut response = if is_json {
                 StatusCode::NO_CONTENT.into_response()
@@ -164,11 +205,14 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             response
         }
         Err(LoginError::WrongPassword) if is_json => {
-            json_error(StatusCode::UNAUTHORIZED, "wrong password")
+            json_error(StatusCode::UNAUTHORIZED, "wrong username or password")
         }
-        Err(LoginError::WrongPassword) => {
-            Redirect::to(&format!("/login?error=wrong&next={}", encode_path(&next))).into_response()
-        }
+        Err(LoginError::WrongPassword) => Redirect::to(&format!(
+            "/login?error=wrong&user={}&next={}",
+            encode_path(username),
+            encode_path(&next)
+        ))
+        .into_response(),
         Err(LoginError::RateLimited(wait)) => {
             let secs = wait.as_secs().max(1);
             let mut response = if is_json {
@@ -178,7 +222,8 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
                 )
             } else {
                 Redirect::to(&format!(
-                    "/login?error=limited&wait={secs}&next={}",
+                    "/login?error=limited&wait={secs}&user={}&next={}",
+                    encode_path(username),
                     encode_path(&next)
                 ))
                 .into_response()
@@ -217,7 +262,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 fn parse_login(body: &Bytes, is_json: bool) -> Result<LoginForm, String> {
     if is_json {
         serde_json::from_slice(body)
-            .map_err(|e| format!("expected JSON {{\"password\": \"…\"}}: {e}"))
+            .map_err(|e| format!("expected JSON {{\"username\": \"…\", \"password\": \"…\"}}: {e}"))
     } else {
         serde_urlencoded::from_bytes(body)
             .map_err(|e| format!("expected a form with a password field: {e}"))

@@ -11,8 +11,11 @@ use base64::Engine as _;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+mod accounts;
 mod service;
+mod users;
 pub use service::{AuthService, LoginError};
+pub use users::UsersService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -25,6 +28,12 @@ pub enum AuthError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// It clashes with what exists (a taken name, the admin account).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -35,6 +44,8 @@ impl crate::error::Classify for AuthError {
         match self {
             AuthError::Invalid(_) => ErrorKind::Invalid,
             AuthError::NotFound(_) => ErrorKind::NotFound,
+            AuthError::Forbidden(_) => ErrorKind::Forbidden,
+            AuthError::Conflict(_) => ErrorKind::Conflict,
             AuthError::Hash(_) | AuthError::BadHash(_) | AuthError::Store(_) => ErrorKind::Internal,
         }
     }

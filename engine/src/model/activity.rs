@@ -41,6 +41,9 @@ pub struct ActivityEntry {
     pub at_ms: i64,
     pub kind: ActivityKind,
     pub message: String,
+    /// Whose action it was; `None` for the deck's own entries (only administrators see those).
+    #[serde(default)]
+    pub user_id: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,6 +45,7 @@ mod tests {
             at_ms: 5,
             kind: ActivityKind::Auth,
             message: "login".into(),
+            user_id: Some(1),
         });
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["type"], "activity");

@@ -18,6 +18,7 @@ mod presets;
 mod runs;
 mod settings;
 mod system;
+mod users;
 mod workflows;
 
 pub use activity::*;
@@ -34,4 +35,5 @@ pub use presets::*;
 pub use runs::*;
 pub use settings::*;
 pub use system::*;
+pub use users::*;
 pub use workflows::*;

@@ -179,7 +179,12 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
 
     let activity = engine
         .activity()
-        .page(Some(ActivityKind::Download), 1, 10)
+        .page(
+            &engine.auth().open_caller(),
+            Some(ActivityKind::Download),
+            1,
+            10,
+        )
         .await
         .unwrap();
     let messages: Vec<&str> = activity
@@ -539,7 +544,12 @@ async fn a_checksum_mismatch_fails_the_preset_and_leaves_no_file() {
 
     let errors = engine
         .activity()
-        .page(Some(ActivityKind::Error), 1, 10)
+        .page(
+            &engine.auth().open_caller(),
+            Some(ActivityKind::Error),
+            1,
+            10,
+        )
         .await
         .unwrap();
     assert!(
@@ -669,7 +679,12 @@ async fn start_up_presets_install_by_either_id_format() {
     wait_for(&engine, "boot-preset", Duration::from_secs(20), installed).await;
     let errors = engine
         .activity()
-        .page(Some(ActivityKind::Error), 1, 10)
+        .page(
+            &engine.auth().open_caller(),
+            Some(ActivityKind::Error),
+            1,
+            10,
+        )
         .await
         .unwrap();
     assert!(
@@ -745,7 +760,12 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
     }
     let errors = engine
         .activity()
-        .page(Some(ActivityKind::Error), 1, 10)
+        .page(
+            &engine.auth().open_caller(),
+            Some(ActivityKind::Error),
+            1,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(

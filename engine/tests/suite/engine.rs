@@ -17,7 +17,7 @@ use engine::auth::{AuthError, LoginError};
 use engine::clock::now_ms;
 use engine::config::Config;
 use engine::model::{
-    ActivityKind, AuthMode, Event, SettingsPatch, SettingsView, Theme,
+    ActivityKind, AuthMode, Event, Role, SettingsPatch, SettingsView, Theme,
     DEFAULT_ACTIVITY_RETENTION_DAYS,
 };
 use engine::secret::Secret;
@@ -59,7 +59,12 @@ fn patch() -> SettingsPatch {
 }
 
 async fn all_activity(engine: &Engine) -> Vec<engine::model::ActivityEntry> {
-    engine.activity().page(None, 1, 500).await.unwrap().entries
+    engine
+        .activity()
+        .page(&engine.auth().open_caller(), None, 1, 500)
+        .await
+        .unwrap()
+        .entries
 }
 
 /// Serves `router` on an ephemeral 127.0.0.1 port; returns its base URL.
@@ -337,7 +342,12 @@ async fn settings_are_masked_validated_and_persisted() {
     assert_eq!(engine.store().setting("hf_token").await.unwrap(), None);
     let newest = &engine
         .activity()
-        .page(Some(ActivityKind::Settings), 1, 1)
+        .page(
+            &engine.auth().open_caller(),
+            Some(ActivityKind::Settings),
+            1,
+            1,
+        )
         .await
         .unwrap()
         .entries[0];
@@ -369,11 +379,16 @@ async fn retention_removes_old_activity() {
     let now = now_ms();
     let store = engine.store();
     let old = store
-        .add_activity(now - 40 * DAY_MS, ActivityKind::System, "forty days old")
+        .add_activity(
+            now - 40 * DAY_MS,
+            None,
+            ActivityKind::System,
+            "forty days old",
+        )
         .await
         .unwrap();
     let recent = store
-        .add_activity(now - 3_600_000, ActivityKind::System, "an hour old")
+        .add_activity(now - 3_600_000, None, ActivityKind::System, "an hour old")
         .await
         .unwrap();
 
@@ -384,19 +399,20 @@ async fn retention_removes_old_activity() {
     assert!(entries.iter().any(|e| e.id == recent.id), "{entries:?}");
 
     let two_days_a = store
-        .add_activity(now - 2 * DAY_MS, ActivityKind::Auth, "two days old")
+        .add_activity(now - 2 * DAY_MS, None, ActivityKind::Auth, "two days old")
         .await
         .unwrap();
     let two_days_b = store
         .add_activity(
             now - 2 * DAY_MS - 1,
+            None,
             ActivityKind::Error,
             "two days old too",
         )
         .await
         .unwrap();
     let half_day = store
-        .add_activity(now - DAY_MS / 2, ActivityKind::Auth, "half a day old")
+        .add_activity(now - DAY_MS / 2, None, ActivityKind::Auth, "half a day old")
         .await
         .unwrap();
     // Nothing is pruned under the default 30 days.
@@ -454,33 +470,42 @@ async fn access_password_login_sessions_and_logout() {
     let (engine, report) = start(config.clone()).await;
     assert_eq!(engine.auth().mode(), AuthMode::Password);
     assert_eq!(report.generated_password, None);
+    let admin = engine.auth().open_caller();
+    assert_eq!(admin.username, "admin");
 
-    match engine.auth().login("wrong", "1.1.1.1").await {
+    match engine.auth().login("admin", "wrong", "1.1.1.1").await {
         Err(LoginError::WrongPassword) => {}
         other => panic!("expected WrongPassword, got {other:?}"),
     }
     // A prefix or a longer string is wrong too.
     assert!(matches!(
-        engine.auth().login("pw-12345", "1.1.1.1").await,
+        engine.auth().login("admin", "pw-12345", "1.1.1.1").await,
         Err(LoginError::WrongPassword)
     ));
     assert!(matches!(
-        engine.auth().login("pw-1234567", "1.1.1.1").await,
+        engine.auth().login("admin", "pw-1234567", "1.1.1.1").await,
         Err(LoginError::WrongPassword)
     ));
 
     let token = engine
         .auth()
-        .login("pw-123456", "1.1.1.1")
+        .login("admin", "pw-123456", "1.1.1.1")
         .await
-        .expect("right password");
+        .expect("right password")
+        .0;
     assert!(token.len() >= 32, "{token}");
-    assert!(engine.auth().session_is_valid(&token).await.unwrap());
+    assert!(engine
+        .auth()
+        .session_caller(&token)
+        .await
+        .unwrap()
+        .is_some());
     assert!(!engine
         .auth()
-        .session_is_valid("not-a-session")
+        .session_caller("not-a-session")
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     // Only a hash of the token is stored.
     let store = engine.store();
     assert!(store
@@ -493,23 +518,27 @@ async fn access_password_login_sessions_and_logout() {
         .await
         .unwrap()
         .is_none());
-    let other = engine.auth().login("pw-123456", "1.1.1.1").await.unwrap();
+    let (other, _) = engine
+        .auth()
+        .login("admin", "pw-123456", "1.1.1.1")
+        .await
+        .unwrap();
     assert_ne!(token, other, "each login gets its own session");
 
     let auth = engine
         .activity()
-        .page(Some(ActivityKind::Auth), 1, 50)
+        .page(&admin, Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
     assert!(
         auth.iter()
-            .any(|e| e.message.contains("Failed login from 1.1.1.1")),
+            .any(|e| e.message.contains("Failed login as admin from 1.1.1.1")),
         "{auth:?}"
     );
     assert!(
         auth.iter()
-            .any(|e| e.message.starts_with("Login from 1.1.1.1")),
+            .any(|e| e.message.starts_with("admin logged in from 1.1.1.1")),
         "{auth:?}"
     );
     assert!(
@@ -520,12 +549,27 @@ async fn access_password_login_sessions_and_logout() {
     // Sessions live in the database: they survive a restart.
     shut_down(engine);
     let (engine, _) = start(config).await;
-    assert!(engine.auth().session_is_valid(&token).await.unwrap());
+    assert!(engine
+        .auth()
+        .session_caller(&token)
+        .await
+        .unwrap()
+        .is_some());
 
     engine.auth().logout(&token).await.unwrap();
-    assert!(!engine.auth().session_is_valid(&token).await.unwrap());
+    assert!(!engine
+        .auth()
+        .session_caller(&token)
+        .await
+        .unwrap()
+        .is_some());
     assert!(
-        engine.auth().session_is_valid(&other).await.unwrap(),
+        engine
+            .auth()
+            .session_caller(&other)
+            .await
+            .unwrap()
+            .is_some(),
         "only that session ends"
     );
 }
@@ -548,12 +592,21 @@ async fn off_loopback_without_password_generates_one_once() {
     assert!(password.len() >= 16, "{password}");
     assert!(!format!("{:?}", engine.config()).contains(&password));
 
-    let hash = engine
-        .store()
-        .setting("auth.generated_password_hash")
-        .await
-        .unwrap()
-        .expect("hash stored");
+    // It is admin's password; only its argon2 hash is kept.
+    let admin_hash = || async {
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = 'admin'")
+            .fetch_one(
+                &sqlx::SqlitePool::connect(&format!(
+                    "sqlite://{}",
+                    engine.layout().database().display()
+                ))
+                .await
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+    };
+    let hash = admin_hash().await;
     assert!(hash.starts_with("$argon2"), "{hash}");
     assert!(!hash.contains(&password), "{hash}");
     let all = engine.store().all_settings().await.unwrap();
@@ -569,24 +622,36 @@ async fn off_loopback_without_password_generates_one_once() {
         report.generated_password, None,
         "only the first start reveals it"
     );
-    assert_eq!(
-        engine
-            .store()
-            .setting("auth.generated_password_hash")
+    let still = {
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            engine.layout().database().display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = 'admin'")
+            .fetch_one(&pool)
             .await
             .unwrap()
-            .as_deref(),
-        Some(hash.as_str()),
-        "the same password is kept"
-    );
+    };
+    assert_eq!(still, hash, "the same password is kept");
     let token = engine
         .auth()
-        .login(&password, "2.2.2.2")
+        .login("admin", &password, "2.2.2.2")
         .await
-        .expect("the generated password works");
-    assert!(engine.auth().session_is_valid(&token).await.unwrap());
+        .expect("the generated password works")
+        .0;
+    assert!(engine
+        .auth()
+        .session_caller(&token)
+        .await
+        .unwrap()
+        .is_some());
     assert!(matches!(
-        engine.auth().login("not-the-password", "2.2.2.2").await,
+        engine
+            .auth()
+            .login("admin", "not-the-password", "2.2.2.2")
+            .await,
         Err(LoginError::WrongPassword)
     ));
 
@@ -600,10 +665,14 @@ async fn off_loopback_without_password_generates_one_once() {
     assert_eq!(engine.auth().mode(), AuthMode::Password);
     assert_eq!(report.generated_password, None);
     assert!(matches!(
-        engine.auth().login(&password, "3.3.3.3").await,
+        engine.auth().login("admin", &password, "3.3.3.3").await,
         Err(LoginError::WrongPassword)
     ));
-    engine.auth().login("explicit-pw", "3.3.3.3").await.unwrap();
+    engine
+        .auth()
+        .login("admin", "explicit-pw", "3.3.3.3")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -616,12 +685,12 @@ async fn failed_logins_are_rate_limited_per_client() {
     let (engine, _) = start(config).await;
 
     for attempt in 1..=5 {
-        match engine.auth().login("wrong", "6.6.6.6").await {
+        match engine.auth().login("admin", "wrong", "6.6.6.6").await {
             Err(LoginError::WrongPassword) => {}
             other => panic!("attempt {attempt}: expected WrongPassword, got {other:?}"),
         }
     }
-    match engine.auth().login("pw-123456", "6.6.6.6").await {
+    match engine.auth().login("admin", "pw-123456", "6.6.6.6").await {
         Err(LoginError::RateLimited(wait)) => {
             assert!(wait >= Duration::from_secs(1), "{wait:?}");
             assert!(wait <= Duration::from_secs(5 * 60), "{wait:?}");
@@ -629,27 +698,47 @@ async fn failed_logins_are_rate_limited_per_client() {
         other => panic!("6th attempt: expected RateLimited, got {other:?}"),
     }
     assert!(matches!(
-        engine.auth().login("wrong", "6.6.6.6").await,
+        engine.auth().login("admin", "wrong", "6.6.6.6").await,
         Err(LoginError::RateLimited(_))
     ));
 
-    // Another client is not affected.
-    let token = engine
+    // The username is limited too, from any client: guesses spread over many addresses
+    // cannot go on.
+    assert!(matches!(
+        engine.auth().login("admin", "pw-123456", "7.7.7.7").await,
+        Err(LoginError::RateLimited(_))
+    ));
+    // Another user from another client is not affected.
+    let admin = engine.auth().open_caller();
+    let bob = engine
         .auth()
-        .login("pw-123456", "7.7.7.7")
+        .users()
+        .add(&admin, "bob", Role::User, Some("bob-password".into()))
         .await
-        .expect("other client");
-    assert!(engine.auth().session_is_valid(&token).await.unwrap());
+        .unwrap();
+    let (token, caller) = engine
+        .auth()
+        .login("bob", "bob-password", "8.8.8.8")
+        .await
+        .expect("other user, other client");
+    assert_eq!(caller.user_id, bob.user.id);
+    assert!(engine
+        .auth()
+        .session_caller(&token)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_tokens_are_created_checked_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = start(test_config(dir.path())).await;
+    let admin = engine.auth().open_caller();
 
     let created = engine
         .auth()
-        .create_api_token("  my script  ")
+        .create_api_token(&admin, "  my script  ")
         .await
         .unwrap();
     assert!(created.token.starts_with("cd_"), "{}", created.token);
@@ -663,24 +752,30 @@ async fn api_tokens_are_created_checked_and_revoked() {
     assert_ne!(created.info.hint, created.token);
     assert!(engine
         .auth()
-        .api_token_is_valid(&created.token)
+        .api_token_caller(&created.token)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert!(!engine
         .auth()
-        .api_token_is_valid("cd_not-a-token")
+        .api_token_caller("cd_not-a-token")
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
 
-    let second = engine.auth().create_api_token("second").await.unwrap();
-    let list = engine.auth().api_tokens().await.unwrap();
+    let second = engine
+        .auth()
+        .create_api_token(&admin, "second")
+        .await
+        .unwrap();
+    let list = engine.auth().api_tokens(&admin).await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].id, second.info.id, "newest first");
     assert!(list[1].last_used_ms.is_some(), "use is recorded: {list:?}");
 
     let auth = engine
         .activity()
-        .page(Some(ActivityKind::Auth), 1, 50)
+        .page(&admin, Some(ActivityKind::Auth), 1, 50)
         .await
         .unwrap()
         .entries;
@@ -695,34 +790,40 @@ async fn api_tokens_are_created_checked_and_revoked() {
 
     engine
         .auth()
-        .revoke_api_token(created.info.id)
+        .revoke_api_token(&admin, created.info.id)
         .await
         .unwrap();
     assert!(!engine
         .auth()
-        .api_token_is_valid(&created.token)
+        .api_token_caller(&created.token)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert!(engine
         .auth()
-        .api_token_is_valid(&second.token)
+        .api_token_caller(&second.token)
         .await
-        .unwrap());
-    match engine.auth().revoke_api_token(created.info.id).await {
+        .unwrap()
+        .is_some());
+    match engine
+        .auth()
+        .revoke_api_token(&admin, created.info.id)
+        .await
+    {
         Err(AuthError::NotFound(msg)) => {
             assert!(msg.contains(&created.info.id.to_string()), "{msg}")
         }
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert_eq!(engine.auth().api_tokens().await.unwrap().len(), 1);
+    assert_eq!(engine.auth().api_tokens(&admin).await.unwrap().len(), 1);
 
     for bad in ["", "   ", &"x".repeat(65)] {
-        match engine.auth().create_api_token(bad).await {
+        match engine.auth().create_api_token(&admin, bad).await {
             Err(AuthError::Invalid(_)) => {}
             other => panic!("name {bad:?}: expected Invalid, got {other:?}"),
         }
     }
-    assert_eq!(engine.auth().api_tokens().await.unwrap().len(), 1);
+    assert_eq!(engine.auth().api_tokens(&admin).await.unwrap().len(), 1);
 }
 
 // -- health and ComfyUI ----------------------------------------------------------------------
@@ -1028,6 +1129,7 @@ async fn home_status_has_stats_and_newest_activity_first() {
             .store()
             .add_activity(
                 now - 100_000 + i * 1_000,
+                None,
                 ActivityKind::System,
                 &format!("event {i}"),
             )
@@ -1035,7 +1137,11 @@ async fn home_status_has_stats_and_newest_activity_first() {
             .unwrap();
     }
 
-    let home = engine.status().home_status().await.unwrap();
+    let home = engine
+        .status()
+        .home_status(&engine.auth().open_caller())
+        .await
+        .unwrap();
     assert!(home.stats.memory.limit_bytes > 0, "{:?}", home.stats.memory);
     assert!(home.stats.sampled_at_ms > 0);
     assert!(!home.comfy.reachable);
@@ -1071,7 +1177,12 @@ async fn concurrent_failed_logins_cannot_exceed_the_limit() {
     let attempts: Vec<_> = (0..20)
         .map(|_| {
             let engine = Arc::clone(&engine);
-            tokio::spawn(async move { engine.auth().login("a-wrong-guess", "9.9.9.9").await })
+            tokio::spawn(async move {
+                engine
+                    .auth()
+                    .login("admin", "a-wrong-guess", "9.9.9.9")
+                    .await
+            })
         })
         .collect();
     let (mut wrong, mut limited) = (0, 0);
@@ -1095,9 +1206,17 @@ async fn clearing_activity_leaves_the_log_empty() {
     let (engine, _report) = start(test_config(dir.path())).await;
     engine.activity().record(ActivityKind::System, "one").await;
     engine.activity().record(ActivityKind::Auth, "two").await;
-    let removed = engine.activity().clear().await.unwrap();
+    let removed = engine
+        .activity()
+        .clear(&engine.auth().open_caller())
+        .await
+        .unwrap();
     assert!(removed >= 2, "removed {removed}");
-    let page = engine.activity().page(None, 1, 25).await.unwrap();
+    let page = engine
+        .activity()
+        .page(&engine.auth().open_caller(), None, 1, 25)
+        .await
+        .unwrap();
     assert_eq!(
         page.total, 0,
         "a cleared log reads as empty: {:?}",

@@ -464,7 +464,7 @@ async fn delete_removes_the_file_the_thumbnail_and_the_row_and_says_so() {
         }
     }
     assert!(saw_change && saw_activity);
-    let activity = s.store.activity_page(None, 1, 10).await.unwrap();
+    let activity = s.store.activity_page(None, None, 1, 10).await.unwrap();
     assert!(activity
         .entries
         .iter()
@@ -686,7 +686,7 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
     loop {
         let activity = engine
             .activity()
-            .page(None, 1, 50)
+            .page(&engine.auth().open_caller(), None, 1, 50)
             .await
             .unwrap()
             .entries

@@ -33,7 +33,7 @@ async fn data_survives_reopening_the_file() {
             .await
             .unwrap();
         store
-            .add_activity(5, ActivityKind::System, "before reopen")
+            .add_activity(5, None, ActivityKind::System, "before reopen")
             .await
             .unwrap();
         drop(store);
@@ -49,7 +49,7 @@ async fn data_survives_reopening_the_file() {
     assert_eq!(store.setting("other").await.unwrap().as_deref(), Some("42"));
     let all = store.all_settings().await.unwrap();
     assert_eq!(all.len(), 2, "{all:?}");
-    let page = store.activity_page(None, 1, 10).await.unwrap();
+    let page = store.activity_page(None, None, 1, 10).await.unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.entries[0].message, "before reopen");
 }
@@ -107,7 +107,7 @@ async fn activity_pages_are_newest_first_and_filterable() {
     for i in 0..30i64 {
         let kind = kinds[(i as usize) % kinds.len()];
         let entry = store
-            .add_activity(1_000 * (i + 1), kind, &format!("entry {i}"))
+            .add_activity(1_000 * (i + 1), None, kind, &format!("entry {i}"))
             .await
             .unwrap();
         assert_eq!(entry.at_ms, 1_000 * (i + 1));
@@ -115,7 +115,7 @@ async fn activity_pages_are_newest_first_and_filterable() {
         assert!(entry.id > 0);
     }
 
-    let first = store.activity_page(None, 1, 10).await.unwrap();
+    let first = store.activity_page(None, None, 1, 10).await.unwrap();
     assert_eq!(first.total, 30);
     assert_eq!(first.page, 1);
     assert_eq!(first.per_page, 10);
@@ -129,17 +129,17 @@ async fn activity_pages_are_newest_first_and_filterable() {
         first.entries.iter().map(|e| e.at_ms).collect::<Vec<_>>()
     );
 
-    let second = store.activity_page(None, 2, 10).await.unwrap();
+    let second = store.activity_page(None, None, 2, 10).await.unwrap();
     assert_eq!(second.entries.len(), 10);
     assert_eq!(second.entries[0].message, "entry 19");
 
-    let third = store.activity_page(None, 3, 10).await.unwrap();
+    let third = store.activity_page(None, None, 3, 10).await.unwrap();
     assert_eq!(third.total, 30);
     assert_eq!(third.entries.len(), 10);
     assert_eq!(third.entries[0].message, "entry 9");
     assert_eq!(third.entries[9].message, "entry 0", "the oldest is last");
 
-    let fourth = store.activity_page(None, 4, 10).await.unwrap();
+    let fourth = store.activity_page(None, None, 4, 10).await.unwrap();
     assert!(fourth.entries.is_empty(), "{:?}", fourth.entries);
     assert_eq!(fourth.total, 30);
 
@@ -154,7 +154,7 @@ async fn activity_pages_are_newest_first_and_filterable() {
 
     // Kind filter: i % 4 == 1 is Auth → i in {1,5,9,13,17,21,25,29} = 8 entries.
     let auth = store
-        .activity_page(Some(ActivityKind::Auth), 1, 100)
+        .activity_page(None, Some(ActivityKind::Auth), 1, 100)
         .await
         .unwrap();
     assert_eq!(auth.total, 8);
@@ -163,7 +163,7 @@ async fn activity_pages_are_newest_first_and_filterable() {
     assert_eq!(auth.entries[0].message, "entry 29");
     // Settings: i % 4 == 0 → {0,4,…,28} = 8; System: i % 4 == 3 → {3,…,27} = 7.
     let settings = store
-        .activity_page(Some(ActivityKind::Settings), 1, 3)
+        .activity_page(None, Some(ActivityKind::Settings), 1, 3)
         .await
         .unwrap();
     assert_eq!(settings.total, 8);
@@ -173,12 +173,12 @@ async fn activity_pages_are_newest_first_and_filterable() {
         .iter()
         .all(|e| e.kind == ActivityKind::Settings));
     let system = store
-        .activity_page(Some(ActivityKind::System), 1, 100)
+        .activity_page(None, Some(ActivityKind::System), 1, 100)
         .await
         .unwrap();
     assert_eq!(system.total, 7);
     let errors = store
-        .activity_page(Some(ActivityKind::Error), 1, 100)
+        .activity_page(None, Some(ActivityKind::Error), 1, 100)
         .await
         .unwrap();
     assert_eq!(errors.total, 7);
@@ -191,6 +191,7 @@ async fn prune_and_clear_activity() {
         store
             .add_activity(
                 1_000 * (i + 1),
+                None,
                 ActivityKind::ALL[(i as usize) % 4],
                 &format!("entry {i}"),
             )
@@ -200,7 +201,7 @@ async fn prune_and_clear_activity() {
     // Strictly older than 10_500: at_ms 1000..=10000 → 10 entries.
     let removed = store.prune_activity(10_500).await.unwrap();
     assert_eq!(removed, 10);
-    let page = store.activity_page(None, 1, 100).await.unwrap();
+    let page = store.activity_page(None, None, 1, 100).await.unwrap();
     assert_eq!(page.total, 20);
     assert!(page.entries.iter().all(|e| e.at_ms >= 10_500));
     assert_eq!(page.entries.last().unwrap().at_ms, 11_000);
@@ -210,11 +211,14 @@ async fn prune_and_clear_activity() {
     assert_eq!(removed, 0);
     let removed = store.prune_activity(11_001).await.unwrap();
     assert_eq!(removed, 1);
-    assert_eq!(store.activity_page(None, 1, 1).await.unwrap().total, 19);
+    assert_eq!(
+        store.activity_page(None, None, 1, 1).await.unwrap().total,
+        19
+    );
 
     let cleared = store.clear_activity().await.unwrap();
     assert_eq!(cleared, 19);
-    let page = store.activity_page(None, 1, 10).await.unwrap();
+    let page = store.activity_page(None, None, 1, 10).await.unwrap();
     assert_eq!(page.total, 0);
     assert!(page.entries.is_empty());
     assert_eq!(store.clear_activity().await.unwrap(), 0);
@@ -225,11 +229,11 @@ async fn sessions_expire_and_are_pruned() {
     let (_dir, store) = fresh_store().await;
     let now = 1_000_000;
     store
-        .create_session("hash-a", now, now + 500)
+        .create_session("hash-a", 1, now, now + 500)
         .await
         .unwrap();
     store
-        .create_session("hash-b", now, now + 5_000)
+        .create_session("hash-b", 1, now, now + 5_000)
         .await
         .unwrap();
 
@@ -296,11 +300,11 @@ async fn sessions_expire_and_are_pruned() {
 async fn api_tokens_list_use_and_revoke() {
     let (_dir, store) = fresh_store().await;
     let first = store
-        .create_api_token("laptop", "hash-1", "cd_aaaaaa…", 100)
+        .create_api_token(1, "laptop", "hash-1", "cd_aaaaaa…", 100)
         .await
         .unwrap();
     let second = store
-        .create_api_token("ci", "hash-2", "cd_bbbbbb…", 200)
+        .create_api_token(1, "ci", "hash-2", "cd_bbbbbb…", 200)
         .await
         .unwrap();
     assert_ne!(first.id, second.id);
@@ -309,7 +313,7 @@ async fn api_tokens_list_use_and_revoke() {
     assert_eq!(first.created_ms, 100);
     assert_eq!(first.last_used_ms, None);
 
-    let list = store.api_tokens().await.unwrap();
+    let list = store.api_tokens(1).await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0], second, "newest first");
     assert_eq!(list[1], first);
@@ -322,7 +326,7 @@ async fn api_tokens_list_use_and_revoke() {
         store.use_api_token("no-such-hash", 556).await.unwrap(),
         None
     );
-    let list = store.api_tokens().await.unwrap();
+    let list = store.api_tokens(1).await.unwrap();
     let used = list.iter().find(|t| t.id == first.id).unwrap();
     assert_eq!(used.last_used_ms, Some(555));
     let unused = list.iter().find(|t| t.id == second.id).unwrap();
@@ -330,21 +334,30 @@ async fn api_tokens_list_use_and_revoke() {
 
     assert_eq!(
         store
-            .revoke_api_token(first.id, 600)
+            .revoke_api_token(1, first.id, 600)
             .await
             .unwrap()
             .as_deref(),
         Some("laptop")
     );
     assert_eq!(
-        store.revoke_api_token(first.id, 700).await.unwrap(),
+        store.revoke_api_token(1, first.id, 700).await.unwrap(),
         None,
         "revoked only once"
     );
     assert_eq!(
-        store.revoke_api_token(9_999, 700).await.unwrap(),
+        store.revoke_api_token(1, 9_999, 700).await.unwrap(),
         None,
         "unknown id"
+    );
+    assert_eq!(
+        store.revoke_api_token(2, second.id, 700).await.unwrap(),
+        None,
+        "another user's token is not theirs to revoke"
+    );
+    assert!(
+        store.api_tokens(2).await.unwrap().is_empty(),
+        "lists are per user"
     );
     assert_eq!(
         store.use_api_token("hash-1", 800).await.unwrap(),
@@ -352,7 +365,7 @@ async fn api_tokens_list_use_and_revoke() {
         "revoked no longer validates"
     );
 
-    let list = store.api_tokens().await.unwrap();
+    let list = store.api_tokens(1).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id, second.id);
     assert_eq!(
@@ -365,15 +378,15 @@ async fn api_tokens_list_use_and_revoke() {
 async fn api_token_hashes_are_unique() {
     let (_dir, store) = fresh_store().await;
     store
-        .create_api_token("one", "same-hash", "cd_x…", 1)
+        .create_api_token(1, "one", "same-hash", "cd_x…", 1)
         .await
         .unwrap();
     assert!(
         store
-            .create_api_token("two", "same-hash", "cd_x…", 2)
+            .create_api_token(1, "two", "same-hash", "cd_x…", 2)
             .await
             .is_err(),
         "a token hash may only be stored once"
     );
-    assert_eq!(store.api_tokens().await.unwrap().len(), 1);
+    assert_eq!(store.api_tokens(1).await.unwrap().len(), 1);
 }
