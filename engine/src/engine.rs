@@ -431,7 +431,17 @@ async fn install_startup_presets(
 /// The accounts of a workspace, for the `users` commands: they work while a server holds it
 /// (both write through SQLite; the server sees a change at the next request).
 pub async fn open_users(config: &Config) -> Result<crate::auth::UsersService, EngineError> {
-    let store = Store::open(&config.layout().database()).await?;
+    let database = config.layout().database();
+    if let Some(folder) = database.parent() {
+        // A first `users add` before the first start: the server creates the rest later.
+        std::fs::create_dir_all(folder).map_err(|e| {
+            EngineError::Workspace(crate::workspace::WorkspaceError::CreateDir {
+                path: folder.to_path_buf(),
+                source: e,
+            })
+        })?;
+    }
+    let store = Store::open(&database).await?;
     let activity = ActivityLog::new(store.clone(), EventBus::new());
     Ok(crate::auth::UsersService::new(
         store,

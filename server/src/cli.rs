@@ -1,5 +1,5 @@
-//! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`
-//! and `comfydeck workflow to-api`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
+//! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`,
+//! `comfydeck workflow to-api` and `comfydeck users …`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
 //! environment variable, and its default is the engine's (`engine::config`); options of one
 //! command, such as `--to` or `--json`, are flags only.
 
@@ -38,6 +38,84 @@ pub enum Command {
     /// Workflow tools that need no server.
     #[command(subcommand)]
     Workflow(WorkflowAction),
+    /// Accounts: add, list, set passwords, disable, enable and remove people. Works while a
+    /// server holds the workspace.
+    Users(UsersArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub action: UsersAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersAction {
+    /// Add a user; prints a generated password unless --password-stdin gives one.
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// An administrator instead of a user.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input (8+ characters).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Every account with its role, state and last login.
+    List {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Set a new password (generated and printed unless --password-stdin); ends their
+    /// sessions.
+    Passwd {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Stop a user from logging in; ends their sessions, their API tokens stop working.
+    Disable {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Let a disabled user log in again.
+    Enable {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Remove a user: sessions end, API tokens are revoked, outputs pass to admin.
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+impl UsersAction {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            UsersAction::Add { common, .. }
+            | UsersAction::List { common, .. }
+            | UsersAction::Passwd { common, .. }
+            | UsersAction::Disable { common, .. }
+            | UsersAction::Enable { common, .. }
+            | UsersAction::Remove { common, .. } => common,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]

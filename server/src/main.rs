@@ -19,6 +19,10 @@ async fn main() {
             init_cli_logging(&args.common.log_level);
             commands::download(args).await
         }
+        Some(Command::Users(args)) => {
+            init_cli_logging(&args.action.common().log_level);
+            commands::users(args.action).await
+        }
         Some(Command::Workflow(action)) => {
             init_cli_logging("info");
             commands::workflow(action).await

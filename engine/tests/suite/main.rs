@@ -14,5 +14,6 @@ mod gallery;
 mod generate;
 mod store;
 mod supervisor;
+mod users;
 mod workflows;
 mod workspace_yaml;
