@@ -237,3 +237,195 @@ fn workflow_to_api_prints_the_frontends_prompt_or_fails_clearly() {
     assert!(message.contains("cannot be converted"), "{message}");
     assert!(message.contains("NoSuchNode"), "{message}");
 }
+
+/// A free loopback port (bound, read and released; the server binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `comfydeck users …` with standard input (for `--password-stdin`).
+fn comfydeck_with_stdin(workspace: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--workspace")
+        .arg(workspace)
+        .env_remove("WORKSPACE_ROOT")
+        .env_remove("ACCESS_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Logs in over HTTP; the session cookie on success, the status otherwise.
+async fn http_login(base: &str, username: &str, password: &str) -> Result<String, u16> {
+    let reply = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    if !reply.status().is_success() {
+        return Err(reply.status().as_u16());
+    }
+    let cookie = reply.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    Ok(cookie)
+}
+
+async fn session_status(base: &str, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}/api/session"))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_commands_manage_accounts_of_a_running_server() {
+    let ws = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--port", &port.to_string(), "--workspace"])
+        .arg(ws.path())
+        .env_remove("DASHBOARD_HOST")
+        .env("ACCESS_PASSWORD", "the-admin-password")
+        .env("COMFYUI_URL", "http://127.0.0.1:9")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{base}/health")).await.is_err() {
+        assert!(started.elapsed().as_secs() < 30, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ws_path = ws.path().to_path_buf();
+    let run = move |args: &'static [&'static str], stdin: &'static str| {
+        let ws_path = ws_path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || comfydeck_with_stdin(&ws_path, args, stdin))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Added while the server runs, with a generated password printed once.
+    let out = run(&["users", "add", "Alice"], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Added alice (user)"), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .expect("the generated password is printed")
+        .to_string();
+    let alice = http_login(&base, "alice", &password)
+        .await
+        .expect("the server lets alice in at once");
+    assert_eq!(session_status(&base, &alice).await, 200);
+
+    let out = run(
+        &["users", "add", "bob", "--admin", "--password-stdin"],
+        "bob-password\n",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("Password"),
+        "a given password is not echoed"
+    );
+    http_login(&base, "bob", "bob-password").await.unwrap();
+
+    let out = run(&["users", "list", "--json"], "").await;
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "alice", "bob"]);
+    assert_eq!(list[2]["role"], "admin");
+    assert!(list[0].get("password_hash").is_none());
+    let out = run(&["users", "list"], "").await;
+    let table = text(&out.stdout);
+    assert!(table.lines().next().unwrap().starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("alice") && table.contains("active"),
+        "{table}"
+    );
+
+    // Disabling ends alice's session on the running server; enabling lets her log in again.
+    let out = run(&["users", "disable", "alice"], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(session_status(&base, &alice).await, 401);
+    assert_eq!(http_login(&base, "alice", &password).await, Err(401));
+    let out = run(&["users", "enable", "alice"], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let alice = http_login(&base, "alice", &password).await.unwrap();
+
+    // A new password ends her sessions.
+    let out = run(
+        &["users", "passwd", "alice", "--password-stdin"],
+        "alice-new-pass\n",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(session_status(&base, &alice).await, 401);
+    let alice = http_login(&base, "alice", "alice-new-pass").await.unwrap();
+
+    // Mistakes exit non-zero with the reason.
+    for (args, reason) in [
+        (&["users", "add", "alice"][..], "already exists"),
+        (&["users", "remove", "admin"][..], "admin account"),
+        (&["users", "disable", "nobody"][..], "no user named nobody"),
+        (&["users", "add", "bad name"][..], "not allowed"),
+    ] {
+        let args: &'static [&'static str] = Box::leak(args.to_vec().into_boxed_slice());
+        let out = run(args, "").await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(reason),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(&["users", "passwd", "bob", "--password-stdin"], "short\n").await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("at least 8"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["users", "remove", "alice"], "").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(session_status(&base, &alice).await, 401);
+    assert_eq!(http_login(&base, "alice", "alice-new-pass").await, Err(401));
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
