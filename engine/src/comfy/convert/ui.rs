@@ -758,7 +758,7 @@ impl<'a, 'o> Converter<'a, 'o> {
         };
         // 3. Flatten.
         let mut stack = Vec::new();
-        converter.expand(0, "", None, None, &mut stack)?;
+        converter.expand(0, "", None, &mut stack)?;
         Ok(converter)
     }
 
@@ -767,7 +767,6 @@ impl<'a, 'o> Converter<'a, 'o> {
         graph: usize,
         prefix: &str,
         instance: Option<usize>,
-        inherited_mode: Option<i64>,
         stack: &mut Vec<usize>,
     ) -> Result<(), ConvertError> {
         for node in 0..self.graphs[graph].nodes.len() {
@@ -777,10 +776,9 @@ impl<'a, 'o> Converter<'a, 'o> {
             } else {
                 format!("{prefix}:{}", raw.id)
             };
-            let mode = match inherited_mode {
-                Some(m) if raw.mode != MODE_NEVER && raw.mode != MODE_BYPASS => m,
-                _ => raw.mode,
-            };
+            // Each node keeps its own mode: an instance's mode does not reach the nodes inside
+            // (the editor sets theirs when the instance is bypassed or muted).
+            let mode = raw.mode;
             let index = self.execs.len();
             self.execs.push(Exec {
                 id: id.clone(),
@@ -799,12 +797,7 @@ impl<'a, 'o> Converter<'a, 'o> {
                     });
                 }
                 stack.push(def);
-                let inherit = if mode == MODE_NEVER || mode == MODE_BYPASS {
-                    Some(mode)
-                } else {
-                    inherited_mode
-                };
-                self.expand(def, &id, Some(index), inherit, stack)?;
+                self.expand(def, &id, Some(index), stack)?;
                 stack.pop();
             }
         }
@@ -936,10 +929,6 @@ impl<'a, 'o> Converter<'a, 'o> {
             };
         }
         match p.kind {
-            // A muted instance: its consumers lose the link (as with any muted node).
-            Kind::Instance(_) if e.mode == MODE_NEVER => {
-                Ok(Some(Resolved::Link(e.id.clone(), slot)))
-            }
             Kind::Instance(def) => self.resolve_subgraph_output(exec, def, slot, wanted, visited),
             Kind::Primitive | Kind::Reroute | Kind::Note => {
                 if p.inputs.get(slot).is_some() {
@@ -1254,10 +1243,9 @@ fn instance_inputs(raw: &RawNode<'_>, def: &Graph<'_>, inner: &[Prepared<'_>]) -
 }
 
 /// The widgets promoted onto a subgraph instance, in the order of its inputs: a copy of the
-/// inner widget that each widget socket's subgraph input drives, named after the subgraph
-/// input, then valued from the instance's `widgets_values` in order. Older frontends also
-/// stored the value of a promoted seed's `control_after_generate`; those extra values are
-/// skipped.
+/// inner widget that each widget socket's subgraph input drives (its value, without the
+/// seed's `control_after_generate` companion), named after the subgraph input, then valued
+/// from the instance's `widgets_values` by position.
 fn promoted_widgets(
     raw: &RawNode<'_>,
     inputs: &[Input],
@@ -1269,32 +1257,22 @@ fn promoted_widgets(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let promoted: Vec<(&IoSlot, &Widget)> = inputs
+    inputs
         .iter()
         .filter(|i| i.widget.is_some())
         .filter_map(|i| {
             let io = def.inputs.iter().find(|io| io.name == i.name)?;
             Some((io, inner_widget(def, inner, io)?))
         })
-        .collect();
-    let legacy_controls = values.len() > promoted.len();
-    let mut next = 0;
-    let mut widgets = Vec::new();
-    for (io, copied) in promoted {
-        let value = values.get(next).cloned().or_else(|| copied.value.clone());
-        next += 1;
-        if legacy_controls && copied.control {
-            next += 1;
-        }
-        widgets.push(Widget {
+        .enumerate()
+        .map(|(place, (io, copied))| Widget {
             name: io.name.clone(),
-            value,
+            value: values.get(place).cloned().or_else(|| copied.value.clone()),
             send: false,
             dynamic: false,
             control: copied.control,
-        });
-    }
-    widgets
+        })
+        .collect()
 }
 
 /// The first widget inside that a subgraph input drives: through each of its links, the
