@@ -654,6 +654,7 @@ fn every_template_pair_converts_exactly() {
     let object_info = full_object_info();
     let (mut compared, mut unknown, mut failures) = (0, 0, Vec::new());
     for release in &releases {
+        let (compared_before, unknown_before) = (compared, unknown);
         let mut files: Vec<_> = std::fs::read_dir(release)
             .expect("release dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -698,6 +699,12 @@ fn every_template_pair_converts_exactly() {
                 }
             }
         }
+        eprintln!(
+            "templates {}: {} compared, {} refused naming a missing class",
+            release.file_name().unwrap_or_default().to_string_lossy(),
+            compared - compared_before,
+            unknown - unknown_before
+        );
     }
     let total = compared + unknown;
     assert!(total > 0, "no template pairs under {}", root.display());
