@@ -633,3 +633,90 @@ fn every_prompt_error_fixture_is_explained() {
         assert_eq!(serde_json::from_value::<PromptRejection>(json).unwrap(), r);
     }
 }
+
+/// The official workflow templates, converted by the real frontend (see
+/// `fixtures/comfyui/templates/README.md` and `scripts/record-conversions.sh`): every pair
+/// converts exactly, and a template whose node classes the recorded `object_info` lacks
+/// fails naming one of them.
+#[test]
+fn every_template_pair_converts_exactly() {
+    let root = common::fixture_dir().join("templates");
+    let mut releases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    releases.sort();
+    assert!(
+        releases.len() >= 2,
+        "expected pairs of at least two template releases"
+    );
+    let object_info = full_object_info();
+    let (mut compared, mut unknown, mut failures) = (0, 0, Vec::new());
+    for release in &releases {
+        let (compared_before, unknown_before) = (compared, unknown);
+        let mut files: Vec<_> = std::fs::read_dir(release)
+            .expect("release dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let pair = read_json(&file);
+            let name = format!(
+                "{}/{}",
+                pair["release"].as_str().unwrap_or_default(),
+                pair["template"].as_str().unwrap_or_default()
+            );
+            let missing: Vec<&str> = pair["missing_classes"]
+                .as_array()
+                .map(|m| m.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match ui_to_api_seeded(&pair["ui_workflow"], &object_info, 0) {
+                Err(ConvertError::UnknownClass { node }) => {
+                    unknown += 1;
+                    if !missing.contains(&node.class_type.as_str()) {
+                        failures.push(format!(
+                            "{name}: unknown class {} is not among the recorded missing \
+                             classes {missing:?}",
+                            node.class_type
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{name}: conversion failed: {e}")),
+                Ok(prompt) => {
+                    compared += 1;
+                    let Some(expected) = pair.get("api_prompt") else {
+                        failures.push(format!(
+                            "{name}: converted, but the frontend refused it: {}",
+                            pair["frontend_error"]
+                        ));
+                        continue;
+                    };
+                    if let Some(diff) = first_difference(expected, &prompt.to_value()) {
+                        failures.push(format!("{name}: {diff}"));
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "templates {}: {} compared, {} refused naming a missing class",
+            release.file_name().unwrap_or_default().to_string_lossy(),
+            compared - compared_before,
+            unknown - unknown_before
+        );
+    }
+    let total = compared + unknown;
+    assert!(total > 0, "no template pairs under {}", root.display());
+    eprintln!(
+        "template pairs: {total} ({compared} compared, {unknown} with classes that object_info \
+         lacks), {} failing",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {total} template pairs differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

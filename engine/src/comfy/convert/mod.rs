@@ -4,18 +4,22 @@
 //! `definitions`, widget values by position) cannot be queued as it is: `POST /prompt` takes
 //! the *API format*, an object of node id → `{inputs, class_type, _meta}`. [`ui_to_api`]
 //! does what the frontend's `graphToPrompt` does (verified against prompts that the real
-//! frontend 1.27.10 produced, the `ui_to_api_*.json` fixtures):
+//! frontend 1.27.10 produced: the `ui_to_api_*.json` fixtures and, under `templates/`, every
+//! official template of two template releases, recorded by `scripts/record-conversions.sh`):
 //!
 //! - widget values are mapped to input names through the class's `/object_info` inputs, in
 //!   `input_order` (required, then optional), skipping the values of frontend-only widgets
-//!   (the `control_after_generate` companion of a seed, an upload button, …);
+//!   (the `control_after_generate` companion of a seed, an upload button, …) and sending
+//!   those the frontend's core extensions add (a button's value, an empty string for an
+//!   audio player, a 3D view or a text preview);
 //! - frontend-only nodes (Note, MarkdownNote, PrimitiveNode, Reroute) never reach the
 //!   prompt: links are followed through Reroutes, a PrimitiveNode's value is copied into the
 //!   widgets it drives;
 //! - bypassed nodes (mode 4) are replaced by a pass-through of their input of the matching
 //!   type, muted nodes (mode 2) are dropped together with every input linked to them;
 //! - subgraph instances are flattened, their inner nodes get ids like `10:6` (`10:3:6` when
-//!   nested);
+//!   nested) and keep their own mode; an instance has one input per subgraph input, and the
+//!   widgets promoted onto it are valued from its `widgets_values`;
 //! - `STRING` widgets flagged `dynamicPrompts` have comments removed and `{a|b}` choices made.
 //!
 //! [`check_prompt`] looks for what would make ComfyUI refuse the prompt (unknown node types,

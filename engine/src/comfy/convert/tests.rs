@@ -176,7 +176,9 @@ fn subgraph_workflow(instance_mode: i64, promoted: Value) -> Value {
             ],
             "links": [
                 {"id": 10, "origin_id": -10, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "IMAGE"},
-                {"id": 11, "origin_id": -10, "origin_slot": 1, "target_id": 2, "target_slot": 1, "type": "STRING"},
+                // The slot of `prefix` among the Sink's inputs as the frontend lays them out
+                // (sockets, then widget sockets): image, steps, seed, prefix, points.
+                {"id": 11, "origin_id": -10, "origin_slot": 1, "target_id": 2, "target_slot": 3, "type": "STRING"},
                 {"id": 13, "origin_id": -10, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}
             ]
         }]}
@@ -199,15 +201,23 @@ fn promoted_widget_value_of_the_instance_reaches_the_inner_node() {
 }
 
 #[test]
-fn bypassed_instance_passes_through_and_drops_its_nodes() {
+fn instance_mode_does_not_reach_the_nodes_inside() {
+    // Bypassed: its consumers get the matching input passed through, and the nodes inside
+    // keep their own mode (frontend 1.27.10; the editor sets it when bypassing).
     let out = convert(subgraph_workflow(4, json!(["promoted"]))).unwrap();
-    assert!(out.get("7:2").is_none(), "{out}");
+    assert_eq!(out["7:2"]["inputs"]["prefix"], json!("promoted"), "{out}");
     assert_eq!(out["3"]["inputs"]["image"], json!(["1", 0]));
 
+    // Muted: the output is still resolved inside.
     let out = convert(subgraph_workflow(2, json!(["promoted"]))).unwrap();
+    assert!(out.get("7:2").is_some(), "{out}");
+    assert_eq!(out["3"]["inputs"]["image"], json!(["1", 0]), "{out}");
+
+    // Inner nodes muted or bypassed on their own are left out.
+    let mut wf = subgraph_workflow(4, json!(["promoted"]));
+    wf["definitions"]["subgraphs"][0]["nodes"][0]["mode"] = json!(4);
+    let out = convert(wf).unwrap();
     assert!(out.get("7:2").is_none(), "{out}");
-    // Resolved to an inner node that is muted: the input goes.
-    assert_eq!(out["3"]["inputs"].get("image"), None, "{out}");
 }
 
 #[test]

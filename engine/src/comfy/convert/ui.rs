@@ -85,6 +85,8 @@ struct RawNode<'a> {
 
 #[derive(Debug)]
 struct IoSlot {
+    name: String,
+    type_name: String,
     link_ids: Vec<String>,
 }
 
@@ -245,6 +247,12 @@ fn parse_io(v: Option<&Value>) -> Vec<IoSlot> {
             slots
                 .iter()
                 .map(|s| IoSlot {
+                    name: s
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    type_name: slot_type(s.get("type")),
                     link_ids: s
                         .get("linkIds")
                         .and_then(Value::as_array)
@@ -379,6 +387,10 @@ struct Slot {
     default: Option<Value>,
     /// Where the frontend's Load3D buttons go (their number varies between versions).
     buttons: bool,
+    /// The value always sent, whatever was saved (the frontend's display widgets).
+    fixed: Option<Value>,
+    /// Takes a place in `widgets_values` (the frontend's `serialize = false` widgets do not).
+    saved: bool,
 }
 
 impl Slot {
@@ -390,17 +402,35 @@ impl Slot {
             control: false,
             default: None,
             buttons: false,
+            fixed: None,
+            saved: true,
         }
     }
 
     fn sent(spec: &InputSpec) -> Slot {
         Slot {
-            name: spec.name.clone(),
             send: true,
-            dynamic: false,
-            control: false,
-            default: None,
-            buttons: false,
+            ..Slot::hidden(&spec.name)
+        }
+    }
+
+    /// A widget of a frontend extension that shows something (an audio player, a 3D view, a
+    /// text preview): sent as an empty string.
+    fn display(name: &str, saved: bool) -> Slot {
+        Slot {
+            send: true,
+            fixed: Some(json!("")),
+            saved,
+            ..Slot::hidden(name)
+        }
+    }
+
+    /// A button: sent with its value (which a saved value replaces, as for any widget).
+    fn button(name: &str, value: &str) -> Slot {
+        Slot {
+            send: true,
+            default: Some(json!(value)),
+            ..Slot::hidden(name)
         }
     }
 }
@@ -457,14 +487,13 @@ fn input_widgets(spec: &InputSpec, with_forced: bool, out: &mut Vec<Slot>) {
                 default: default_value(spec),
                 ..Slot::sent(spec)
             });
-            let refresh_button = spec
-                .options
-                .get("remote")
-                .and_then(|r| r.get("refresh_button"))
-                .and_then(Value::as_bool)
-                == Some(true);
-            if spec.is_combo() && refresh_button {
-                out.push(Slot::hidden("refresh"));
+            // A combo whose list comes from a route gets an auto-refresh toggle, and a
+            // refresh button when asked for.
+            if let Some(remote) = spec.options.get("remote").filter(|_| spec.is_combo()) {
+                out.push(Slot::hidden("Auto-refresh after generation"));
+                if remote.get("refresh_button").and_then(Value::as_bool) == Some(true) {
+                    out.push(Slot::button("refresh", "refresh"));
+                }
             }
             if control {
                 out.push(Slot::hidden("control_after_generate"));
@@ -497,6 +526,15 @@ fn class_layout(class: &NodeClass, with_forced: bool) -> Vec<Slot> {
     for spec in class.inputs.iter().filter(|s| !s.optional) {
         input_widgets(spec, with_forced, &mut slots);
     }
+    // Inputs that the core frontend extensions add to the required ones, by class: an audio
+    // player, a 3D view.
+    match class.name.as_str() {
+        "LoadAudio" | "SaveAudio" | "PreviewAudio" | "SaveAudioMP3" | "SaveAudioOpus" => {
+            slots.push(Slot::display("audioUI", false));
+        }
+        "Preview3D" | "Preview3DAnimation" | "SaveGLB" => slots.push(Slot::display("image", true)),
+        _ => {}
+    }
     // The upload extensions add a button input after the required ones.
     let media_upload = class.inputs.iter().any(|s| {
         !s.optional
@@ -515,22 +553,30 @@ fn class_layout(class: &NodeClass, with_forced: bool) -> Vec<Slot> {
     for spec in class.inputs.iter().filter(|s| s.optional) {
         input_widgets(spec, with_forced, &mut slots);
     }
+    // Made when the node is created, after the class's widgets: the text preview.
+    if class.name == "PreviewAny" {
+        slots.push(Slot::display("preview", false));
+    }
     slots
 }
 
 /// Expands the Load3D button placeholder: as many buttons as the saved values have room for.
 fn expand_buttons(slots: Vec<Slot>, saved: Option<usize>) -> Vec<Slot> {
-    let fixed = slots.iter().filter(|s| !s.buttons).count();
-    let names: &[&str] = match saved.unwrap_or(fixed).saturating_sub(fixed) {
+    let fixed = slots.iter().filter(|s| !s.buttons && s.saved).count();
+    let names: &[(&str, &str)] = match saved.unwrap_or(fixed).saturating_sub(fixed) {
         0 => &[],
-        1 => &["upload 3d model"],
-        2 => &["upload 3d model", "clear"],
-        _ => &["upload 3d model", "upload extra resources", "clear"],
+        1 => &[("upload 3d model", "upload3dmodel")],
+        2 => &[("upload 3d model", "upload3dmodel"), ("clear", "clear")],
+        _ => &[
+            ("upload 3d model", "upload3dmodel"),
+            ("upload extra resources", "uploadExtraResources"),
+            ("clear", "clear"),
+        ],
     };
     let mut out = Vec::with_capacity(slots.len() + names.len());
     for slot in slots {
         if slot.buttons {
-            out.extend(names.iter().map(|n| Slot::hidden(n)));
+            out.extend(names.iter().map(|(n, v)| Slot::button(n, v)));
         } else {
             out.push(slot);
         }
@@ -540,24 +586,30 @@ fn expand_buttons(slots: Vec<Slot>, saved: Option<usize>) -> Vec<Slot> {
 
 fn class_widgets(class: &NodeClass, saved: Option<&Value>) -> Vec<Widget> {
     let saved_len = saved.and_then(Value::as_array).map(Vec::len);
+    let places = |layout: &[Slot]| layout.iter().filter(|s| s.saved).count();
     let mut layout = expand_buttons(class_layout(class, false), saved_len);
     if let Some(len) = saved_len {
         let with_forced = expand_buttons(class_layout(class, true), saved_len);
-        if with_forced.len() == len && layout.len() != len {
+        if places(&with_forced) == len && places(&layout) != len {
             layout = with_forced;
         }
     }
+    let mut place = 0;
     layout
         .into_iter()
-        .enumerate()
-        .map(|(i, slot)| {
-            let value = match saved {
-                Some(Value::Array(values)) => values.get(i).cloned(),
-                Some(Value::Object(values)) => values.get(&slot.name).cloned(),
-                _ => None,
+        .map(|slot| {
+            let value = if slot.saved {
+                place += 1;
+                match saved {
+                    Some(Value::Array(values)) => values.get(place - 1).cloned(),
+                    Some(Value::Object(values)) => values.get(&slot.name).cloned(),
+                    _ => None,
+                }
+            } else {
+                None
             };
             Widget {
-                value: value.or(slot.default),
+                value: slot.fixed.or(value).or(slot.default),
                 name: slot.name,
                 send: slot.send,
                 dynamic: slot.dynamic,
@@ -678,14 +730,11 @@ impl<'a, 'o> Converter<'a, 'o> {
                     .collect()
             })
             .collect();
+        //    Innermost definitions first: an instance's promoted widgets can be the promoted
+        //    widgets of an instance nested in it.
+        let mut state = vec![0u8; graphs.len()];
         for g in 0..graphs.len() {
-            for n in 0..graphs[g].nodes.len() {
-                if let Kind::Instance(def) = prepared[g][n].kind {
-                    let widgets =
-                        promoted_widgets(&graphs[g].nodes[n], &graphs[def], &prepared[def]);
-                    prepared[g][n].widgets = widgets;
-                }
-            }
+            prepare_instances(g, &graphs, &mut prepared, &mut state);
         }
 
         // 2. PrimitiveNodes copy their value into the widgets they drive.
@@ -709,7 +758,7 @@ impl<'a, 'o> Converter<'a, 'o> {
         };
         // 3. Flatten.
         let mut stack = Vec::new();
-        converter.expand(0, "", None, None, &mut stack)?;
+        converter.expand(0, "", None, &mut stack)?;
         Ok(converter)
     }
 
@@ -718,7 +767,6 @@ impl<'a, 'o> Converter<'a, 'o> {
         graph: usize,
         prefix: &str,
         instance: Option<usize>,
-        inherited_mode: Option<i64>,
         stack: &mut Vec<usize>,
     ) -> Result<(), ConvertError> {
         for node in 0..self.graphs[graph].nodes.len() {
@@ -728,10 +776,9 @@ impl<'a, 'o> Converter<'a, 'o> {
             } else {
                 format!("{prefix}:{}", raw.id)
             };
-            let mode = match inherited_mode {
-                Some(m) if raw.mode != MODE_NEVER && raw.mode != MODE_BYPASS => m,
-                _ => raw.mode,
-            };
+            // Each node keeps its own mode: an instance's mode does not reach the nodes inside
+            // (the editor sets theirs when the instance is bypassed or muted).
+            let mode = raw.mode;
             let index = self.execs.len();
             self.execs.push(Exec {
                 id: id.clone(),
@@ -750,12 +797,7 @@ impl<'a, 'o> Converter<'a, 'o> {
                     });
                 }
                 stack.push(def);
-                let inherit = if mode == MODE_NEVER || mode == MODE_BYPASS {
-                    Some(mode)
-                } else {
-                    inherited_mode
-                };
-                self.expand(def, &id, Some(index), inherit, stack)?;
+                self.expand(def, &id, Some(index), stack)?;
                 stack.pop();
             }
         }
@@ -887,10 +929,6 @@ impl<'a, 'o> Converter<'a, 'o> {
             };
         }
         match p.kind {
-            // A muted instance: its consumers lose the link (as with any muted node).
-            Kind::Instance(_) if e.mode == MODE_NEVER => {
-                Ok(Some(Resolved::Link(e.id.clone(), slot)))
-            }
             Kind::Instance(def) => self.resolve_subgraph_output(exec, def, slot, wanted, visited),
             Kind::Primitive | Kind::Reroute | Kind::Note => {
                 if p.inputs.get(slot).is_some() {
@@ -1024,13 +1062,50 @@ impl<'a, 'o> Converter<'a, 'o> {
     }
 }
 
-/// Arrays are links in a prompt; an array value is sent as `{"__value__": [...]}`.
+/// Arrays are links in a prompt; an array value is sent as `{"__value__": [...]}`. Numbers
+/// are written as JavaScript writes them: `1.0` is `1`.
 fn wrap_array(v: Value) -> Value {
+    let v = js_numbers(v);
     if v.is_array() {
         json!({ "__value__": v })
     } else {
         v
     }
+}
+
+/// A whole-number float becomes an integer, as `JSON.stringify` prints it.
+fn js_numbers(v: Value) -> Value {
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => json!(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(js_numbers).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, js_numbers(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The title a new node of a class gets: the frontend's English name for the few classes
+/// that `/object_info` names only by class name (frontend 1.27.10's locale), else the
+/// class's display name.
+fn frontend_title(class: &NodeClass) -> &str {
+    if class.display_name.is_none() {
+        let english = match class.name.as_str() {
+            "ImageBlend" => Some("Image Blend"),
+            "ImageBlur" => Some("Image Blur"),
+            "ImageQuantize" => Some("Image Quantize"),
+            "ImageSharpen" => Some("Image Sharpen"),
+            "ImageScaleToTotalPixels" => Some("Scale Image to Total Pixels"),
+            _ => None,
+        };
+        if let Some(title) = english {
+            return title;
+        }
+    }
+    class.title()
 }
 
 /// The input a bypassed node passes through for one of its outputs: the input at the same
@@ -1090,7 +1165,7 @@ fn prepare<'o>(
             title: raw
                 .title
                 .clone()
-                .unwrap_or_else(|| class.title().to_string()),
+                .unwrap_or_else(|| frontend_title(class).to_string()),
             inputs: class_inputs(class, raw),
             output_types: if class.outputs.is_empty() {
                 raw_output_types()
@@ -1122,63 +1197,95 @@ fn prepare<'o>(
     }
 }
 
-/// The widgets promoted onto a subgraph instance: one per instance input that has a widget,
-/// valued from the instance's `widgets_values` in order. Older frontends also stored the
-/// value of a promoted seed's `control_after_generate`; those extra values are skipped.
-fn promoted_widgets(raw: &RawNode<'_>, def: &Graph<'_>, inner: &[Prepared<'_>]) -> Vec<Widget> {
+/// Rebuilds the inputs and promoted widgets of the subgraph instances in graph `g`, after
+/// those of the definitions they instantiate (`state`: 0 to do, 1 under way, 2 done; a
+/// definition that contains itself is left for the flattening to report).
+fn prepare_instances(
+    g: usize,
+    graphs: &[Graph<'_>],
+    prepared: &mut [Vec<Prepared<'_>>],
+    state: &mut [u8],
+) {
+    if state[g] != 0 {
+        return;
+    }
+    state[g] = 1;
+    for n in 0..graphs[g].nodes.len() {
+        if let Kind::Instance(def) = prepared[g][n].kind {
+            prepare_instances(def, graphs, prepared, state);
+            let raw = &graphs[g].nodes[n];
+            let inputs = instance_inputs(raw, &graphs[def], &prepared[def]);
+            let widgets = promoted_widgets(raw, &inputs, &graphs[def], &prepared[def]);
+            prepared[g][n].inputs = inputs;
+            prepared[g][n].widgets = widgets;
+        }
+    }
+    state[g] = 2;
+}
+
+/// The inputs of a subgraph instance as the frontend (1.27.10) rebuilds them: one per
+/// input of the definition, connected as the saved input of the same name is (a newer
+/// frontend, which promotes widgets through `proxyWidgets`, saves only some of them). An
+/// input whose subgraph input drives a widget inside is a widget socket named after it.
+fn instance_inputs(raw: &RawNode<'_>, def: &Graph<'_>, inner: &[Prepared<'_>]) -> Vec<Input> {
+    def.inputs
+        .iter()
+        .map(|io| {
+            let saved = raw.inputs.iter().find(|i| i.name == io.name);
+            Input {
+                name: io.name.clone(),
+                type_name: io.type_name.clone(),
+                link: saved.and_then(|i| i.link.clone()),
+                widget: inner_widget(def, inner, io).map(|_| io.name.clone()),
+            }
+        })
+        .collect()
+}
+
+/// The widgets promoted onto a subgraph instance, in the order of its inputs: a copy of the
+/// inner widget that each widget socket's subgraph input drives (its value, without the
+/// seed's `control_after_generate` companion), named after the subgraph input, then valued
+/// from the instance's `widgets_values` by position.
+fn promoted_widgets(
+    raw: &RawNode<'_>,
+    inputs: &[Input],
+    def: &Graph<'_>,
+    inner: &[Prepared<'_>],
+) -> Vec<Widget> {
     let values: &[Value] = raw
         .widgets_values
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let promoted: Vec<(usize, &RawInput)> = raw
-        .inputs
+    inputs
         .iter()
+        .filter(|i| i.widget.is_some())
+        .filter_map(|i| {
+            let io = def.inputs.iter().find(|io| io.name == i.name)?;
+            Some((io, inner_widget(def, inner, io)?))
+        })
         .enumerate()
-        .filter(|(_, i)| i.widget.is_some())
-        .collect();
-    let legacy_controls = values.len() > promoted.len();
-    let mut next = 0;
-    let mut widgets = Vec::new();
-    for (slot, input) in promoted {
-        let value = values.get(next).cloned();
-        next += 1;
-        let control = inner_widget_has_control(def, inner, slot);
-        if legacy_controls && control {
-            next += 1;
-        }
-        widgets.push(Widget {
-            name: input.widget.clone().unwrap_or_default(),
-            value,
+        .map(|(place, (io, copied))| Widget {
+            name: io.name.clone(),
+            value: values.get(place).cloned().or_else(|| copied.value.clone()),
             send: false,
             dynamic: false,
-            control,
-        });
-    }
-    widgets
+            control: copied.control,
+        })
+        .collect()
 }
 
-/// Whether the widget that subgraph input `slot` drives inside has a control companion.
-fn inner_widget_has_control(def: &Graph<'_>, inner: &[Prepared<'_>], slot: usize) -> bool {
-    let Some(io) = def.inputs.get(slot) else {
-        return false;
-    };
-    io.link_ids
-        .iter()
-        .filter_map(|id| Some((id, def.links.get(id)?)))
-        .any(|(id, link)| {
-            let Some(n) = def.nodes.iter().position(|n| n.id == link.target) else {
-                return false;
-            };
-            let target = &inner[n];
-            target
-                .inputs
-                .iter()
-                .find(|i| i.link.as_ref() == Some(id))
-                .and_then(|i| i.widget.as_ref())
-                .and_then(|w| target.widgets.iter().find(|x| &x.name == w))
-                .is_some_and(|w| w.control)
-        })
+/// The first widget inside that a subgraph input drives: through each of its links, the
+/// widget of the target node's input at the link's `target_slot` (the frontend goes by the
+/// slot index, even where a newer frontend saved the inputs in another order).
+fn inner_widget<'p>(def: &Graph<'_>, inner: &'p [Prepared<'_>], io: &IoSlot) -> Option<&'p Widget> {
+    io.link_ids.iter().find_map(|id| {
+        let link = def.links.get(id)?;
+        let n = def.nodes.iter().position(|n| n.id == link.target)?;
+        let target = &inner[n];
+        let name = target.inputs.get(link.target_slot)?.widget.as_ref()?;
+        target.widgets.iter().find(|x| &x.name == name)
+    })
 }
 
 /// What each PrimitiveNode of a graph writes: (target node, widget name, value).
