@@ -105,64 +105,57 @@ pub(crate) async fn insert_user(
     }
 }
 
-/// Sets the password and ends the user's sessions, in one transaction.
-pub(crate) async fn set_password(store: &Store, id: i64, password_hash: &str) -> StoreResult<()> {
-    let mut tx = store.write_tx().await?;
-    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-        .bind(password_hash)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
+/// One change to a user row. The column comes from this closed set, never from input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UserChange<'a> {
+    /// A new password hash; ends the user's sessions.
+    PasswordHash(&'a str),
+    /// Disabling ends the user's sessions.
+    Disabled(bool),
+    Role(Role),
+    Theme(Theme),
+    LastLogin(i64),
 }
 
-/// Disables (ending the sessions) or enables a user.
-pub(crate) async fn set_disabled(store: &Store, id: i64, disabled: bool) -> StoreResult<()> {
+impl UserChange<'_> {
+    fn column(self) -> &'static str {
+        match self {
+            UserChange::PasswordHash(_) => "password_hash",
+            UserChange::Disabled(_) => "disabled",
+            UserChange::Role(_) => "role",
+            UserChange::Theme(_) => "theme",
+            UserChange::LastLogin(_) => "last_login_ms",
+        }
+    }
+
+    fn ends_sessions(self) -> bool {
+        matches!(
+            self,
+            UserChange::PasswordHash(_) | UserChange::Disabled(true)
+        )
+    }
+}
+
+/// Applies the change, and ends the user's sessions when it calls for it, in one transaction.
+pub(crate) async fn update_user(store: &Store, id: i64, change: UserChange<'_>) -> StoreResult<()> {
     let mut tx = store.write_tx().await?;
-    sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
-        .bind(i64::from(disabled))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if disabled {
+    let sql = format!("UPDATE users SET {} = ? WHERE id = ?", change.column());
+    let query = sqlx::query(&sql);
+    let query = match change {
+        UserChange::PasswordHash(hash) => query.bind(hash),
+        UserChange::Disabled(disabled) => query.bind(i64::from(disabled)),
+        UserChange::Role(role) => query.bind(role.as_str()),
+        UserChange::Theme(theme) => query.bind(theme.as_str()),
+        UserChange::LastLogin(ms) => query.bind(ms),
+    };
+    query.bind(id).execute(&mut *tx).await?;
+    if change.ends_sessions() {
         sqlx::query("DELETE FROM sessions WHERE user_id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-pub(crate) async fn set_role(store: &Store, id: i64, role: Role) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET role = ? WHERE id = ?")
-        .bind(role.as_str())
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    Ok(())
-}
-
-pub(crate) async fn set_theme(store: &Store, id: i64, theme: Theme) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET theme = ? WHERE id = ?")
-        .bind(theme.as_str())
-        .bind(id)
-        .execute(store.pool())
-        .await?;
-    Ok(())
-}
-
-pub(crate) async fn touch_login(store: &Store, id: i64, now_ms: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE users SET last_login_ms = ? WHERE id = ?")
-        .bind(now_ms)
-        .bind(id)
-        .execute(store.pool())
-        .await?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::accounts;
+use super::accounts::{self, UserChange};
 use super::users::{caller_of, hash_blocking};
 use super::{AuthError, LoginLimiter, UsersService, SESSION_IDLE_LIFETIME};
 use crate::activity::ActivityLog;
@@ -153,7 +153,7 @@ impl AuthService {
             )
             .await
             .map_err(AuthError::from)?;
-        accounts::touch_login(&self.store, user.info.id, now)
+        accounts::update_user(&self.store, user.info.id, UserChange::LastLogin(now))
             .await
             .map_err(AuthError::from)?;
         let caller = caller_of(&user);
@@ -307,7 +307,7 @@ async fn resolve(
         if !matches {
             // A new ACCESS_PASSWORD ends the sessions opened with the old one.
             let hash = hash_blocking(password.expose()).await?;
-            accounts::set_password(store, admin.info.id, &hash).await?;
+            accounts::update_user(store, admin.info.id, UserChange::PasswordHash(&hash)).await?;
             tracing::info!("admin's password set from ACCESS_PASSWORD");
         }
         return Ok((AuthMode::Password, caller_of(&admin), None));
@@ -320,7 +320,7 @@ async fn resolve(
     }
     // A database restored from before accounts may still hold the generated hash.
     if let Some(hash) = store.setting(KEY_GENERATED_PASSWORD_HASH).await? {
-        accounts::set_password(store, admin.info.id, &hash).await?;
+        accounts::update_user(store, admin.info.id, UserChange::PasswordHash(&hash)).await?;
         store
             .write_settings(&[(KEY_GENERATED_PASSWORD_HASH, None)], now_ms())
             .await?;
@@ -328,7 +328,7 @@ async fn resolve(
     }
     let password = super::generate_password();
     let hash = hash_blocking(&password).await?;
-    accounts::set_password(store, admin.info.id, &hash).await?;
+    accounts::update_user(store, admin.info.id, UserChange::PasswordHash(&hash)).await?;
     Ok((
         AuthMode::GeneratedPassword,
         caller_of(&admin),

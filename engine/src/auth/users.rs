@@ -1,7 +1,7 @@
 //! Accounts: adding, listing, passwords, roles, disabling and removing people. Every change
 //! is an administrator's, except a user's own password and theme.
 
-use super::accounts::{self, UserRow};
+use super::accounts::{self, UserChange, UserRow};
 use super::AuthError;
 use crate::activity::ActivityLog;
 use crate::clock::now_ms;
@@ -95,7 +95,7 @@ impl UsersService {
         self.refuse_pinned(&user)?;
         let password = new_password(password)?;
         let hash = hash_blocking(&password).await?;
-        accounts::set_password(&self.store, user.info.id, &hash).await?;
+        accounts::update_user(&self.store, user.info.id, UserChange::PasswordHash(&hash)).await?;
         self.note(
             actor,
             format!(
@@ -128,7 +128,7 @@ impl UsersService {
         }
         check_new_password(new).map_err(AuthError::Invalid)?;
         let hash = hash_blocking(new).await?;
-        accounts::set_password(&self.store, user.info.id, &hash).await?;
+        accounts::update_user(&self.store, user.info.id, UserChange::PasswordHash(&hash)).await?;
         self.note(
             caller,
             format!(
@@ -149,7 +149,7 @@ impl UsersService {
         require_admin(actor)?;
         let user = self.by_name(username).await?;
         refuse_admin_account(&user, "change the role of")?;
-        accounts::set_role(&self.store, user.info.id, role).await?;
+        accounts::update_user(&self.store, user.info.id, UserChange::Role(role)).await?;
         self.note(
             actor,
             format!(
@@ -178,7 +178,7 @@ impl UsersService {
         if disabled {
             refuse_admin_account(&user, "disable")?;
         }
-        accounts::set_disabled(&self.store, user.info.id, disabled).await?;
+        accounts::update_user(&self.store, user.info.id, UserChange::Disabled(disabled)).await?;
         let message = if disabled {
             format!(
                 "{} disabled user {}; their sessions ended",
@@ -219,7 +219,7 @@ impl UsersService {
     }
 
     pub async fn set_own_theme(&self, caller: &Caller, theme: Theme) -> Result<(), AuthError> {
-        accounts::set_theme(&self.store, caller.user_id, theme).await?;
+        accounts::update_user(&self.store, caller.user_id, UserChange::Theme(theme)).await?;
         Ok(())
     }
 

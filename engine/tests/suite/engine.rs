@@ -67,6 +67,16 @@ async fn all_activity(engine: &Engine) -> Vec<engine::model::ActivityEntry> {
         .entries
 }
 
+/// admin's stored password hash, read from the database file as another process would.
+async fn admin_password_hash(engine: &Engine) -> String {
+    let url = format!("sqlite://{}", engine.layout().database().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'admin'")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
 /// Serves `router` on an ephemeral 127.0.0.1 port; returns its base URL.
 async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -593,20 +603,7 @@ async fn off_loopback_without_password_generates_one_once() {
     assert!(!format!("{:?}", engine.config()).contains(&password));
 
     // It is admin's password; only its argon2 hash is kept.
-    let admin_hash = || async {
-        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = 'admin'")
-            .fetch_one(
-                &sqlx::SqlitePool::connect(&format!(
-                    "sqlite://{}",
-                    engine.layout().database().display()
-                ))
-                .await
-                .unwrap(),
-            )
-            .await
-            .unwrap()
-    };
-    let hash = admin_hash().await;
+    let hash = admin_password_hash(&engine).await;
     assert!(hash.starts_with("$argon2"), "{hash}");
     assert!(!hash.contains(&password), "{hash}");
     let all = engine.store().all_settings().await.unwrap();
@@ -622,18 +619,7 @@ async fn off_loopback_without_password_generates_one_once() {
         report.generated_password, None,
         "only the first start reveals it"
     );
-    let still = {
-        let pool = sqlx::SqlitePool::connect(&format!(
-            "sqlite://{}",
-            engine.layout().database().display()
-        ))
-        .await
-        .unwrap();
-        sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE username = 'admin'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
+    let still = admin_password_hash(&engine).await;
     assert_eq!(still, hash, "the same password is kept");
     let token = engine
         .auth()
