@@ -42,9 +42,8 @@ pub async fn require_auth(
         if path == "/login" {
             return Redirect::to("/").into_response();
         }
-        request
-            .extensions_mut()
-            .insert(state.engine.auth().open_caller());
+        let caller = state.engine.auth().open_caller_now().await;
+        request.extensions_mut().insert(caller);
         return next.run(request).await;
     }
     if path == "/login" {

@@ -78,9 +78,21 @@ impl AuthService {
         &self.users
     }
 
-    /// Who a request is when nobody logs in (open mode): the administrator.
+    /// Who a request is when nobody logs in (open mode): the administrator, as of start-up.
     pub fn open_caller(&self) -> Caller {
         self.admin.clone()
+    }
+
+    /// The same, read now, so a theme changed since start-up shows at the next page.
+    pub async fn open_caller_now(&self) -> Caller {
+        match accounts::user_by_id(&self.store, self.admin.user_id).await {
+            Ok(Some(admin)) => caller_of(&admin),
+            Ok(None) => self.admin.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the admin account; using the start-up copy");
+                self.admin.clone()
+            }
+        }
     }
 
     /// Checks a username and password for `client` (an IP address) and opens a session:
