@@ -42,8 +42,11 @@ pub async fn require_auth(
         if path == "/login" {
             return Redirect::to("/").into_response();
         }
-        let caller = state.engine.auth().open_caller_now().await;
-        request.extensions_mut().insert(caller);
+        // Static files need no caller (and no database read).
+        if !is_public(&path) {
+            let caller = state.engine.auth().open_caller_now().await;
+            request.extensions_mut().insert(caller);
+        }
         return next.run(request).await;
     }
     if path == "/login" {
