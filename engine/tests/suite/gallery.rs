@@ -630,7 +630,7 @@ async fn the_gallery_indexes_the_configured_output_folder() {
     engine.gallery().current().scan().await.unwrap();
     let listed = engine
         .gallery()
-        .page(&GalleryQuery::default())
+        .page(&engine.auth().open_caller(), &GalleryQuery::default())
         .await
         .unwrap();
     assert_eq!(paths(&listed), ["a.png"]);
@@ -705,7 +705,11 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
 
     // A run's output lands in ComfyUI's folder and shows up with the prompt that made it.
     let workflow = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.workflows().run(&workflow, &[]).await.unwrap();
+    let submitted = engine
+        .workflows()
+        .run(&engine.auth().open_caller(), &workflow, &[])
+        .await
+        .unwrap();
     let prompt_id = submitted.prompt_id.expect("submitted");
     common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     wait_for(&engine.gallery().current(), "the run's output", |p| {
