@@ -833,3 +833,131 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
     assert!(answer.by_llm, "{answer:?}");
     assert!(answer.positive.starts_with("a fox, golden hour"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_generation_and_prompt_are_theirs_alone() {
+    let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.spawn_background_jobs();
+    let open = engine.auth().open_caller();
+    let mut people = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = engine
+            .auth()
+            .users()
+            .add(&open, name, Role::User, Some("password-123".into()))
+            .await
+            .unwrap()
+            .user;
+        people.push(Caller {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            theme: None,
+        });
+    }
+    let (alice, bob) = (&people[0], &people[1]);
+    // A shared template: both may run it.
+    let dir = engine.layout().workflow_templates();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("invert.json"),
+        serde_json::to_vec(&standin.fixtures().prompt_of("post_prompt_ok")).unwrap(),
+    )
+    .unwrap();
+    let id = "template:invert.json";
+
+    let mut rx = engine.events().subscribe();
+    let inputs = vec![value("1", "width", json!(80))];
+    let submitted = engine.generator().submit(alice, id, &inputs).await.unwrap();
+    let prompt_id = submitted.prompt_id.clone().expect("submitted");
+    common::run_events(&mut rx, &prompt_id, Duration::from_secs(30)).await;
+    let row = wait_for_row(&engine, &prompt_id, |g| {
+        g.status == GenerationStatus::Succeeded
+    })
+    .await;
+
+    // Recorded as hers: the row and the prompt.
+    assert_eq!(row.user_id, alice.user_id);
+    assert_eq!(
+        engine.store().prompt_owner(&prompt_id).await.unwrap(),
+        Some(alice.user_id)
+    );
+    assert_eq!(engine.bridge().known_owner(&prompt_id), Some(alice.user_id));
+    assert!(engine
+        .bridge()
+        .may_access_prompt(alice, &prompt_id)
+        .await
+        .unwrap());
+    assert!(!engine
+        .bridge()
+        .may_access_prompt(bob, &prompt_id)
+        .await
+        .unwrap());
+    assert!(engine
+        .bridge()
+        .may_access_prompt(&open, &prompt_id)
+        .await
+        .unwrap());
+    assert!(engine
+        .bridge()
+        .check_prompt_access(bob, &prompt_id)
+        .await
+        .is_err());
+    // Her outputs are hers to fetch.
+    let output = &row.outputs[0];
+    assert!(engine
+        .generator()
+        .history()
+        .has_output(
+            alice.user_id,
+            &output.kind,
+            &output.subfolder,
+            &output.filename
+        )
+        .await
+        .unwrap());
+    assert!(!engine
+        .generator()
+        .history()
+        .has_output(
+            bob.user_id,
+            &output.kind,
+            &output.subfolder,
+            &output.filename
+        )
+        .await
+        .unwrap());
+
+    // Bob sees none of it; the administrator sees all.
+    let generator = engine.generator();
+    assert!(generator.list(bob, None).await.unwrap().is_empty());
+    assert_eq!(generator.list(alice, None).await.unwrap().len(), 1);
+    assert_eq!(generator.list(&open, None).await.unwrap().len(), 1);
+    assert!(matches!(
+        generator.get(bob, row.id).await,
+        Err(engine::generate::GenerateError::NotFound(_))
+    ));
+    generator.get(alice, row.id).await.unwrap();
+    generator.get(&open, row.id).await.unwrap();
+    assert!(matches!(
+        generator.cancel(bob, &prompt_id).await,
+        Err(engine::generate::GenerateError::NotFound(_))
+    ));
+    // The shared template's form: his own (empty) values and history, not hers.
+    let his_form = generator.form(bob, id).await.unwrap();
+    assert!(his_form.remembered.is_empty(), "{:?}", his_form.remembered);
+    assert!(his_form.history.is_empty());
+    let her_form = generator.form(alice, id).await.unwrap();
+    assert_eq!(her_form.remembered, inputs);
+    assert_eq!(her_form.history.len(), 1);
+    // Her queue entries are listed to her only.
+    let queue = engine.bridge().queue_for(bob).await.unwrap();
+    assert!(queue
+        .running
+        .iter()
+        .chain(&queue.pending)
+        .all(|e| e.prompt_id != prompt_id));
+}
