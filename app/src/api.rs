@@ -456,24 +456,33 @@ pub async fn run_workflow(
     workflow: serde_json::Value,
     inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .workflows()
-        .run(&workflow, &inputs)
+        .run(&caller, &workflow, &inputs)
         .await
         .map_err(server::fail)
 }
 
 #[server(endpoint = "comfy/queue", prefix = "/api", input = GetUrl)]
 pub async fn get_comfy_queue() -> Result<QueueSnapshot, ApiError> {
-    let engine = server::engine()?;
-    engine.bridge().queue().await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .bridge()
+        .queue_for(&caller)
+        .await
+        .map_err(server::fail)
 }
 
 /// Removes a pending prompt from ComfyUI's queue.
 #[server(endpoint = "comfy/queue/cancel", prefix = "/api", input = Json)]
 pub async fn cancel_prompt(prompt_id: String) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .bridge()
+        .check_prompt_access(&caller, &prompt_id)
+        .await
+        .map_err(server::fail)?;
     engine
         .bridge()
         .cancel_pending(&prompt_id)
@@ -484,7 +493,12 @@ pub async fn cancel_prompt(prompt_id: String) -> Result<(), ApiError> {
 /// Interrupts the running prompt if it is `prompt_id`.
 #[server(endpoint = "comfy/interrupt", prefix = "/api", input = Json)]
 pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .bridge()
+        .check_prompt_access(&caller, &prompt_id)
+        .await
+        .map_err(server::fail)?;
     engine
         .bridge()
         .interrupt(&prompt_id)
@@ -495,7 +509,12 @@ pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
 /// A prompt's outcome and outputs from ComfyUI's history.
 #[server(endpoint = "comfy/history", prefix = "/api", input = GetUrl)]
 pub async fn get_prompt_history(prompt_id: String) -> Result<RunRecord, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .bridge()
+        .check_prompt_access(&caller, &prompt_id)
+        .await
+        .map_err(server::fail)?;
     engine
         .bridge()
         .history(&prompt_id)
@@ -511,15 +530,19 @@ pub async fn clear_comfy_queue() -> Result<(), ApiError> {
 
 #[server(endpoint = "workflows", prefix = "/api", input = GetUrl)]
 pub async fn list_workflows() -> Result<WorkflowList, ApiError> {
-    let engine = server::engine()?;
-    engine.workflows().list().await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine.workflows().list(&caller).await.map_err(server::fail)
 }
 
 /// One workflow with its content (`id` as listed, e.g. `user:portrait.json`).
 #[server(endpoint = "workflows/get", prefix = "/api", input = GetUrl)]
 pub async fn get_workflow(id: String) -> Result<WorkflowDetail, ApiError> {
-    let engine = server::engine()?;
-    engine.workflows().get(&id).await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .workflows()
+        .get(&caller, &id)
+        .await
+        .map_err(server::fail)
 }
 
 /// Imports a workflow file: JSON (either format) or a PNG with an embedded workflow.
@@ -529,28 +552,32 @@ pub async fn import_workflow(
     file_name: String,
     content_base64: String,
 ) -> Result<WorkflowSummary, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .workflows()
-        .import_base64(&file_name, &content_base64)
+        .import_base64(&caller, &file_name, &content_base64)
         .await
         .map_err(server::fail)
 }
 
 #[server(endpoint = "workflows/rename", prefix = "/api", input = Json)]
 pub async fn rename_workflow(id: String, name: String) -> Result<WorkflowSummary, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .workflows()
-        .rename(&id, &name)
+        .rename(&caller, &id, &name)
         .await
         .map_err(server::fail)
 }
 
 #[server(endpoint = "workflows/delete", prefix = "/api", input = Json)]
 pub async fn delete_workflow(id: String) -> Result<(), ApiError> {
-    let engine = server::engine()?;
-    engine.workflows().delete(&id).await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .workflows()
+        .delete(&caller, &id)
+        .await
+        .map_err(server::fail)
 }
 
 /// Runs a library workflow with the given input values.
@@ -559,10 +586,10 @@ pub async fn run_saved_workflow(
     id: String,
     inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .workflows()
-        .run_saved(&id, &inputs)
+        .run_saved(&caller, &id, &inputs)
         .await
         .map_err(server::fail)
 }

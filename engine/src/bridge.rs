@@ -2,7 +2,7 @@
 //! browser, the `/object_info` cache, submitting workflows (either format, checked first), the
 //! queue, and the previews and outputs served back through comfydeck.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use crate::comfy::socket::{ComfySocket, SocketConfig};
 use crate::comfy::ComfyClient;
 use crate::events::EventBus;
 use crate::model::*;
+use crate::store::{Store, StoreError};
 
 /// Newest preview of a prompt: `(mime, bytes, sequence number)`.
 type Preview = (String, ImageBytes, u64);
@@ -30,6 +31,8 @@ pub enum BridgeError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl crate::error::Classify for BridgeError {
@@ -40,6 +43,7 @@ impl crate::error::Classify for BridgeError {
             BridgeError::Comfy(_) | BridgeError::ObjectInfo(_) => ErrorKind::Unavailable,
             BridgeError::Invalid(_) => ErrorKind::Invalid,
             BridgeError::NotFound(_) => ErrorKind::NotFound,
+            BridgeError::Store(e) => e.kind(),
         }
     }
 }
@@ -53,8 +57,12 @@ pub struct Bridge {
     socket: std::sync::OnceLock<ComfySocket>,
     object_info: RwLock<Option<Arc<ObjectInfo>>>,
     previews: Mutex<HashMap<String, Preview>>,
-    /// Prompts this deck submitted (the queue view marks them).
-    ours: Mutex<HashSet<String>>,
+    store: Store,
+    /// Prompts this process submitted and who submitted them (the queue view marks them; the
+    /// live events are routed by them). Earlier processes' prompts are in `prompt_owners`.
+    owners: Mutex<HashMap<String, i64>>,
+    /// The files recent runs reported, and the prompt that made each: who may fetch them.
+    files: Mutex<RunFiles>,
     /// Per prompt: the nodes it has and those ComfyUI reused from its cache, for the overall
     /// progress (`progress_state` lists only the nodes that actually run).
     node_counts: Mutex<HashMap<String, NodeCounts>>,
@@ -64,7 +72,12 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(client: ComfyClient, client_id: String, events: EventBus) -> Arc<Bridge> {
+    pub fn new(
+        client: ComfyClient,
+        client_id: String,
+        events: EventBus,
+        store: Store,
+    ) -> Arc<Bridge> {
         Arc::new(Bridge {
             client,
             client_id,
@@ -72,7 +85,9 @@ impl Bridge {
             socket: std::sync::OnceLock::new(),
             object_info: RwLock::new(None),
             previews: Mutex::new(HashMap::new()),
-            ours: Mutex::new(HashSet::new()),
+            store,
+            owners: Mutex::new(HashMap::new()),
+            files: Mutex::new(RunFiles::default()),
             node_counts: Mutex::new(HashMap::new()),
             connections: tokio::sync::watch::Sender::new(0),
             stop: CancellationToken::new(),
@@ -201,20 +216,28 @@ impl Bridge {
             PromptEventKind::ProgressText { node, text } => {
                 RunEventKind::ProgressText { node, text }
             }
-            PromptEventKind::NodeOutput { node, files, .. } => RunEventKind::Output {
-                files: files
-                    .into_iter()
-                    .map(|f| RunOutput {
-                        node: node.clone(),
-                        url: comfy_view_url(&f.filename, &f.subfolder, &f.kind),
-                        filename: f.filename,
-                        subfolder: f.subfolder,
-                        kind: f.kind,
-                        media: f.media,
-                    })
-                    .collect(),
-                node,
-            },
+            PromptEventKind::NodeOutput { node, files, .. } => {
+                self.remember_files(
+                    prompt_id,
+                    files
+                        .iter()
+                        .map(|f| (f.kind.as_str(), f.subfolder.as_str(), f.filename.as_str())),
+                );
+                RunEventKind::Output {
+                    files: files
+                        .into_iter()
+                        .map(|f| RunOutput {
+                            node: node.clone(),
+                            url: comfy_view_url(&f.filename, &f.subfolder, &f.kind),
+                            filename: f.filename,
+                            subfolder: f.subfolder,
+                            kind: f.kind,
+                            media: f.media,
+                        })
+                        .collect(),
+                    node,
+                }
+            }
             PromptEventKind::Succeeded { .. } => RunEventKind::Succeeded,
             PromptEventKind::Failed {
                 node,
@@ -259,6 +282,7 @@ impl Bridge {
         info: &ObjectInfo,
         catalog: &Catalog,
         prompt_id: String,
+        owner: &Caller,
     ) -> Result<RunSubmission, BridgeError> {
         let hint = |folder: &str, file: &str| {
             catalog
@@ -290,7 +314,11 @@ impl Bridge {
                 ..NodeCounts::default()
             },
         );
-        // Events can arrive before ComfyUI's HTTP answer: register first.
+        // Events can arrive before ComfyUI's HTTP answer: own the prompt and register first.
+        self.store
+            .set_prompt_owner(&prompt_id, owner.user_id, crate::clock::now_ms())
+            .await?;
+        self.owners_lock().insert(prompt_id.clone(), owner.user_id);
         if let Some(socket) = self.socket.get() {
             socket.register_prompt(&prompt_id, &value);
         }
@@ -302,10 +330,18 @@ impl Bridge {
         };
         match self.client.submit(&request).await {
             Ok(submitted) => {
-                self.ours
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(submitted.prompt_id.clone());
+                if submitted.prompt_id != prompt_id {
+                    // ComfyUI chose its own id (an older version): that one is owned too.
+                    self.store
+                        .set_prompt_owner(
+                            &submitted.prompt_id,
+                            owner.user_id,
+                            crate::clock::now_ms(),
+                        )
+                        .await?;
+                    self.owners_lock()
+                        .insert(submitted.prompt_id.clone(), owner.user_id);
+                }
                 self.events.publish(Event::Run(RunEvent {
                     prompt_id: submitted.prompt_id.clone(),
                     event: RunEventKind::Queued,
@@ -317,6 +353,7 @@ impl Bridge {
                 })
             }
             Err(ComfyError::Rejected { body }) => {
+                self.forget_owner(&prompt_id).await;
                 let rejection = convert::explain_prompt_error(&body, Some(&value));
                 Ok(RunSubmission {
                     prompt_id: None,
@@ -324,24 +361,141 @@ impl Bridge {
                     message: rejection.message,
                 })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.forget_owner(&prompt_id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn owners_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn forget_owner(&self, prompt_id: &str) {
+        self.owners_lock().remove(prompt_id);
+        if let Err(e) = self.store.forget_prompt_owner(prompt_id).await {
+            tracing::warn!(error = %e, prompt_id, "refused prompt's owner not forgotten");
+        }
+    }
+
+    /// Who submitted a prompt through comfydeck, when this process knows without asking the
+    /// database (it submitted it).
+    pub fn known_owner(&self, prompt_id: &str) -> Option<i64> {
+        self.owners_lock().get(prompt_id).copied()
+    }
+
+    /// Who submitted a prompt through comfydeck (`None`: queued elsewhere, e.g. in ComfyUI's
+    /// own UI; such prompts are the administrator's business).
+    pub async fn prompt_owner(&self, prompt_id: &str) -> Result<Option<i64>, BridgeError> {
+        if let Some(owner) = self.known_owner(prompt_id) {
+            return Ok(Some(owner));
+        }
+        let owner = self.store.prompt_owner(prompt_id).await?;
+        if let Some(owner) = owner {
+            self.owners_lock().insert(prompt_id.to_string(), owner);
+        }
+        Ok(owner)
+    }
+
+    /// Whether `caller` may see or act on a prompt: administrators any, a user their own.
+    pub async fn may_access_prompt(
+        &self,
+        caller: &Caller,
+        prompt_id: &str,
+    ) -> Result<bool, BridgeError> {
+        if caller.is_admin() {
+            return Ok(true);
+        }
+        Ok(self.prompt_owner(prompt_id).await? == Some(caller.user_id))
+    }
+
+    /// `NotFound` (never "forbidden": ids do not leak) unless `caller` may reach the prompt.
+    pub async fn check_prompt_access(
+        &self,
+        caller: &Caller,
+        prompt_id: &str,
+    ) -> Result<(), BridgeError> {
+        if self.may_access_prompt(caller, prompt_id).await? {
+            Ok(())
+        } else {
+            Err(BridgeError::NotFound(format!("no prompt {prompt_id}")))
         }
     }
 
     /// Running and pending prompts, including those queued from ComfyUI's own UI.
     pub async fn queue(&self) -> Result<QueueSnapshot, BridgeError> {
         let view = self.client.queue().await?;
-        let ours = self.ours.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let entry = |item: crate::comfy::http::QueueItem| QueueEntry {
-            ours: ours.contains(&item.prompt_id),
-            prompt_id: item.prompt_id,
-            number: item.number,
-            node_count: item.node_count,
+        let mut snapshot = QueueSnapshot {
+            running: Vec::new(),
+            pending: Vec::new(),
         };
-        Ok(QueueSnapshot {
-            running: view.running.into_iter().map(entry).collect(),
-            pending: view.pending.into_iter().map(entry).collect(),
-        })
+        for (items, out) in [
+            (view.running, &mut snapshot.running),
+            (view.pending, &mut snapshot.pending),
+        ] {
+            for item in items {
+                out.push(QueueEntry {
+                    ours: self.prompt_owner(&item.prompt_id).await?.is_some(),
+                    prompt_id: item.prompt_id,
+                    number: item.number,
+                    node_count: item.node_count,
+                });
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// The queue as `caller` may see it: an administrator every prompt, a user only their
+    /// own (the others are not listed; ComfyUI's remaining count still counts them).
+    pub async fn queue_for(&self, caller: &Caller) -> Result<QueueSnapshot, BridgeError> {
+        let mut snapshot = self.queue().await?;
+        if caller.is_admin() {
+            return Ok(snapshot);
+        }
+        for list in [&mut snapshot.running, &mut snapshot.pending] {
+            let mut kept = Vec::with_capacity(list.len());
+            for entry in list.drain(..) {
+                if entry.ours && self.prompt_owner(&entry.prompt_id).await? == Some(caller.user_id)
+                {
+                    kept.push(entry);
+                }
+            }
+            *list = kept;
+        }
+        Ok(snapshot)
+    }
+
+    fn remember_files<'a>(
+        &self,
+        prompt_id: &str,
+        files: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) {
+        let mut known = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        for (kind, subfolder, filename) in files {
+            known.insert(
+                (
+                    kind.to_string(),
+                    subfolder.to_string(),
+                    filename.to_string(),
+                ),
+                prompt_id.to_string(),
+            );
+        }
+    }
+
+    /// The prompt a recent run's file came from (`kind` is output or temp), when this process
+    /// saw the run report it.
+    pub fn prompt_of_file(&self, kind: &str, subfolder: &str, filename: &str) -> Option<String> {
+        let known = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        known
+            .by_file
+            .get(&(
+                kind.to_string(),
+                subfolder.trim_matches('/').to_string(),
+                filename.to_string(),
+            ))
+            .cloned()
     }
 
     pub async fn cancel_pending(&self, prompt_id: &str) -> Result<(), BridgeError> {
@@ -425,7 +579,13 @@ impl Bridge {
                     media: f.media,
                 })
             })
-            .collect();
+            .collect::<Vec<RunOutput>>();
+        self.remember_files(
+            &entry.prompt_id,
+            outputs
+                .iter()
+                .map(|f| (f.kind.as_str(), f.subfolder.as_str(), f.filename.as_str())),
+        );
         Ok(RunRecord {
             prompt_id: entry.prompt_id,
             outcome,
@@ -453,6 +613,30 @@ fn problem_view(p: NodeProblem) -> WorkflowProblem {
         input: p.input,
         message: p.message,
         preset_hint: p.preset_hint,
+    }
+}
+
+/// Files runs reported, newest kept: `(kind, subfolder, filename)` → prompt id.
+#[derive(Debug, Default)]
+struct RunFiles {
+    by_file: HashMap<(String, String, String), String>,
+    order: VecDeque<(String, String, String)>,
+}
+
+/// Files remembered (older ones are checked against the gallery and generations only).
+const RUN_FILES_KEPT: usize = 20_000;
+
+impl RunFiles {
+    fn insert(&mut self, (kind, sub, name): (String, String, String), prompt_id: String) {
+        let key = (kind, sub.trim_matches('/').to_string(), name);
+        if self.by_file.insert(key.clone(), prompt_id).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RUN_FILES_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.by_file.remove(&old);
+            }
+        }
     }
 }
 

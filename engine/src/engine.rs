@@ -156,7 +156,12 @@ impl Engine {
         phase("preset catalog and downloads", t);
 
         let comfy = ComfyClient::new(&config.comfyui_url);
-        let bridge = Bridge::new(comfy.clone(), comfy_client_id, events.clone());
+        let bridge = Bridge::new(
+            comfy.clone(),
+            comfy_client_id,
+            events.clone(),
+            store.clone(),
+        );
         let gallery = Arc::new(
             GalleryService::open(
                 &config,

@@ -169,6 +169,66 @@ impl Store {
         Ok(())
     }
 
+    // -- prompt owners -------------------------------------------------------------------------
+
+    /// Records who submitted a prompt (before ComfyUI sees it, so no event of it is unowned).
+    pub async fn set_prompt_owner(
+        &self,
+        prompt_id: &str,
+        user_id: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO prompt_owners (prompt_id, user_id, created_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (prompt_id) DO NOTHING",
+        )
+        .bind(prompt_id)
+        .bind(user_id)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Who submitted a prompt through comfydeck (`None`: it was queued elsewhere).
+    pub async fn prompt_owner(&self, prompt_id: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM prompt_owners WHERE prompt_id = ?")
+                .bind(prompt_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A submission ComfyUI refused owns nothing.
+    pub async fn forget_prompt_owner(&self, prompt_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM prompt_owners WHERE prompt_id = ?")
+            .bind(prompt_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A username by id (`None` once the user is gone).
+    pub async fn username(&self, user_id: i64) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT username FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A user's id by username (lower-cased first).
+    pub async fn user_id_by_name(&self, username: &str) -> StoreResult<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
+                .bind(username.trim().to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     // -- activity ------------------------------------------------------------------------------
 
     pub async fn add_activity(

@@ -18,7 +18,11 @@ pub async fn original(
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    match state.engine.gallery().original(&path).await {
+    let caller = match crate::auth::caller_of(request.extensions()) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    match state.engine.gallery().original(&caller, &path).await {
         // The URL names a path, and a file there can be replaced: revalidate each time (a
         // 304 when unchanged).
         Ok(file) => serve(file, request, "private, no-cache").await,
@@ -33,7 +37,11 @@ pub async fn thumbnail(
     Path(path): Path<String>,
     request: Request,
 ) -> Response {
-    match state.engine.gallery().thumbnail(&path).await {
+    let caller = match crate::auth::caller_of(request.extensions()) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    match state.engine.gallery().thumbnail(&caller, &path).await {
         // The page puts the file's mtime in the URL: a changed file gets a new URL.
         Ok(file) => serve(file, request, "private, max-age=31536000, immutable").await,
         Err(e) => AppError::from_service(&e, &state.engine).into_response(),

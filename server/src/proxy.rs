@@ -65,13 +65,36 @@ impl Default for ProxyClient {
 }
 
 /// `GET /comfyui` → `/comfyui/` (the frontend needs the trailing slash for its relative URLs).
-pub async fn redirect_to_slash(uri: Uri) -> Redirect {
+pub async fn redirect_to_slash(request: Request) -> Response {
+    if let Some(refused) = refuse_non_admin(&request) {
+        return refused;
+    }
+    let uri = request.uri();
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    Redirect::permanent(&format!("{PREFIX}/{query}"))
+    Redirect::permanent(&format!("{PREFIX}/{query}")).into_response()
+}
+
+/// ComfyUI's own UI sees every queue, file and workflow: administrators only (403 for a
+/// user, page and WebSocket alike).
+fn refuse_non_admin(request: &Request) -> Option<Response> {
+    match crate::auth::caller_of(request.extensions()) {
+        Ok(caller) if caller.is_admin() => None,
+        Ok(_) => Some(
+            crate::error::AppError::new(
+                engine::model::ErrorKind::Forbidden,
+                "only an administrator can open ComfyUI's own UI (it shows everyone's queue and files)",
+            )
+            .into_response(),
+        ),
+        Err(e) => Some(e.into_response()),
+    }
 }
 
 /// Any method under `/comfyui/`: a WebSocket upgrade is relayed, anything else forwarded.
 pub async fn forward(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(refused) = refuse_non_admin(&request) {
+        return refused;
+    }
     let comfy_base = state.engine.config().comfyui_url.clone();
     let path_and_query = match upstream_path(request.uri()) {
         Some(p) => p,

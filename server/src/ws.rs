@@ -1,21 +1,76 @@
 //! `/ws`: one WebSocket per browser tab, carrying engine events as JSON text frames.
+//!
+//! Each socket knows who opened it and gets only what that person may see: activity entries
+//! by [`ActivityLog::visible_to`], a run's events and generation rows by the prompt's owner,
+//! gallery changes by the files' owner (a scan's change, whose files may be anyone's, reaches
+//! a user as a bare "reload" without counts or ids), the deck's settings without its tokens.
+//! System, ComfyUI, model and download events are everyone's.
 
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
-use engine::model::Event;
+use axum::http::Extensions;
+use axum::response::{IntoResponse, Response};
+use engine::activity::ActivityLog;
+use engine::model::{Caller, Event, GalleryChange};
 use engine::Engine;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 
-pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve(state.engine, socket))
+pub async fn upgrade(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let caller = match crate::auth::caller_of(&extensions) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    upgrade.on_upgrade(move |socket| serve(state.engine, caller, socket))
 }
 
-async fn serve(engine: Arc<Engine>, mut socket: WebSocket) {
+/// The event as `caller` may see it, or `None` when it is none of their business.
+pub async fn visible_to(engine: &Engine, caller: &Caller, event: Event) -> Option<Event> {
+    if caller.is_admin() {
+        return Some(event);
+    }
+    match event {
+        Event::Activity(entry) => {
+            ActivityLog::visible_to(&entry, caller).then_some(Event::Activity(entry))
+        }
+        Event::Run(run) => {
+            let owner = match engine.bridge().known_owner(&run.prompt_id) {
+                Some(owner) => Some(owner),
+                None => engine
+                    .bridge()
+                    .prompt_owner(&run.prompt_id)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "a run's owner cannot be read");
+                        None
+                    }),
+            };
+            (owner == Some(caller.user_id)).then_some(Event::Run(run))
+        }
+        Event::Generation(row) => caller
+            .may_access(row.user_id)
+            .then_some(Event::Generation(row)),
+        Event::Gallery(change) => match change.user_id {
+            Some(owner) => caller.may_access(owner).then_some(Event::Gallery(change)),
+            None => Some(Event::Gallery(GalleryChange::default())),
+        },
+        Event::Settings(mut view) => {
+            view.hf_token_masked = None;
+            view.civitai_token_masked = None;
+            Some(Event::Settings(view))
+        }
+        other => Some(other),
+    }
+}
+
+async fn serve(engine: Arc<Engine>, caller: Caller, mut socket: WebSocket) {
     // While this guard lives, the engine samples metrics and pushes them.
     let _watching = engine.events().watch();
     let mut events = engine.events().subscribe();
@@ -35,6 +90,9 @@ async fn serve(engine: Arc<Engine>, mut socket: WebSocket) {
         tokio::select! {
             received = events.recv() => match received {
                 Ok(event) => {
+                    let Some(event) = visible_to(&engine, &caller, event).await else {
+                        continue;
+                    };
                     if send(&mut socket, &event).await.is_err() {
                         break;
                     }

@@ -9,8 +9,9 @@ use leptos::server_fn::codec::{GetUrl, Json};
 use super::ApiError;
 
 /// A page of outputs, newest first. Every filter is optional:
-/// `GET /api/gallery?kind=image&text=fox&from_ms=…&to_ms=…&limit=100&cursor=…`
-/// (`cursor` is the `next_cursor` of the previous page).
+/// `GET /api/gallery?kind=image&text=fox&from_ms=…&to_ms=…&limit=100&cursor=…&owner=alice`
+/// (`cursor` is the `next_cursor` of the previous page; `owner`, a username, is for
+/// administrators: a user's listing is always their own outputs).
 #[server(endpoint = "gallery", prefix = "/api", input = GetUrl)]
 pub async fn list_gallery(
     kind: Option<MediaKind>,
@@ -19,8 +20,9 @@ pub async fn list_gallery(
     text: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
+    owner: Option<String>,
 ) -> Result<GalleryPage, ApiError> {
-    let engine = super::server::engine()?;
+    let (engine, caller) = super::server::engine_and_caller()?;
     let query = GalleryQuery {
         kind,
         from_ms,
@@ -28,10 +30,11 @@ pub async fn list_gallery(
         text: text.filter(|t| !t.trim().is_empty()),
         cursor: cursor.filter(|c| !c.is_empty()),
         limit,
+        owner: owner.filter(|o| !o.trim().is_empty()),
     };
     engine
         .gallery()
-        .page(&query)
+        .page(&caller, &query)
         .await
         .map_err(super::server::fail)
 }
@@ -48,10 +51,10 @@ pub async fn list_gallery(
 /// is the grid entry (path, kind, size, `prompt_id` when comfydeck saw the run).
 #[server(endpoint = "gallery/item", prefix = "/api", input = GetUrl)]
 pub async fn get_gallery_item(id: i64) -> Result<GalleryItemDetail, ApiError> {
-    let engine = super::server::engine()?;
+    let (engine, caller) = super::server::engine_and_caller()?;
     engine
         .gallery()
-        .detail(id)
+        .detail(&caller, id)
         .await
         .map_err(super::server::fail)
 }
@@ -60,10 +63,10 @@ pub async fn get_gallery_item(id: i64) -> Result<GalleryItemDetail, ApiError> {
 /// with `{"id": 42}`.
 #[server(endpoint = "gallery/delete", prefix = "/api", input = Json)]
 pub async fn delete_gallery_item(id: i64) -> Result<GalleryItem, ApiError> {
-    let engine = super::server::engine()?;
+    let (engine, caller) = super::server::engine_and_caller()?;
     engine
         .gallery()
-        .delete(id)
+        .delete(&caller, id)
         .await
         .map_err(super::server::fail)
 }

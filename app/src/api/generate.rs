@@ -17,18 +17,22 @@ use leptos::server;
 /// `GET /api/generate/library`.
 #[server(endpoint = "generate/library", prefix = "/api", input = GetUrl)]
 pub async fn get_generate_library() -> Result<GenerateLibrary, ApiError> {
-    let engine = server::engine()?;
-    engine.generator().library().await.map_err(server::fail)
+    let (engine, caller) = server::engine_and_caller()?;
+    engine
+        .generator()
+        .library(&caller)
+        .await
+        .map_err(server::fail)
 }
 
 /// One workflow's form: its inputs, the values last used with it and its generations:
 /// `GET /api/generate/form?workflow_id=user:portrait.json`.
 #[server(endpoint = "generate/form", prefix = "/api", input = GetUrl)]
 pub async fn get_generate_form(workflow_id: String) -> Result<GenerateForm, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .generator()
-        .form(&workflow_id)
+        .form(&caller, &workflow_id)
         .await
         .map_err(server::fail)
 }
@@ -40,10 +44,10 @@ pub async fn submit_generation(
     workflow_id: String,
     inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .generator()
-        .submit(&workflow_id, &inputs)
+        .submit(&caller, &workflow_id, &inputs)
         .await
         .map_err(server::fail)
 }
@@ -52,10 +56,10 @@ pub async fn submit_generation(
 /// `POST /api/generate/cancel` with `{"prompt_id"}`.
 #[server(endpoint = "generate/cancel", prefix = "/api", input = Json)]
 pub async fn cancel_generation(prompt_id: String) -> Result<Generation, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .generator()
-        .cancel(&prompt_id)
+        .cancel(&caller, &prompt_id)
         .await
         .map_err(server::fail)
 }
@@ -64,10 +68,10 @@ pub async fn cancel_generation(prompt_id: String) -> Result<Generation, ApiError
 /// `GET /api/generate/history?workflow_id=…`.
 #[server(endpoint = "generate/history", prefix = "/api", input = GetUrl)]
 pub async fn get_generations(workflow_id: Option<String>) -> Result<Vec<Generation>, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .generator()
-        .list(workflow_id.as_deref().filter(|w| !w.is_empty()))
+        .list(&caller, workflow_id.as_deref().filter(|w| !w.is_empty()))
         .await
         .map_err(server::fail)
 }
@@ -108,10 +112,10 @@ pub async fn upload_input_image(
 /// with `{"id": 42}`.
 #[server(endpoint = "generate/from-output", prefix = "/api", input = Json)]
 pub async fn generate_from_output(id: i64) -> Result<GeneratePrefill, ApiError> {
-    let engine = server::engine()?;
+    let (engine, caller) = server::engine_and_caller()?;
     engine
         .generator()
-        .from_output(id)
+        .from_output(&caller, id)
         .await
         .map_err(server::fail)
 }

@@ -33,7 +33,7 @@ const SEARCH_DELAY_MS: u64 = 300;
 pub fn GalleryPage() -> impl IntoView {
     let first = Resource::new(
         || (),
-        |_| list_gallery(None, None, None, None, None, Some(PAGE_SIZE)),
+        |_| list_gallery(None, None, None, None, None, Some(PAGE_SIZE), None),
     );
     view! {
         <Title text="Gallery · comfydeck"/>

@@ -225,7 +225,8 @@ impl Gallery {
                     None => report.added = 1,
                 }
                 self.read_and_store(vec![found], prompt_id).await?;
-                self.publish(report.added as u32, Vec::new());
+                let owner = self.item_by_path(rel).await?.map(|item| item.user_id);
+                self.publish(report.added as u32, Vec::new(), owner);
                 Ok(report)
             }
             // Gone, or a symlink (never followed: it could lead out of the folder).
@@ -291,7 +292,7 @@ impl Gallery {
         }
         self.delete_rows(&gone).await?;
         if report.added + report.updated + report.removed > 0 {
-            self.publish(report.added as u32, gone);
+            self.publish(report.added as u32, gone, None);
         }
         Ok(report)
     }
@@ -324,8 +325,9 @@ impl Gallery {
             sqlx::query(
                 "INSERT INTO gallery_items (path, kind, size_bytes, mtime_ms, width, height,
                      positive, negative, seed, model, has_workflow, search_text, prompt_id,
-                     indexed_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     indexed_ms, user_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                     COALESCE((SELECT user_id FROM prompt_owners WHERE prompt_id = ?), 1))
                  ON CONFLICT(path) DO UPDATE SET
                      kind = excluded.kind, size_bytes = excluded.size_bytes,
                      mtime_ms = excluded.mtime_ms, width = excluded.width,
@@ -333,6 +335,8 @@ impl Gallery {
                      negative = excluded.negative, seed = excluded.seed, model = excluded.model,
                      has_workflow = excluded.has_workflow, search_text = excluded.search_text,
                      prompt_id = COALESCE(excluded.prompt_id, gallery_items.prompt_id),
+                     user_id = CASE WHEN excluded.prompt_id IS NULL THEN gallery_items.user_id
+                                    ELSE excluded.user_id END,
                      indexed_ms = excluded.indexed_ms",
             )
             .bind(&file.rel)
@@ -349,6 +353,7 @@ impl Gallery {
             .bind(search)
             .bind(prompt_id)
             .bind(now)
+            .bind(prompt_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -382,7 +387,7 @@ impl Gallery {
         let ids: Vec<i64> = self.rows_under(rel).await?.values().map(|r| r.0).collect();
         self.delete_rows(&ids).await?;
         if !ids.is_empty() {
-            self.publish(0, ids.clone());
+            self.publish(0, ids.clone(), None);
         }
         Ok(ids.len())
     }
@@ -410,13 +415,16 @@ impl Gallery {
         Ok(())
     }
 
-    fn publish(&self, added: u32, mut removed_ids: Vec<i64>) {
+    fn publish(&self, added: u32, mut removed_ids: Vec<i64>, user_id: Option<i64>) {
         if removed_ids.len() > MAX_REMOVED_IN_EVENT {
             // Viewers reload their first page on any change; ids beyond it do not matter.
             removed_ids.truncate(MAX_REMOVED_IN_EVENT);
         }
-        self.events
-            .publish(Event::Gallery(GalleryChange { added, removed_ids }));
+        self.events.publish(Event::Gallery(GalleryChange {
+            added,
+            removed_ids,
+            user_id,
+        }));
     }
 
     /// Indexes the files finished runs report, as soon as each output node is done (before
@@ -454,6 +462,11 @@ impl Gallery {
 
     /// One page, newest first, with the filters of `query`.
     pub async fn page(&self, query: &GalleryQuery) -> Result<GalleryPage> {
+        self.page_of(query, None).await
+    }
+
+    /// [`page`](Self::page) of one person's outputs (`None`: everyone's).
+    pub async fn page_of(&self, query: &GalleryQuery, owner: Option<i64>) -> Result<GalleryPage> {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(GalleryError::Invalid(format!(
@@ -478,6 +491,9 @@ impl Gallery {
 
         let filters = |builder: &mut QueryBuilder<'_, Sqlite>| {
             builder.push(" WHERE 1 = 1");
+            if let Some(owner) = owner {
+                builder.push(" AND user_id = ").push_bind(owner);
+            }
             if let Some(kind) = query.kind {
                 builder.push(" AND kind = ").push_bind(kind.as_str());
             }
@@ -544,7 +560,8 @@ impl Gallery {
         item_from_row(&row)
     }
 
-    async fn item_by_path(&self, rel: &str) -> Result<Option<GalleryItem>> {
+    /// The row of the file at `rel`, when it is indexed.
+    pub async fn item_by_path(&self, rel: &str) -> Result<Option<GalleryItem>> {
         let row = sqlx::query(&format!(
             "SELECT {ITEM_COLUMNS} FROM gallery_items WHERE path = ?"
         ))
@@ -655,10 +672,11 @@ impl Gallery {
             }
         }
         self.delete_rows(&[id]).await?;
-        self.publish(0, vec![id]);
-        crate::events::record_activity(
+        self.publish(0, vec![id], Some(item.user_id));
+        crate::events::record_activity_as(
             &self.store,
             &self.events,
+            Some(item.user_id),
             ActivityKind::System,
             format!("Deleted output {}", item.path),
         )
@@ -668,7 +686,9 @@ impl Gallery {
 }
 
 const ITEM_COLUMNS: &str = "id, path, kind, size_bytes, mtime_ms, width, height, positive, \
-                            seed, model, has_workflow, prompt_id";
+                            seed, model, has_workflow, prompt_id, user_id, \
+                            (SELECT username FROM users WHERE users.id = gallery_items.user_id) \
+                            AS owner";
 
 fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GalleryItem> {
     let kind: String = row.try_get("kind")?;
@@ -687,6 +707,8 @@ fn item_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<GalleryItem> {
         model: row.try_get("model")?,
         has_workflow: row.try_get("has_workflow")?,
         prompt_id: row.try_get("prompt_id")?,
+        user_id: row.try_get("user_id")?,
+        owner: row.try_get("owner")?,
     })
 }
 

@@ -75,28 +75,88 @@ impl GalleryService {
         self.current().stop();
     }
 
-    /// A page of outputs, newest first.
-    pub async fn page(&self, query: &GalleryQuery) -> Result<GalleryPage, GalleryError> {
-        self.current().page(query).await
+    /// A page of outputs, newest first: the caller's own; an administrator's everyone's, or
+    /// one person's with `query.owner`.
+    pub async fn page(
+        &self,
+        caller: &Caller,
+        query: &GalleryQuery,
+    ) -> Result<GalleryPage, GalleryError> {
+        let owner = match query
+            .owner
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            _ if !caller.is_admin() => Some(caller.user_id),
+            None => None,
+            Some(name) => Some(self.store.user_id_by_name(name).await?.ok_or_else(|| {
+                GalleryError::Invalid(format!("owner: there is no user named {name:?}"))
+            })?),
+        };
+        self.current().page_of(query, owner).await
+    }
+
+    /// The item `id`, when the caller may see it (another person's is not found: ids do not
+    /// leak).
+    async fn item_for(&self, caller: &Caller, id: i64) -> Result<GalleryItem, GalleryError> {
+        match self.current().item(id).await {
+            Ok(item) if caller.may_access(item.user_id) => Ok(item),
+            Ok(_) => Err(GalleryError::NotFound(format!("no output with id {id}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A file path the caller may fetch: an administrator any file of the folder, a user only
+    /// the files indexed as theirs.
+    async fn check_path(&self, caller: &Caller, rel: &str) -> Result<(), GalleryError> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        // An unsafe path is refused as such (400), like an administrator's.
+        crate::workspace::check_relative_path(rel)?;
+        match self.current().item_by_path(rel).await? {
+            Some(item) if item.user_id == caller.user_id => Ok(()),
+            _ => Err(GalleryError::NotFound(format!(
+                "{rel} is not in the output folder"
+            ))),
+        }
+    }
+
+    /// Whose the indexed file at `rel` is (`None`: not indexed).
+    pub async fn owner_of_path(&self, rel: &str) -> Result<Option<i64>, GalleryError> {
+        Ok(self
+            .current()
+            .item_by_path(rel)
+            .await?
+            .map(|item| item.user_id))
     }
 
     /// One output with the metadata its file holds.
-    pub async fn detail(&self, id: i64) -> Result<GalleryItemDetail, GalleryError> {
+    pub async fn detail(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<GalleryItemDetail, GalleryError> {
+        self.item_for(caller, id).await?;
         self.current().detail(id).await
     }
 
     /// Deletes an output file, its thumbnail and its index entry.
-    pub async fn delete(&self, id: i64) -> Result<GalleryItem, GalleryError> {
+    pub async fn delete(&self, caller: &Caller, id: i64) -> Result<GalleryItem, GalleryError> {
+        self.item_for(caller, id).await?;
         self.current().delete(id).await
     }
 
-    /// The file behind `rel`, checked to be inside the output folder.
-    pub async fn original(&self, rel: &str) -> Result<PathBuf, GalleryError> {
+    /// The file behind `rel`, checked to be inside the output folder (and the caller's).
+    pub async fn original(&self, caller: &Caller, rel: &str) -> Result<PathBuf, GalleryError> {
+        self.check_path(caller, rel).await?;
         self.current().original(rel).await
     }
 
     /// The cached thumbnail of `rel`, made on first use.
-    pub async fn thumbnail(&self, rel: &str) -> Result<PathBuf, GalleryError> {
+    pub async fn thumbnail(&self, caller: &Caller, rel: &str) -> Result<PathBuf, GalleryError> {
+        self.check_path(caller, rel).await?;
         self.current().thumbnail(rel).await
     }
 

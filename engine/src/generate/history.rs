@@ -21,10 +21,12 @@ pub struct NewGeneration<'a> {
     pub inputs: &'a [InputValue],
     pub prompt_id: &'a str,
     pub created_ms: i64,
+    /// Whose it is.
+    pub user_id: i64,
 }
 
 const COLUMNS: &str = "id, workflow_id, workflow_name, inputs_json, prompt_id, status, error, \
-                       created_ms, started_ms, finished_ms, outputs_json";
+                       created_ms, started_ms, finished_ms, outputs_json, user_id";
 
 impl GenerationStore {
     pub fn new(pool: SqlitePool) -> Self {
@@ -35,13 +37,14 @@ impl GenerationStore {
         let inputs = serde_json::to_string(new.inputs).map_err(GenerateError::encode)?;
         let id = sqlx::query(
             "INSERT INTO generations (workflow_id, workflow_name, inputs_json, prompt_id, status, \
-             created_ms) VALUES (?, ?, ?, ?, 'queued', ?)",
+             created_ms, user_id) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
         )
         .bind(new.workflow_id)
         .bind(new.workflow_name)
         .bind(inputs)
         .bind(new.prompt_id)
         .bind(new.created_ms)
+        .bind(new.user_id)
         .execute(&self.pool)
         .await?
         .last_insert_rowid();
@@ -75,29 +78,51 @@ impl GenerationStore {
         row.map(|r| read_row(&r)).transpose()
     }
 
-    /// Newest first; one workflow's, or all.
-    pub async fn list(&self, workflow_id: Option<&str>) -> Result<Vec<Generation>, GenerateError> {
-        let rows = match workflow_id {
-            Some(w) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM generations WHERE workflow_id = ? ORDER BY id DESC \
-                     LIMIT ?"
-                ))
-                .bind(w)
-                .bind(HISTORY_LIMIT)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM generations ORDER BY id DESC LIMIT ?"
-                ))
-                .bind(HISTORY_LIMIT)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+    /// Newest first; one workflow's, or all; `user_id` keeps one person's only.
+    pub async fn list(
+        &self,
+        workflow_id: Option<&str>,
+        user_id: Option<i64>,
+    ) -> Result<Vec<Generation>, GenerateError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM generations \
+             WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR user_id = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        ))
+        .bind(workflow_id)
+        .bind(user_id)
+        .bind(HISTORY_LIMIT)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(read_row).collect()
+    }
+
+    /// Whether one of `user_id`'s generations reported this file (`kind` output or temp).
+    pub async fn has_output(
+        &self,
+        user_id: i64,
+        kind: &str,
+        subfolder: &str,
+        filename: &str,
+    ) -> Result<bool, GenerateError> {
+        // A cheap text filter first, then the exact check on the few rows left.
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT outputs_json FROM generations WHERE user_id = ? AND instr(outputs_json, ?) > 0",
+        )
+        .bind(user_id)
+        .bind(filename)
+        .fetch_all(&self.pool)
+        .await?;
+        let subfolder = subfolder.trim_matches('/');
+        Ok(rows.iter().any(|json| {
+            serde_json::from_str::<Vec<RunOutput>>(json).is_ok_and(|outputs| {
+                outputs.iter().any(|o| {
+                    o.kind == kind
+                        && o.filename == filename
+                        && o.subfolder.trim_matches('/') == subfolder
+                })
+            })
+        }))
     }
 
     /// Rows that may still change: queued or running.
@@ -237,10 +262,14 @@ impl GenerationStore {
         Ok(())
     }
 
-    /// The values last used with a workflow (empty when none were).
-    pub async fn remembered(&self, workflow_id: &str) -> Result<Vec<InputValue>, GenerateError> {
+    /// The values `user_id` last used with a workflow (empty when none were).
+    pub async fn remembered(
+        &self,
+        user_id: i64,
+        workflow_id: &str,
+    ) -> Result<Vec<InputValue>, GenerateError> {
         let row = sqlx::query("SELECT inputs_json FROM generate_form_values WHERE workflow_id = ?")
-            .bind(workflow_id)
+            .bind(remembered_key(user_id, workflow_id))
             .fetch_optional(&self.pool)
             .await?;
         match row {
@@ -255,6 +284,7 @@ impl GenerationStore {
 
     pub async fn remember(
         &self,
+        user_id: i64,
         workflow_id: &str,
         inputs: &[InputValue],
         now_ms: i64,
@@ -265,12 +295,23 @@ impl GenerationStore {
              ON CONFLICT (workflow_id) DO UPDATE SET inputs_json = excluded.inputs_json, \
              updated_ms = excluded.updated_ms",
         )
-        .bind(workflow_id)
+        .bind(remembered_key(user_id, workflow_id))
         .bind(json)
         .bind(now_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// The row of remembered values: each person has their own (a shared template's values are
+/// someone's prompts). The administrator's rows keep the bare workflow id they had before
+/// accounts existed; a user's are `u<id>|<workflow id>` (`|` is in no workflow id's source).
+fn remembered_key(user_id: i64, workflow_id: &str) -> String {
+    if user_id == crate::workflows::ADMIN_USER_ID {
+        workflow_id.to_string()
+    } else {
+        format!("u{user_id}|{workflow_id}")
     }
 }
 
@@ -291,5 +332,6 @@ fn read_row(row: &SqliteRow) -> Result<Generation, GenerateError> {
         started_ms: row.try_get("started_ms")?,
         finished_ms: row.try_get("finished_ms")?,
         outputs: serde_json::from_str(&outputs).map_err(GenerateError::corrupt)?,
+        user_id: row.try_get("user_id")?,
     })
 }

@@ -81,6 +81,11 @@ pub(crate) fn spawn_tracker(generator: &Arc<Generator>, stopping: &CancellationT
     });
 }
 
+/// The rows a caller's lists keep: an administrator's everyone's, a user's their own.
+fn scope(caller: &Caller) -> Option<i64> {
+    (!caller.is_admin()).then_some(caller.user_id)
+}
+
 impl Generator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -121,8 +126,8 @@ impl Generator {
 
     /// Every library workflow as a card, split into ready and needing models (ready first;
     /// each group by name).
-    pub async fn library(&self) -> Result<GenerateLibrary, GenerateError> {
-        let list = self.workflows.list().await?;
+    pub async fn library(&self, caller: &Caller) -> Result<GenerateLibrary, GenerateError> {
+        let list = self.workflows.list(caller).await?;
         let catalog = self.catalog.current();
         let mut ready = Vec::new();
         let mut needs_models = Vec::new();
@@ -156,11 +161,18 @@ impl Generator {
     }
 
     /// The form for one workflow: its card, the values last used with it, its history.
-    pub async fn form(&self, workflow_id: &str) -> Result<GenerateForm, GenerateError> {
-        let detail = self.workflows.get(workflow_id).await?;
+    pub async fn form(
+        &self,
+        caller: &Caller,
+        workflow_id: &str,
+    ) -> Result<GenerateForm, GenerateError> {
+        let detail = self.workflows.get(caller, workflow_id).await?;
         let store = &self.history;
-        let remembered = applicable(store.remembered(workflow_id).await?, &detail.summary.inputs);
-        let history = store.list(Some(workflow_id)).await?;
+        let remembered = applicable(
+            store.remembered(caller.user_id, workflow_id).await?,
+            &detail.summary.inputs,
+        );
+        let history = store.list(Some(workflow_id), scope(caller)).await?;
         Ok(GenerateForm {
             card: card(detail.summary, &self.catalog.current()),
             remembered,
@@ -173,10 +185,11 @@ impl Generator {
     /// records the generation (before submitting, so that no event of it is missed).
     pub async fn submit(
         &self,
+        caller: &Caller,
         workflow_id: &str,
         inputs: &[InputValue],
     ) -> Result<RunSubmission, GenerateError> {
-        let detail = self.workflows.get(workflow_id).await?;
+        let detail = self.workflows.get(caller, workflow_id).await?;
         let store = &self.history;
         let prompt_id = crate::bridge::new_prompt_id();
         store
@@ -186,11 +199,12 @@ impl Generator {
                 inputs,
                 prompt_id: &prompt_id,
                 created_ms: now_ms(),
+                user_id: caller.user_id,
             })
             .await?;
         let submitted = self
             .workflows
-            .run_as(&detail.workflow, inputs, prompt_id.clone())
+            .run_as(caller, &detail.workflow, inputs, prompt_id.clone())
             .await;
         match &submitted {
             Ok(s) if s.prompt_id.is_some() => {}
@@ -203,29 +217,45 @@ impl Generator {
         }
         // Values that were refused are not worth remembering; accepted ones are, even when
         // ComfyUI then refused the prompt for a missing model.
-        store.remember(workflow_id, inputs, now_ms()).await?;
+        store
+            .remember(caller.user_id, workflow_id, inputs, now_ms())
+            .await?;
         Ok(submitted)
     }
 
-    /// Newest first: one workflow's generations, or all.
-    pub async fn list(&self, workflow_id: Option<&str>) -> Result<Vec<Generation>, GenerateError> {
-        self.history.list(workflow_id).await
+    /// Newest first: one workflow's generations, or all; the caller's own (an
+    /// administrator: everyone's).
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        workflow_id: Option<&str>,
+    ) -> Result<Vec<Generation>, GenerateError> {
+        self.history.list(workflow_id, scope(caller)).await
     }
 
-    pub async fn get(&self, id: i64) -> Result<Generation, GenerateError> {
+    /// One generation; another person's is not found.
+    pub async fn get(&self, caller: &Caller, id: i64) -> Result<Generation, GenerateError> {
         self.history
             .by_id(id)
             .await?
+            .filter(|g| caller.may_access(g.user_id))
             .ok_or_else(|| GenerateError::NotFound(format!("no generation {id}")))
     }
 
     /// Cancels a generation: removed from the queue while pending (then `cancelled`),
     /// interrupted while running (ComfyUI then reports it `interrupted`).
-    pub async fn cancel(&self, prompt_id: &str) -> Result<Generation, GenerateError> {
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        prompt_id: &str,
+    ) -> Result<Generation, GenerateError> {
         let store = &self.history;
-        let found = store.by_prompt(prompt_id).await?.ok_or_else(|| {
-            GenerateError::NotFound(format!("no generation with prompt id {prompt_id}"))
-        })?;
+        let found = store.by_prompt(prompt_id).await?;
+        let found = found
+            .filter(|g| caller.may_access(g.user_id))
+            .ok_or_else(|| {
+                GenerateError::NotFound(format!("no generation with prompt id {prompt_id}"))
+            })?;
         if !found.status.is_active() {
             return Ok(found);
         }
@@ -320,9 +350,13 @@ impl Generator {
     /// "Open in Generate": the workflow a gallery output was made with and its values. The
     /// generation comfydeck recorded for it wins; else the library workflow shaped like the
     /// file's prompt; else the file's own workflow is imported into the user's workflows.
-    pub async fn from_output(&self, item_id: i64) -> Result<GeneratePrefill, GenerateError> {
-        let detail = self.gallery.detail(item_id).await?;
-        let list = self.workflows.list().await?;
+    pub async fn from_output(
+        &self,
+        caller: &Caller,
+        item_id: i64,
+    ) -> Result<GeneratePrefill, GenerateError> {
+        let detail = self.gallery.detail(caller, item_id).await?;
+        let list = self.workflows.list(caller).await?;
         let exists = |id: &str| list.workflows.iter().any(|w| w.id == id);
         if let Some(prompt_id) = &detail.item.prompt_id {
             if let Some(generation) = self.history.by_prompt(prompt_id).await? {
@@ -374,7 +408,7 @@ impl Generator {
         let bytes = serde_json::to_vec(embedded).map_err(GenerateError::encode)?;
         let summary = self
             .workflows
-            .import(&format!("{stem}.json"), &bytes)
+            .import(caller, &format!("{stem}.json"), &bytes)
             .await?;
         let values = meta
             .prompt

@@ -47,6 +47,13 @@ pub struct GalleryItem {
     pub has_workflow: bool,
     /// The ComfyUI prompt that made it, when comfydeck saw the run finish.
     pub prompt_id: Option<String>,
+    /// Whose it is: who ran the prompt that made it; the administrator's (1) when no run of
+    /// comfydeck did.
+    #[serde(default)]
+    pub user_id: i64,
+    /// The owner's username (`None` when the account is gone).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl GalleryItem {
@@ -81,6 +88,9 @@ pub struct GalleryQuery {
     pub cursor: Option<String>,
     /// Items per page (1–500; 100 when absent).
     pub limit: Option<u32>,
+    /// One person's outputs only (a username; administrators only: a user sees their own).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// One page of the gallery.
@@ -134,6 +144,10 @@ pub struct GalleryItemDetail {
 pub struct GalleryChange {
     pub added: u32,
     pub removed_ids: Vec<i64>,
+    /// Whose files changed, when one person's did (a run's output, a delete); `None` for a
+    /// scan of the folder. Live viewers get only the changes they may see.
+    #[serde(default)]
+    pub user_id: Option<i64>,
 }
 
 #[cfg(test)]

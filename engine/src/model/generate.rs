@@ -91,6 +91,9 @@ pub struct Generation {
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub outputs: Vec<RunOutput>,
+    /// Whose generation it is.
+    #[serde(default)]
+    pub user_id: i64,
 }
 
 impl Generation {

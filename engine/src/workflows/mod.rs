@@ -10,6 +10,12 @@
 //!
 //! Every path is checked with [`resolve_inside`]; every write goes through [`write_atomic`].
 //! The methods do blocking file I/O.
+//!
+//! Each person has their own workflows. The administrator's are `workflows/user/` itself
+//! (as before accounts existed, so existing workspaces keep theirs); user N's are the folder
+//! `workflows/user/@N/` (ids `user:@N/<path>`): a folder that comfydeck never lets anyone
+//! create otherwise (names with `/` are refused), named by the user's id, which is never
+//! reused. Ownership is the path: [`owner_of_id`] reads it. Templates are everyone's, to read.
 
 mod analyze;
 mod service;
@@ -33,6 +39,37 @@ use crate::workspace::{WorkspaceLayout, MODEL_FOLDERS};
 
 /// Files larger than this are not read as workflows.
 pub const MAX_WORKFLOW_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The administrator's user id: the owner of every workflow outside a `@N/` folder.
+pub const ADMIN_USER_ID: i64 = 1;
+
+/// The folder (inside `workflows/user/`) of user `user_id`'s workflows; `""` for the
+/// administrator's, which are the top level.
+pub fn owner_folder(user_id: i64) -> String {
+    if user_id == ADMIN_USER_ID {
+        String::new()
+    } else {
+        format!("@{user_id}")
+    }
+}
+
+/// Who owns the user workflow at `rel` (inside `workflows/user/`).
+pub fn owner_of_rel(rel: &str) -> i64 {
+    rel.split_once('/')
+        .and_then(|(first, _)| first.strip_prefix('@'))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ADMIN_USER_ID)
+}
+
+/// Who owns the workflow `id`: `Some(user id)` for user workflows, `None` for templates and
+/// ComfyUI's own (and ids that do not parse).
+pub fn owner_of_id(id: &str) -> Option<i64> {
+    match parse_id(id) {
+        Ok((WorkflowSource::User, rel)) => Some(owner_of_rel(rel)),
+        _ => None,
+    }
+}
 
 /// How deep `list_local` goes into sub-folders.
 const MAX_DEPTH: usize = 16;
@@ -89,6 +126,9 @@ pub enum WorkflowError {
     /// Input values refused by [`apply_inputs`] (HTTP 400/422); one entry per value.
     #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Inputs(Vec<InputProblem>),
+    /// Not for this role: ComfyUI's own saved workflows are the administrator's (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The file system failed (HTTP 500).
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -115,7 +155,7 @@ impl crate::error::Classify for WorkflowError {
             WorkflowError::Invalid(_)
             | WorkflowError::NotAWorkflow(_)
             | WorkflowError::Inputs(_) => ErrorKind::Invalid,
-            WorkflowError::ReadOnly(_) => ErrorKind::Forbidden,
+            WorkflowError::ReadOnly(_) | WorkflowError::Forbidden(_) => ErrorKind::Forbidden,
             WorkflowError::Conflict(_) => ErrorKind::Conflict,
             WorkflowError::Io { .. } | WorkflowError::Internal(_) => ErrorKind::Internal,
             WorkflowError::Comfy(_) => ErrorKind::Unavailable,
@@ -224,6 +264,40 @@ impl WorkflowLibrary {
         out
     }
 
+    /// What one person sees: templates, then their own workflows (the administrator's view,
+    /// every user's included, is [`list_local`](Self::list_local)).
+    pub fn list_own(&self, user_id: i64, ctx: &WorkflowContext<'_>) -> Vec<WorkflowSummary> {
+        if user_id == ADMIN_USER_ID {
+            // Admin's own are the top level, which holds everyone's folders too.
+            return self.list_local(ctx);
+        }
+        let mut out = Vec::new();
+        let folder = owner_folder(user_id);
+        for (source, base, prefix) in [
+            (
+                WorkflowSource::Template,
+                self.templates.clone(),
+                String::new(),
+            ),
+            (
+                WorkflowSource::User,
+                self.user.join(&folder),
+                folder.clone(),
+            ),
+        ] {
+            let mut files = Vec::new();
+            walk(&base, &prefix, usize::from(!prefix.is_empty()), &mut files);
+            files.sort_by_key(|rel| (rel.to_lowercase(), rel.clone()));
+            let root = self.base(source).expect("local source");
+            for rel in files {
+                if let Ok(path) = resolve_inside(root, &rel) {
+                    out.push(self.summarize_file(source, &rel, &path, ctx).0);
+                }
+            }
+        }
+        out
+    }
+
     /// Summaries of ComfyUI's own workflows (see [`parse_userdata_listing`]). Entries with an
     /// unsafe path, hidden or not `.json` are skipped. An entry without content is listed
     /// with format `unknown` and nothing else.
@@ -325,9 +399,20 @@ impl WorkflowLibrary {
         bytes: &[u8],
         ctx: &WorkflowContext<'_>,
     ) -> Result<WorkflowSummary, WorkflowError> {
+        self.import_as(ADMIN_USER_ID, file_name, bytes, ctx)
+    }
+
+    /// [`import`](Self::import) into `user_id`'s own workflows.
+    pub fn import_as(
+        &self,
+        user_id: i64,
+        file_name: &str,
+        bytes: &[u8],
+        ctx: &WorkflowContext<'_>,
+    ) -> Result<WorkflowSummary, WorkflowError> {
         let (value, text) = parse_import(file_name, bytes)?;
         let stem = import_stem(file_name);
-        let rel = self.create_unique(&stem, text.as_bytes())?;
+        let rel = self.create_unique(&owner_folder(user_id), &stem, text.as_bytes())?;
         Ok(self.stored_summary(&rel, &value, ctx))
     }
 
@@ -342,7 +427,7 @@ impl WorkflowLibrary {
         let stem = check_name(name)?;
         require_workflow(workflow)?;
         let text = pretty(workflow);
-        let rel = self.create_unique(&stem, text.as_bytes())?;
+        let rel = self.create_unique("", &stem, text.as_bytes())?;
         Ok(self.stored_summary(&rel, workflow, ctx))
     }
 
@@ -395,6 +480,38 @@ impl WorkflowLibrary {
         require_user(source, id, "deleted")?;
         let path = self.existing(&self.user, id, rel)?;
         fs::remove_file(&path).map_err(io_error("delete", &path))
+    }
+
+    /// Moves user `user_id`'s folder to the administrator's top level as
+    /// `<username> (removed)` (or `… (removed 2)`, …); returns how many workflows it held.
+    pub fn hand_over_to_admin(&self, user_id: i64, username: &str) -> Result<usize, WorkflowError> {
+        let folder = owner_folder(user_id);
+        if folder.is_empty() {
+            return Ok(0);
+        }
+        let from = self.user.join(&folder);
+        if !fs::symlink_metadata(&from).is_ok_and(|m| m.is_dir()) {
+            return Ok(0);
+        }
+        let mut files = Vec::new();
+        walk(&from, "", 1, &mut files);
+        let stem = check_name(username).unwrap_or_else(|_| format!("user {user_id}"));
+        for n in 1..=1000u32 {
+            let name = if n == 1 {
+                format!("{stem} (removed)")
+            } else {
+                format!("{stem} (removed {n})")
+            };
+            let to = self.user.join(&name);
+            if fs::symlink_metadata(&to).is_ok() {
+                continue;
+            }
+            fs::rename(&from, &to).map_err(io_error("move", &from))?;
+            return Ok(files.len());
+        }
+        Err(WorkflowError::Conflict(format!(
+            "too many folders are named {stem} (removed)"
+        )))
     }
 
     fn base(&self, source: WorkflowSource) -> Option<&Path> {
@@ -468,15 +585,30 @@ impl WorkflowLibrary {
         self.summarize_value(WorkflowSource::User, rel, modified_ms, size, value, ctx)
     }
 
-    /// Writes `<stem>.json` (or `<stem> (n).json`) into the user folder without replacing
-    /// anything; returns its relative path.
-    fn create_unique(&self, stem: &str, bytes: &[u8]) -> Result<String, WorkflowError> {
+    /// Writes `<stem>.json` (or `<stem> (n).json`) into `folder` of the user folder (`""`:
+    /// its top level) without replacing anything; returns its relative path.
+    fn create_unique(
+        &self,
+        folder: &str,
+        stem: &str,
+        bytes: &[u8],
+    ) -> Result<String, WorkflowError> {
         fs::create_dir_all(&self.user).map_err(io_error("create", &self.user))?;
+        if !folder.is_empty() {
+            let dir = resolve_inside(&self.user, folder)
+                .map_err(|e| WorkflowError::Invalid(format!("cannot save into {folder:?}: {e}")))?;
+            fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
+        }
         for n in 1..=10_000u32 {
-            let name = if n == 1 {
+            let file = if n == 1 {
                 format!("{stem}.json")
             } else {
                 format!("{stem} ({n}).json")
+            };
+            let name = if folder.is_empty() {
+                file
+            } else {
+                format!("{folder}/{file}")
             };
             let path = resolve_inside(&self.user, &name)
                 .map_err(|e| WorkflowError::Invalid(format!("cannot save as {name:?}: {e}")))?;

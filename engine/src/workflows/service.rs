@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{catalog_hint, ComfyWorkflowEntry, WorkflowContext, WorkflowError, WorkflowLibrary};
+use super::{
+    catalog_hint, owner_of_id, ComfyWorkflowEntry, WorkflowContext, WorkflowError, WorkflowLibrary,
+};
 use crate::activity::ActivityLog;
 use crate::bridge::{Bridge, InputValue};
 use crate::catalog::{Catalog, CatalogService};
@@ -61,13 +63,41 @@ impl WorkflowService {
         self.bridge.object_info().await.ok()
     }
 
-    /// Templates, the user's workflows and ComfyUI's saved ones (when it answers).
-    pub async fn list(&self) -> Result<WorkflowList, WorkflowError> {
+    /// `NotFound` for another person's workflow (ids do not leak), `Forbidden` for ComfyUI's
+    /// own saved workflows (the administrator's), nothing for templates and one's own.
+    fn check_access(caller: &Caller, id: &str) -> Result<(), WorkflowError> {
+        if id.starts_with("comfyui:") && !caller.is_admin() {
+            return Err(WorkflowError::Forbidden(
+                "ComfyUI's own saved workflows are the administrator's; import a copy instead"
+                    .into(),
+            ));
+        }
+        match owner_of_id(id) {
+            Some(owner) if !caller.may_access(owner) => Err(WorkflowError::NotFound(format!(
+                "workflow {id} does not exist"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `caller` may open the workflow `id` (templates: everyone).
+    pub fn may_open(caller: &Caller, id: &str) -> bool {
+        Self::check_access(caller, id).is_ok()
+    }
+
+    /// Templates and the caller's own workflows; for an administrator everyone's and
+    /// ComfyUI's saved ones too (when it answers).
+    pub async fn list(&self, caller: &Caller) -> Result<WorkflowList, WorkflowError> {
         let info = self.object_info_if_reachable().await;
         let catalog = self.catalog.current();
         let mut comfyui_note = None;
         let mut entries = Vec::new();
-        match self.comfy.userdata_list("workflows", true).await {
+        let listed = if caller.is_admin() {
+            Some(self.comfy.userdata_list("workflows", true).await)
+        } else {
+            None
+        };
+        match listed.unwrap_or_else(|| Ok(Vec::new())) {
             Ok(files) => {
                 for file in files.into_iter().take(COMFYUI_WORKFLOWS_READ) {
                     let content = self
@@ -89,9 +119,15 @@ impl WorkflowService {
             Err(e) => comfyui_note = Some(format!("ComfyUI's saved workflows are not listed: {e}")),
         }
         let library = self.library.clone();
+        let user_id = caller.user_id;
+        let admin = caller.is_admin();
         let workflows = tokio::task::spawn_blocking(move || {
             with_context(&catalog, info.as_deref(), |ctx| {
-                let mut all = library.list_local(ctx);
+                let mut all = if admin {
+                    library.list_local(ctx)
+                } else {
+                    library.list_own(user_id, ctx)
+                };
                 all.extend(library.summarize_comfyui(entries, ctx));
                 all
             })
@@ -105,7 +141,8 @@ impl WorkflowService {
     }
 
     /// One workflow with its content; ComfyUI's own are read from it.
-    pub async fn get(&self, id: &str) -> Result<WorkflowDetail, WorkflowError> {
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<WorkflowDetail, WorkflowError> {
+        Self::check_access(caller, id)?;
         let info = self.object_info_if_reachable().await;
         let catalog = self.catalog.current();
         if let Some(path) = id.strip_prefix("comfyui:") {
@@ -139,18 +176,22 @@ impl WorkflowService {
     }
 
     /// Imports a workflow file: JSON (either format) or a PNG with an embedded workflow.
+    /// It becomes the caller's own.
     pub async fn import(
         &self,
+        caller: &Caller,
         file_name: &str,
         bytes: &[u8],
     ) -> Result<WorkflowSummary, WorkflowError> {
         let info = self.object_info_if_reachable().await;
         let catalog = self.catalog.current();
         let summary = with_context(&catalog, info.as_deref(), |ctx| {
-            self.library.import(file_name, bytes, ctx)
+            self.library
+                .import_as(caller.user_id, file_name, bytes, ctx)
         })?;
         self.activity
-            .record(
+            .record_for(
+                caller.user_id,
                 ActivityKind::System,
                 format!("Imported workflow {}", summary.name),
             )
@@ -161,6 +202,7 @@ impl WorkflowService {
     /// [`import`](Self::import) for JSON clients: the file base64-encoded.
     pub async fn import_base64(
         &self,
+        caller: &Caller,
         file_name: &str,
         content_base64: &str,
     ) -> Result<WorkflowSummary, WorkflowError> {
@@ -168,17 +210,29 @@ impl WorkflowService {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(content_base64.trim())
             .map_err(|e| WorkflowError::Invalid(format!("content_base64 is not base64: {e}")))?;
-        self.import(file_name, &bytes).await
+        self.import(caller, file_name, &bytes).await
     }
 
-    pub async fn rename(&self, id: &str, name: &str) -> Result<WorkflowSummary, WorkflowError> {
+    /// Renames one of the caller's workflows (an administrator: anyone's) within its folder.
+    pub async fn rename(
+        &self,
+        caller: &Caller,
+        id: &str,
+        name: &str,
+    ) -> Result<WorkflowSummary, WorkflowError> {
+        Self::check_access(caller, id)?;
         self.library.rename(id, name, &WorkflowContext::new())
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), WorkflowError> {
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), WorkflowError> {
+        Self::check_access(caller, id)?;
         self.library.delete(id)?;
         self.activity
-            .record(ActivityKind::System, format!("Deleted workflow {id}"))
+            .record_for(
+                caller.user_id,
+                ActivityKind::System,
+                format!("Deleted workflow {id}"),
+            )
             .await;
         Ok(())
     }
@@ -187,18 +241,21 @@ impl WorkflowService {
     /// node, unsubmitted.
     pub async fn run(
         &self,
+        caller: &Caller,
         workflow: &serde_json::Value,
         inputs: &[InputValue],
     ) -> Result<RunSubmission, WorkflowError> {
-        self.run_as(workflow, inputs, crate::bridge::new_prompt_id())
+        self.run_as(caller, workflow, inputs, crate::bridge::new_prompt_id())
             .await
     }
 
     /// [`run`](Self::run) under a prompt id chosen by the caller, who records the run first.
     /// Converts a UI-format workflow, applies the values (all or nothing: a refused value
     /// changes nothing and says which node and input), then the bridge checks and submits.
+    /// The prompt belongs to `caller`.
     pub async fn run_as(
         &self,
+        caller: &Caller,
         workflow: &serde_json::Value,
         inputs: &[InputValue],
         prompt_id: String,
@@ -218,17 +275,26 @@ impl WorkflowService {
         let catalog = self.catalog.current();
         Ok(self
             .bridge
-            .submit(prompt, &info, &catalog, prompt_id)
+            .submit(prompt, &info, &catalog, prompt_id, caller)
             .await?)
     }
 
     /// Runs a library workflow with the values the user set.
     pub async fn run_saved(
         &self,
+        caller: &Caller,
         id: &str,
         inputs: &[InputValue],
     ) -> Result<RunSubmission, WorkflowError> {
-        let detail = self.get(id).await?;
-        self.run(&detail.workflow, inputs).await
+        let detail = self.get(caller, id).await?;
+        self.run(caller, &detail.workflow, inputs).await
+    }
+
+    /// What removing a user leaves behind: their folder `workflows/user/@N/` stays (the
+    /// administrator sees and owns everything in it, and ids are never reused). This moves
+    /// it to the administrator's top level as `<username> (removed)/`, so the files read as
+    /// the administrator's own; returns how many workflows moved (0 when there was none).
+    pub fn hand_over_to_admin(&self, user_id: i64, username: &str) -> Result<usize, WorkflowError> {
+        self.library.hand_over_to_admin(user_id, username)
     }
 }

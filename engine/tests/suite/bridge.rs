@@ -24,6 +24,7 @@ async fn a_run_streams_progress_and_its_outputs_are_served_back() {
     let submitted = engine
         .workflows()
         .run(
+            &engine.auth().open_caller(),
             &prompt,
             &[InputValue {
                 node_id: "1".into(),
@@ -125,7 +126,11 @@ async fn previews_are_kept_and_failures_name_the_node() {
     // (Its recorded prompt loads a checkpoint the stand-in's empty model lists do not have,
     // which the checks would refuse; the replay does not depend on the prompt.)
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.workflows().run(&prompt, &[]).await.unwrap();
+    let submitted = engine
+        .workflows()
+        .run(&engine.auth().open_caller(), &prompt, &[])
+        .await
+        .unwrap();
     let prompt_id = submitted
         .prompt_id
         .unwrap_or_else(|| panic!("{}", submitted.message));
@@ -143,7 +148,11 @@ async fn previews_are_kept_and_failures_name_the_node() {
     // A run with previews (metadata frames): the newest one is served.
     standin.play_next("ws_progress_preview_with_metadata");
     let prompt = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.workflows().run(&prompt, &[]).await.unwrap();
+    let submitted = engine
+        .workflows()
+        .run(&engine.auth().open_caller(), &prompt, &[])
+        .await
+        .unwrap();
     let prompt_id = submitted.prompt_id.unwrap();
     let events = common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     let preview = events
@@ -175,7 +184,11 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
         "1": {"class_type": "NoSuchNode", "inputs": {}},
         "_comment": "root keys starting with _ are stripped"
     });
-    let result = engine.workflows().run(&unknown, &[]).await.unwrap();
+    let result = engine
+        .workflows()
+        .run(&engine.auth().open_caller(), &unknown, &[])
+        .await
+        .unwrap();
     assert_eq!(result.prompt_id, None);
     assert_eq!(result.problems.len(), 1, "{result:?}");
     assert_eq!(result.problems[0].node_id, "1");
@@ -193,7 +206,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     .unwrap();
     let result = engine
         .workflows()
-        .run(&pair["ui_workflow"], &[])
+        .run(&engine.auth().open_caller(), &pair["ui_workflow"], &[])
         .await
         .unwrap();
     assert_eq!(result.prompt_id, None, "{result:?}");
@@ -210,6 +223,7 @@ async fn problems_are_reported_per_node_before_and_after_submitting() {
     let err = engine
         .workflows()
         .run(
+            &engine.auth().open_caller(),
             &prompt,
             &[InputValue {
                 node_id: "99".into(),

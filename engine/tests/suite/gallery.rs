@@ -630,7 +630,7 @@ async fn the_gallery_indexes_the_configured_output_folder() {
     engine.gallery().current().scan().await.unwrap();
     let listed = engine
         .gallery()
-        .page(&GalleryQuery::default())
+        .page(&engine.auth().open_caller(), &GalleryQuery::default())
         .await
         .unwrap();
     assert_eq!(paths(&listed), ["a.png"]);
@@ -705,7 +705,11 @@ async fn the_gallery_follows_the_output_folder_an_attached_comfyui_reports() {
 
     // A run's output lands in ComfyUI's folder and shows up with the prompt that made it.
     let workflow = standin.fixtures().prompt_of("post_prompt_ok");
-    let submitted = engine.workflows().run(&workflow, &[]).await.unwrap();
+    let submitted = engine
+        .workflows()
+        .run(&engine.auth().open_caller(), &workflow, &[])
+        .await
+        .unwrap();
     let prompt_id = submitted.prompt_id.expect("submitted");
     common::run_events(&mut rx, &prompt_id, Duration::from_secs(20)).await;
     wait_for(&engine.gallery().current(), "the run's output", |p| {
@@ -777,6 +781,90 @@ async fn start_after_shutdown(config: engine::config::Config) -> Arc<engine::Eng
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
             Err(e) => panic!("restart failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn outputs_belong_to_whoever_ran_the_prompt_and_unclaimed_files_to_admin() {
+    let s = setup().await;
+    // Alice owns a prompt; the users table names her for the listing.
+    let users = engine::auth::UsersService::new(
+        s.store.clone(),
+        engine::activity::ActivityLog::new(s.store.clone(), s.events.clone()),
+        false,
+    );
+    let admin = engine::model::Caller {
+        user_id: 1,
+        username: "admin".into(),
+        role: engine::model::Role::Admin,
+        theme: None,
+    };
+    let alice = users
+        .add(
+            &admin,
+            "alice",
+            engine::model::Role::User,
+            Some("password-123".into()),
+        )
+        .await
+        .unwrap()
+        .user
+        .id;
+    assert_eq!(alice, 2);
+    s.store.set_prompt_owner("p-alice", 2, 1).await.unwrap();
+    write(&s.root.join("found.png"), &png_with_text(4, 4, &[]));
+    write(&s.root.join("hers.png"), &png_with_text(4, 4, &[]));
+    // Seen by the watcher first (no prompt known yet), then reported by her run.
+    s.gallery.index_path("hers.png", None).await.unwrap();
+    let early = s.gallery.item_by_path("hers.png").await.unwrap().unwrap();
+    assert_eq!(early.user_id, 1, "no run claimed it yet");
+    s.gallery
+        .index_path("hers.png", Some("p-alice"))
+        .await
+        .unwrap();
+    s.gallery.index_path("found.png", None).await.unwrap();
+
+    let hers = s.gallery.item_by_path("hers.png").await.unwrap().unwrap();
+    assert_eq!(hers.user_id, 2);
+    assert_eq!(hers.owner.as_deref(), Some("alice"));
+    let found = s.gallery.item_by_path("found.png").await.unwrap().unwrap();
+    assert_eq!(
+        found.user_id, 1,
+        "a file no run made is the administrator's"
+    );
+    assert_eq!(found.owner.as_deref(), Some("admin"));
+
+    // A rescan (no prompt ids) keeps the owner.
+    s.gallery.scan().await.unwrap();
+    let hers = s.gallery.item_by_path("hers.png").await.unwrap().unwrap();
+    assert_eq!(hers.user_id, 2);
+
+    // One person's page.
+    let gallery = &s.gallery;
+    let only = |owner| async move {
+        gallery
+            .page_of(&GalleryQuery::default(), owner)
+            .await
+            .unwrap()
+    };
+    assert_eq!(paths(&only(Some(2)).await), ["hers.png"]);
+    assert_eq!(paths(&only(Some(1)).await), ["found.png"]);
+    assert_eq!(only(None).await.total, 2);
+    assert_eq!(only(Some(3)).await.total, 0);
+
+    // Live changes say whose file changed.
+    let mut rx = s.events.subscribe();
+    s.gallery.delete(hers.id).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Ok(Event::Gallery(change))) => {
+                assert_eq!(change.user_id, Some(2), "{change:?}");
+                assert_eq!(change.removed_ids, [hers.id]);
+                break;
+            }
+            Ok(Ok(_)) => continue,
+            other => panic!("no gallery event: {other:?}"),
         }
     }
 }

@@ -75,7 +75,11 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     );
 
     // The library card: model-free, so ready, with its node types searchable.
-    let library = engine.generator().library().await.unwrap();
+    let library = engine
+        .generator()
+        .library(&engine.auth().open_caller())
+        .await
+        .unwrap();
     let card = library
         .ready
         .iter()
@@ -101,7 +105,11 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     assert!(!generate_card_matches(card, "video"));
 
     // First visit: nothing remembered, no history.
-    let form = engine.generator().form(&id).await.unwrap();
+    let form = engine
+        .generator()
+        .form(&engine.auth().open_caller(), &id)
+        .await
+        .unwrap();
     assert!(form.remembered.is_empty());
     assert!(form.history.is_empty());
     assert!(!form.llm_enabled);
@@ -115,7 +123,11 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     let mut rx = engine.events().subscribe();
     let mut rows_rx = engine.events().subscribe();
     let inputs = vec![value("1", "width", json!(80))];
-    let submitted = engine.generator().submit(&id, &inputs).await.unwrap();
+    let submitted = engine
+        .generator()
+        .submit(&engine.auth().open_caller(), &id, &inputs)
+        .await
+        .unwrap();
     let prompt_id = submitted
         .prompt_id
         .clone()
@@ -192,26 +204,57 @@ async fn a_generation_runs_with_overall_progress_and_is_recorded_with_its_output
     );
 
     // Next visit: the values are remembered and the run is in the history.
-    let form = engine.generator().form(&id).await.unwrap();
+    let form = engine
+        .generator()
+        .form(&engine.auth().open_caller(), &id)
+        .await
+        .unwrap();
     assert_eq!(form.remembered, inputs);
     assert_eq!(form.history.len(), 1);
     assert_eq!(form.history[0].prompt_id, prompt_id);
-    assert_eq!(engine.generator().get(row.id).await.unwrap(), row);
+    assert_eq!(
+        engine
+            .generator()
+            .get(&engine.auth().open_caller(), row.id)
+            .await
+            .unwrap(),
+        row
+    );
     assert!(matches!(
-        engine.generator().get(row.id + 100).await,
+        engine
+            .generator()
+            .get(&engine.auth().open_caller(), row.id + 100)
+            .await,
         Err(engine::generate::GenerateError::NotFound(_))
     ));
 
     // A refused value submits nothing and records nothing.
     let err = engine
         .generator()
-        .submit(&id, &[value("99", "width", json!(1))])
+        .submit(
+            &engine.auth().open_caller(),
+            &id,
+            &[value("99", "width", json!(1))],
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("node 99"), "{err}");
-    assert_eq!(engine.generator().list(Some(&id)).await.unwrap().len(), 1);
     assert_eq!(
-        engine.generator().form(&id).await.unwrap().remembered,
+        engine
+            .generator()
+            .list(&engine.auth().open_caller(), Some(&id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        engine
+            .generator()
+            .form(&engine.auth().open_caller(), &id)
+            .await
+            .unwrap()
+            .remembered,
         inputs,
         "a refused value is not remembered"
     );
@@ -234,7 +277,7 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     standin.play_next("ws_prompt_execution_error");
     let failed = engine
         .generator()
-        .submit(&ok, &[])
+        .submit(&engine.auth().open_caller(), &ok, &[])
         .await
         .unwrap()
         .prompt_id
@@ -252,7 +295,7 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     );
     let running = engine
         .generator()
-        .submit(&slow, &[])
+        .submit(&engine.auth().open_caller(), &slow, &[])
         .await
         .unwrap()
         .prompt_id
@@ -260,14 +303,22 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     wait_for_row(&engine, &running, |g| g.status == GenerationStatus::Running).await;
     let pending = engine
         .generator()
-        .submit(&slow, &[value("1", "width", json!(3071))])
+        .submit(
+            &engine.auth().open_caller(),
+            &slow,
+            &[value("1", "width", json!(3071))],
+        )
         .await
         .unwrap()
         .prompt_id
         .unwrap();
 
     // Pending: taken out of ComfyUI's queue and marked cancelled at once.
-    let cancelled = engine.generator().cancel(&pending).await.unwrap();
+    let cancelled = engine
+        .generator()
+        .cancel(&engine.auth().open_caller(), &pending)
+        .await
+        .unwrap();
     assert_eq!(cancelled.status, GenerationStatus::Cancelled);
     assert!(cancelled.finished_ms.is_some());
     let queue = engine.bridge().queue().await.unwrap();
@@ -277,23 +328,36 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     );
 
     // Running: interrupted; ComfyUI's report settles the row.
-    engine.generator().cancel(&running).await.unwrap();
+    engine
+        .generator()
+        .cancel(&engine.auth().open_caller(), &running)
+        .await
+        .unwrap();
     let row = wait_for_row(&engine, &running, |g| !g.status.is_active()).await;
     assert_eq!(row.status, GenerationStatus::Interrupted, "{row:?}");
 
     // Cancelling what has ended changes nothing; an unknown prompt is named.
     assert_eq!(
-        engine.generator().cancel(&running).await.unwrap().status,
+        engine
+            .generator()
+            .cancel(&engine.auth().open_caller(), &running)
+            .await
+            .unwrap()
+            .status,
         GenerationStatus::Interrupted
     );
     let err = engine
         .generator()
-        .cancel("no-such-prompt")
+        .cancel(&engine.auth().open_caller(), "no-such-prompt")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no-such-prompt"), "{err}");
 
-    let all = engine.generator().list(None).await.unwrap();
+    let all = engine
+        .generator()
+        .list(&engine.auth().open_caller(), None)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].prompt_id, pending, "newest first");
 }
@@ -329,6 +393,7 @@ async fn rows_left_running_are_settled_from_comfyuis_history() {
                 inputs: &[],
                 prompt_id,
                 created_ms: 1_000,
+                user_id: 1,
             })
             .await
             .unwrap();
@@ -469,7 +534,7 @@ async fn gallery_file(engine: &Engine, name: &str, bytes: &[u8], prompt_id: Opti
         .unwrap();
     let page = engine
         .gallery()
-        .page(&GalleryQuery::default())
+        .page(&engine.auth().open_caller(), &GalleryQuery::default())
         .await
         .unwrap();
     page.items
@@ -506,7 +571,11 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
 
     // The library workflow of the same shape, with the values the file's prompt used.
     let item = gallery_file(&engine, "ComfyUI_00001_.png", &png, None).await;
-    let found = engine.generator().from_output(item).await.unwrap();
+    let found = engine
+        .generator()
+        .from_output(&engine.auth().open_caller(), item)
+        .await
+        .unwrap();
     assert_eq!(found.workflow_id, id);
     assert!(!found.imported);
     assert!(
@@ -515,14 +584,30 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     );
 
     // Without it, the file's own workflow is imported and opened.
-    engine.workflows().delete(&id).await.unwrap();
-    let found = engine.generator().from_output(item).await.unwrap();
+    engine
+        .workflows()
+        .delete(&engine.auth().open_caller(), &id)
+        .await
+        .unwrap();
+    let found = engine
+        .generator()
+        .from_output(&engine.auth().open_caller(), item)
+        .await
+        .unwrap();
     assert!(found.imported);
     assert_eq!(found.workflow_id, "user:ComfyUI_00001_.json");
     assert!(found.values.contains(&value("1", "width", json!(64))));
-    engine.generator().form(&found.workflow_id).await.unwrap();
+    engine
+        .generator()
+        .form(&engine.auth().open_caller(), &found.workflow_id)
+        .await
+        .unwrap();
     // Opened again, the imported one is found instead of imported twice.
-    let again = engine.generator().from_output(item).await.unwrap();
+    let again = engine
+        .generator()
+        .from_output(&engine.auth().open_caller(), item)
+        .await
+        .unwrap();
     assert_eq!(
         (again.workflow_id.as_str(), again.imported),
         ("user:ComfyUI_00001_.json", false)
@@ -537,20 +622,28 @@ async fn a_gallery_output_opens_its_workflow_with_its_values() {
     let inputs = vec![value("1", "width", json!(96))];
     let prompt_id = engine
         .generator()
-        .submit(&slow_free, &inputs)
+        .submit(&engine.auth().open_caller(), &slow_free, &inputs)
         .await
         .unwrap()
         .prompt_id
         .unwrap();
     wait_for_row(&engine, &prompt_id, |g| !g.status.is_active()).await;
     let made_here = gallery_file(&engine, "made_here.png", &png, Some(&prompt_id)).await;
-    let found = engine.generator().from_output(made_here).await.unwrap();
+    let found = engine
+        .generator()
+        .from_output(&engine.auth().open_caller(), made_here)
+        .await
+        .unwrap();
     assert_eq!(found.workflow_id, slow_free);
     assert_eq!(found.values, inputs);
 
     // A file without a workflow cannot be opened, and says so.
     let sound = gallery_file(&engine, "clip.wav", b"RIFF\0\0\0\0WAVE", None).await;
-    let err = engine.generator().from_output(sound).await.unwrap_err();
+    let err = engine
+        .generator()
+        .from_output(&engine.auth().open_caller(), sound)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("carries no workflow"), "{err}");
 }
 
@@ -739,4 +832,132 @@ async fn the_engine_enhances_with_the_configured_llm_or_the_style_alone() {
         .unwrap();
     assert!(answer.by_llm, "{answer:?}");
     assert!(answer.positive.starts_with("a fox, golden hour"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_generation_and_prompt_are_theirs_alone() {
+    let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.spawn_background_jobs();
+    let open = engine.auth().open_caller();
+    let mut people = Vec::new();
+    for name in ["alice", "bob"] {
+        let user = engine
+            .auth()
+            .users()
+            .add(&open, name, Role::User, Some("password-123".into()))
+            .await
+            .unwrap()
+            .user;
+        people.push(Caller {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            theme: None,
+        });
+    }
+    let (alice, bob) = (&people[0], &people[1]);
+    // A shared template: both may run it.
+    let dir = engine.layout().workflow_templates();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("invert.json"),
+        serde_json::to_vec(&standin.fixtures().prompt_of("post_prompt_ok")).unwrap(),
+    )
+    .unwrap();
+    let id = "template:invert.json";
+
+    let mut rx = engine.events().subscribe();
+    let inputs = vec![value("1", "width", json!(80))];
+    let submitted = engine.generator().submit(alice, id, &inputs).await.unwrap();
+    let prompt_id = submitted.prompt_id.clone().expect("submitted");
+    common::run_events(&mut rx, &prompt_id, Duration::from_secs(30)).await;
+    let row = wait_for_row(&engine, &prompt_id, |g| {
+        g.status == GenerationStatus::Succeeded
+    })
+    .await;
+
+    // Recorded as hers: the row and the prompt.
+    assert_eq!(row.user_id, alice.user_id);
+    assert_eq!(
+        engine.store().prompt_owner(&prompt_id).await.unwrap(),
+        Some(alice.user_id)
+    );
+    assert_eq!(engine.bridge().known_owner(&prompt_id), Some(alice.user_id));
+    assert!(engine
+        .bridge()
+        .may_access_prompt(alice, &prompt_id)
+        .await
+        .unwrap());
+    assert!(!engine
+        .bridge()
+        .may_access_prompt(bob, &prompt_id)
+        .await
+        .unwrap());
+    assert!(engine
+        .bridge()
+        .may_access_prompt(&open, &prompt_id)
+        .await
+        .unwrap());
+    assert!(engine
+        .bridge()
+        .check_prompt_access(bob, &prompt_id)
+        .await
+        .is_err());
+    // Her outputs are hers to fetch.
+    let output = &row.outputs[0];
+    assert!(engine
+        .generator()
+        .history()
+        .has_output(
+            alice.user_id,
+            &output.kind,
+            &output.subfolder,
+            &output.filename
+        )
+        .await
+        .unwrap());
+    assert!(!engine
+        .generator()
+        .history()
+        .has_output(
+            bob.user_id,
+            &output.kind,
+            &output.subfolder,
+            &output.filename
+        )
+        .await
+        .unwrap());
+
+    // Bob sees none of it; the administrator sees all.
+    let generator = engine.generator();
+    assert!(generator.list(bob, None).await.unwrap().is_empty());
+    assert_eq!(generator.list(alice, None).await.unwrap().len(), 1);
+    assert_eq!(generator.list(&open, None).await.unwrap().len(), 1);
+    assert!(matches!(
+        generator.get(bob, row.id).await,
+        Err(engine::generate::GenerateError::NotFound(_))
+    ));
+    generator.get(alice, row.id).await.unwrap();
+    generator.get(&open, row.id).await.unwrap();
+    assert!(matches!(
+        generator.cancel(bob, &prompt_id).await,
+        Err(engine::generate::GenerateError::NotFound(_))
+    ));
+    // The shared template's form: his own (empty) values and history, not hers.
+    let his_form = generator.form(bob, id).await.unwrap();
+    assert!(his_form.remembered.is_empty(), "{:?}", his_form.remembered);
+    assert!(his_form.history.is_empty());
+    let her_form = generator.form(alice, id).await.unwrap();
+    assert_eq!(her_form.remembered, inputs);
+    assert_eq!(her_form.history.len(), 1);
+    // Her queue entries are listed to her only.
+    let queue = engine.bridge().queue_for(bob).await.unwrap();
+    assert!(queue
+        .running
+        .iter()
+        .chain(&queue.pending)
+        .all(|e| e.prompt_id != prompt_id));
 }

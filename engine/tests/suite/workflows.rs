@@ -1096,3 +1096,217 @@ fn catalog_hints_name_the_preset() {
     assert!(hint("checkpoints", "ltx-video-2b-v0.9.5.safetensors").is_some());
     assert_eq!(hint("checkpoints", "unknown.safetensors"), None);
 }
+
+#[test]
+fn each_user_has_their_own_workflows_beside_the_shared_templates() {
+    let ws = workspace();
+    let ctx = WorkflowContext::new();
+    write(
+        &ws.layout.workflow_templates().join("shared.json"),
+        &default_api().to_string(),
+    );
+    let admins = ws
+        .library
+        .import("mine.json", default_api().to_string().as_bytes(), &ctx)
+        .unwrap();
+    assert_eq!(
+        admins.id, "user:mine.json",
+        "the administrator's stay at the top level"
+    );
+    let alices = ws
+        .library
+        .import_as(2, "flow.json", default_api().to_string().as_bytes(), &ctx)
+        .unwrap();
+    assert_eq!(alices.id, "user:@2/flow.json");
+    assert!(ws.layout.workflow_user().join("@2/flow.json").is_file());
+    let bobs = ws
+        .library
+        .import_as(3, "flow.json", default_api().to_string().as_bytes(), &ctx)
+        .unwrap();
+    assert_eq!(
+        bobs.id, "user:@3/flow.json",
+        "the same name in another's folder"
+    );
+
+    let ids = |list: Vec<WorkflowSummary>| list.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(ws.library.list_own(2, &ctx)),
+        ["template:shared.json", "user:@2/flow.json"]
+    );
+    assert_eq!(
+        ids(ws.library.list_own(3, &ctx)),
+        ["template:shared.json", "user:@3/flow.json"]
+    );
+    // The administrator's view is everyone's.
+    let all = ids(ws.library.list_local(&ctx));
+    for id in [
+        "user:mine.json",
+        "user:@2/flow.json",
+        "user:@3/flow.json",
+        "template:shared.json",
+    ] {
+        assert!(all.iter().any(|a| a == id), "{id} in {all:?}");
+    }
+
+    // Ownership is the path.
+    assert_eq!(engine::workflows::owner_of_id("user:@2/flow.json"), Some(2));
+    assert_eq!(
+        engine::workflows::owner_of_id("user:@2/sub/x.json"),
+        Some(2)
+    );
+    assert_eq!(engine::workflows::owner_of_id("user:mine.json"), Some(1));
+    assert_eq!(engine::workflows::owner_of_id("user:@x/y.json"), Some(1));
+    assert_eq!(engine::workflows::owner_of_id("user:@2.json"), Some(1));
+    assert_eq!(engine::workflows::owner_of_id("template:shared.json"), None);
+    assert_eq!(engine::workflows::owner_of_id("comfyui:a.json"), None);
+
+    // A rename stays in the owner's folder.
+    let renamed = ws
+        .library
+        .rename("user:@2/flow.json", "portrait", &ctx)
+        .unwrap();
+    assert_eq!(renamed.id, "user:@2/portrait.json");
+
+    // A removed user's folder passes to the administrator's top level.
+    assert_eq!(ws.library.hand_over_to_admin(2, "alice").unwrap(), 1);
+    assert!(ws
+        .layout
+        .workflow_user()
+        .join("alice (removed)/portrait.json")
+        .is_file());
+    assert!(!ws.layout.workflow_user().join("@2").exists());
+    assert_eq!(
+        ws.library.hand_over_to_admin(2, "alice").unwrap(),
+        0,
+        "nothing left"
+    );
+    assert_eq!(ws.library.hand_over_to_admin(1, "admin").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn users_reach_templates_and_their_own_workflows_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine::Engine::start(common::test_config(dir.path()))
+        .await
+        .unwrap();
+    let open = engine.auth().open_caller();
+    let add = |name: &'static str| {
+        let engine = engine.clone();
+        let open = open.clone();
+        async move {
+            let user = engine
+                .auth()
+                .users()
+                .add(
+                    &open,
+                    name,
+                    engine::model::Role::User,
+                    Some("password-123".into()),
+                )
+                .await
+                .unwrap()
+                .user;
+            engine::model::Caller {
+                user_id: user.id,
+                username: user.username,
+                role: user.role,
+                theme: None,
+            }
+        }
+    };
+    let alice = add("alice").await;
+    let bob = add("bob").await;
+    write(
+        &engine.layout().workflow_templates().join("shared.json"),
+        &default_api().to_string(),
+    );
+    let workflows = engine.workflows();
+    let hers = workflows
+        .import(&alice, "flow.json", default_api().to_string().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(hers.id, format!("user:@{}/flow.json", alice.user_id));
+
+    let kind = |e: engine::workflows::WorkflowError| engine::error::Classify::kind(&e);
+    use engine::model::ErrorKind;
+    // Bob: not found, by every route; his list leaves it out.
+    assert_eq!(
+        kind(workflows.get(&bob, &hers.id).await.unwrap_err()),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(workflows.rename(&bob, &hers.id, "x").await.unwrap_err()),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(workflows.delete(&bob, &hers.id).await.unwrap_err()),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(workflows.run_saved(&bob, &hers.id, &[]).await.unwrap_err()),
+        ErrorKind::NotFound
+    );
+    let listed: Vec<String> = workflows
+        .list(&bob)
+        .await
+        .unwrap()
+        .workflows
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(listed, ["template:shared.json"]);
+    // The administrator's own are not his either.
+    let admins = workflows
+        .import(&open, "admins.json", default_api().to_string().as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        kind(workflows.get(&bob, &admins.id).await.unwrap_err()),
+        ErrorKind::NotFound
+    );
+    // Templates: read, never changed by a user (403); ComfyUI's own: the administrator's.
+    workflows.get(&bob, "template:shared.json").await.unwrap();
+    assert_eq!(
+        kind(
+            workflows
+                .delete(&bob, "template:shared.json")
+                .await
+                .unwrap_err()
+        ),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        kind(
+            workflows
+                .rename(&bob, "template:shared.json", "x")
+                .await
+                .unwrap_err()
+        ),
+        ErrorKind::Forbidden
+    );
+    assert_eq!(
+        kind(
+            workflows
+                .get(&bob, "comfyui:my flow.json")
+                .await
+                .unwrap_err()
+        ),
+        ErrorKind::Forbidden
+    );
+    // Paths are still checked against the root.
+    assert_eq!(
+        kind(
+            workflows
+                .get(&alice, "user:@2/../../x.json")
+                .await
+                .unwrap_err()
+        ),
+        ErrorKind::Invalid
+    );
+
+    // Alice and the administrator reach hers.
+    workflows.get(&alice, &hers.id).await.unwrap();
+    workflows.get(&open, &hers.id).await.unwrap();
+    let renamed = workflows.rename(&alice, &hers.id, "mine").await.unwrap();
+    workflows.delete(&open, &renamed.id).await.unwrap();
+}

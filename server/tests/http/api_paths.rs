@@ -43,7 +43,7 @@ async fn gallery_urls_reach_the_file_and_its_thumbnail() {
     let page = h
         .engine
         .gallery()
-        .page(&GalleryQuery::default())
+        .page(&h.engine.auth().open_caller(), &GalleryQuery::default())
         .await
         .unwrap();
     let item = page

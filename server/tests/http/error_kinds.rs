@@ -116,7 +116,12 @@ async fn every_error_kind_has_its_status_and_the_same_body() {
         let page = h
             .engine
             .activity()
-            .page(Some(engine::model::ActivityKind::Error), 1, 10)
+            .page(
+                &h.engine.auth().open_caller(),
+                Some(engine::model::ActivityKind::Error),
+                1,
+                10,
+            )
             .await
             .unwrap();
         if page

@@ -2,6 +2,7 @@
 //! real sockets. One test binary, because each links the whole app and the views' symbols make
 //! every binary hundreds of megabytes.
 
+mod accounts;
 mod api_paths;
 mod common;
 mod error_kinds;

@@ -384,44 +384,198 @@ async fn every_non_public_route_requires_a_login() {
     assert!(reply.body.contains("<html"), "/login renders a page");
 }
 
+/// Logs `username` in over JSON and returns the session cookie pair.
+pub(crate) async fn log_in_as(
+    app: &Router,
+    username: &str,
+    password: &str,
+    client: &str,
+) -> String {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", client)
+        .body(Body::from(
+            json!({ "username": username, "password": password }).to_string(),
+        ))
+        .unwrap();
+    let reply = send(app, request).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NO_CONTENT,
+        "login of {username}: {:?}",
+        reply.body
+    );
+    session_pair(reply.set_cookie()).expect("login sets the session cookie")
+}
+
+/// The routes the permission table keeps from users: each answers 403 to one, and anything
+/// but 401/403 to an administrator. Every other route answers both roles.
+const ADMIN_ONLY: &[&str] = &[
+    "/api/users",
+    "/api/users/add",
+    "/api/users/role",
+    "/api/users/reset-password",
+    "/api/users/disable",
+    "/api/users/remove",
+    "/api/settings/hf/validate",
+    "/api/activity/clear",
+    "/api/presets/install",
+    "/api/presets/pause",
+    "/api/presets/resume",
+    "/api/presets/cancel",
+    "/api/presets/remove",
+    "/api/downloads/pause",
+    "/api/downloads/resume",
+    "/api/downloads/cancel",
+    "/api/catalog/sync",
+    "/api/comfyui/restart",
+    "/api/comfy/queue/clear",
+    "/comfyui",
+    "/comfyui/",
+    "/comfyui/rest",
+];
+
+/// Bodies that get past a server function's argument parsing (so the answer is the role's,
+/// not a 400 for a missing field), and that change nothing an administrator would miss.
+fn matrix_body(path: &str) -> Value {
+    match path {
+        "/api/users/add" => json!({ "username": "bad name!", "role": "user" }),
+        "/api/users/role" => json!({ "username": "nobody", "role": "user" }),
+        "/api/users/reset-password" | "/api/users/remove" => json!({ "username": "nobody" }),
+        "/api/users/disable" => json!({ "username": "nobody", "disabled": true }),
+        "/api/presets/install"
+        | "/api/presets/pause"
+        | "/api/presets/resume"
+        | "/api/presets/remove" => json!({ "id": "no-such-preset" }),
+        "/api/presets/cancel" => json!({ "id": "no-such-preset", "delete_parts": false }),
+        "/api/downloads/pause" | "/api/downloads/resume" => json!({ "task_id": 999_999 }),
+        "/api/downloads/cancel" => json!({ "task_id": 999_999, "delete_part": false }),
+        "/api/settings/update" => json!({ "patch": { "theme": "dark" } }),
+        _ => json!({}),
+    }
+}
+
+/// The permission matrix: every route of the inventory × {no session, user, admin}. Without a
+/// session every non-public route answers 401 (JSON); a user gets 403 from exactly the routes
+/// of [`ADMIN_ONLY`] and reaches every other; an administrator reaches all of them.
 #[tokio::test(flavor = "multi_thread")]
-async fn every_route_is_reachable_with_a_session() {
+async fn every_route_answers_each_role_as_the_permission_table_says() {
     let h = harness(Some(PASSWORD)).await;
-    let cookie = log_in(&h.app).await;
-    for (method, path) in server::route_inventory() {
-        let path = concrete(&path);
-        // Logging out would end the session the rest of the loop uses; it has its own test.
+    let open = h.engine.auth().open_caller();
+    h.engine
+        .auth()
+        .users()
+        .add(
+            &open,
+            "alice",
+            engine::model::Role::User,
+            Some("alice-password-1".into()),
+        )
+        .await
+        .unwrap();
+    let admin = log_in(&h.app).await;
+    let alice = log_in_as(&h.app, "alice", "alice-password-1", "198.51.100.7").await;
+
+    let inventory = server::route_inventory();
+    let paths: Vec<String> = inventory.iter().map(|(_, p)| concrete(p)).collect();
+    for listed in ADMIN_ONLY {
+        assert!(
+            paths.iter().any(|p| p == listed),
+            "{listed} is not in the inventory any more: update ADMIN_ONLY"
+        );
+    }
+    let mut forbidden_to_user = Vec::new();
+    for (method, path) in &inventory {
+        let path = concrete(path);
         if path == server::auth::LOGOUT_PATH || path == server::auth::LOGIN_PATH {
             continue;
         }
-        let request = if method == Method::POST {
-            post_json(&path, &json!({}))
-        } else {
-            get(&path).body(Body::empty()).unwrap()
+        let request = || {
+            if *method == Method::POST {
+                post_json(&path, &matrix_body(&path))
+            } else {
+                get(&path).body(Body::empty()).unwrap()
+            }
         };
-        // A route that never answers fails here with its name, not as a hung test run.
-        let reply = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            send(&h.app, with_cookie(request, &cookie)),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path} did not answer within 30 s"));
+        let answer = |cookie: Option<String>| {
+            let app = h.app.clone();
+            let request = request();
+            let what = format!("{method} {path}");
+            async move {
+                let request = match &cookie {
+                    Some(c) => with_cookie(request, c),
+                    None => request,
+                };
+                tokio::time::timeout(std::time::Duration::from_secs(30), send(&app, request))
+                    .await
+                    .unwrap_or_else(|_| panic!("{what} did not answer within 30 s"))
+            }
+        };
+        let what = format!("{method} {path}");
+        // No session.
+        let anonymous = answer(None).await;
+        if PUBLIC.contains(&path.as_str()) {
+            assert_ne!(anonymous.status, StatusCode::UNAUTHORIZED, "{what}");
+        } else if path == "/login" {
+            assert_eq!(anonymous.status, StatusCode::OK, "{what}");
+        } else {
+            assert_login_required(&anonymous, &format!("{what} without a session"));
+        }
+        // A user.
+        let user = answer(Some(alice.clone())).await;
         assert_ne!(
-            reply.status,
+            user.status,
             StatusCode::UNAUTHORIZED,
-            "{method} {path}: {:?}",
-            reply.body
+            "{what} as alice: {:?}",
+            user.body
+        );
+        if ADMIN_ONLY.contains(&path.as_str()) {
+            assert_eq!(
+                user.status,
+                StatusCode::FORBIDDEN,
+                "{what} as alice: {:?}",
+                user.body
+            );
+            assert_eq!(user.json()["kind"], json!("forbidden"), "{what} as alice");
+            forbidden_to_user.push(path.clone());
+        } else {
+            assert_ne!(
+                user.status,
+                StatusCode::FORBIDDEN,
+                "{what} as alice (not an administrator's route): {:?}",
+                user.body
+            );
+        }
+        // The administrator.
+        let admin_reply = answer(Some(admin.clone())).await;
+        assert!(
+            admin_reply.status != StatusCode::UNAUTHORIZED
+                && admin_reply.status != StatusCode::FORBIDDEN,
+            "{what} as admin: {} {:?}",
+            admin_reply.status,
+            admin_reply.body
         );
         if path == "/login" {
             // Logged-in visitors are sent home.
-            assert!(
-                is_redirect(reply.status),
-                "{method} {path}: {}",
-                reply.status
-            );
-            assert_eq!(reply.location(), "/");
+            for reply in [&user, &admin_reply] {
+                assert!(is_redirect(reply.status), "{what}: {}", reply.status);
+                assert_eq!(reply.location(), "/");
+            }
         }
     }
+    forbidden_to_user.sort();
+    forbidden_to_user.dedup();
+    let mut expected: Vec<String> = ADMIN_ONLY.iter().map(|p| p.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        forbidden_to_user, expected,
+        "every admin-only route was tried"
+    );
+    // The matrix changed nothing: alice is still there and still a user.
+    let users = h.engine.auth().users().list(&open).await.unwrap();
+    assert!(users.iter().any(|u| u.username == "alice" && !u.disabled));
 }
 
 #[tokio::test(flavor = "multi_thread")]

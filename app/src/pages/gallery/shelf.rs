@@ -148,7 +148,16 @@ async fn fetch(filters: &Filters, cursor: Option<String>) -> Result<GalleryPage,
     // The "to" day is included: up to the start of the next day.
     let to_ms = utc_day_start_ms(&filters.to).map(|ms| ms + 86_400_000);
     let text = Some(filters.text.trim().to_string()).filter(|t| !t.is_empty());
-    list_gallery(filters.kind, from_ms, to_ms, text, cursor, Some(PAGE_SIZE)).await
+    list_gallery(
+        filters.kind,
+        from_ms,
+        to_ms,
+        text,
+        cursor,
+        Some(PAGE_SIZE),
+        None,
+    )
+    .await
 }
 
 /// Lays a fresh first page over the loaded items: new ones come in, changed ones are
@@ -181,6 +190,8 @@ mod tests {
             model: None,
             has_workflow: false,
             prompt_id: None,
+            user_id: 1,
+            owner: None,
         }
     }
 
