@@ -452,6 +452,7 @@ pub async fn open_users(config: &Config) -> Result<crate::auth::UsersService, En
         store,
         activity,
         config.access_password.is_some(),
+        crate::workflows::WorkflowLibrary::new(&config.layout()),
     ))
 }
 

@@ -57,6 +57,7 @@ impl AuthService {
             store.clone(),
             activity.clone(),
             config.access_password.is_some(),
+            crate::workflows::WorkflowLibrary::new(&config.layout()),
         );
         let service = AuthService {
             mode,

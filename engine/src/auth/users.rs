@@ -10,6 +10,7 @@ use crate::model::{
     UserWithPassword, ADMIN_USERNAME,
 };
 use crate::store::Store;
+use crate::workflows::WorkflowLibrary;
 
 /// Cheap to clone; the CLI opens one on a workspace a server holds (SQLite lets both write).
 #[derive(Clone)]
@@ -19,14 +20,22 @@ pub struct UsersService {
     /// `ACCESS_PASSWORD` is admin's password: it is set at every start, so changing it here
     /// would be undone; such a change is refused and says where the password comes from.
     admin_password_pinned: bool,
+    /// A removed user's workflows pass to admin with their outputs.
+    workflows: WorkflowLibrary,
 }
 
 impl UsersService {
-    pub fn new(store: Store, activity: ActivityLog, admin_password_pinned: bool) -> Self {
+    pub fn new(
+        store: Store,
+        activity: ActivityLog,
+        admin_password_pinned: bool,
+        workflows: WorkflowLibrary,
+    ) -> Self {
         UsersService {
             store,
             activity,
             admin_password_pinned,
+            workflows,
         }
     }
 
@@ -203,10 +212,27 @@ impl UsersService {
         let admin = accounts::ensure_admin(&self.store, now_ms()).await?;
         let removal =
             accounts::remove_user(&self.store, user.info.id, admin.info.id, now_ms()).await?;
+        // The account is gone either way; a folder that cannot be moved stays readable by admin
+        // where it is, and the line says so.
+        let (library, id, name) = (
+            self.workflows.clone(),
+            user.info.id,
+            user.info.username.clone(),
+        );
+        let workflows = tokio::task::spawn_blocking(move || library.hand_over_to_admin(id, &name))
+            .await
+            .expect("moving a folder does not panic");
+        let workflows = match workflows {
+            Ok(count) => format!("{count} workflow(s)"),
+            Err(e) => {
+                tracing::warn!(error = %e, user = %user.info.username, "cannot move the removed user's workflows");
+                format!("their workflows (still in their folder: {e})")
+            }
+        };
         self.note(
             actor,
             format!(
-                "{} removed user {}: {} API token(s) revoked; {} output(s) and {} generation(s) now belong to admin",
+                "{} removed user {}: {} API token(s) revoked; {} output(s), {} generation(s) and {workflows} now belong to admin",
                 actor.username,
                 user.info.username,
                 removal.tokens_revoked,
@@ -218,8 +244,16 @@ impl UsersService {
         Ok(())
     }
 
+    /// A person's own theme; the deck's theme setting stays the default for those with none.
     pub async fn set_own_theme(&self, caller: &Caller, theme: Theme) -> Result<(), AuthError> {
         accounts::update_user(&self.store, caller.user_id, UserChange::Theme(theme)).await?;
+        self.activity
+            .record_for(
+                caller.user_id,
+                ActivityKind::Settings,
+                format!("{}: theme set to {}", caller.username, theme.as_str()),
+            )
+            .await;
         Ok(())
     }
 

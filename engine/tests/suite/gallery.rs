@@ -793,6 +793,9 @@ async fn outputs_belong_to_whoever_ran_the_prompt_and_unclaimed_files_to_admin()
         s.store.clone(),
         engine::activity::ActivityLog::new(s.store.clone(), s.events.clone()),
         false,
+        engine::workflows::WorkflowLibrary::new(&engine::workspace::WorkspaceLayout::new(
+            s.root.parent().unwrap(),
+        )),
     );
     let admin = engine::model::Caller {
         user_id: 1,

@@ -210,8 +210,32 @@ async fn passwords_disable_and_remove_end_sessions_and_tokens() {
         .is_some());
     let (fourth, _) = log_in(&engine, "alice", &reset.password).await;
 
-    // Removed: sessions end and tokens are revoked for good, even if the name comes back.
+    // Removed: sessions end and tokens are revoked for good, even if the name comes back; her
+    // workflows pass to admin.
+    let (_, alice) = log_in(&engine, "alice", &reset.password).await;
+    let workflow = br#"{"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "a"}}}"#;
+    let imported = engine
+        .workflows()
+        .import(&alice, "alice-flow.json", workflow)
+        .await
+        .unwrap();
+    assert!(engine.workflows().get(&admin, &imported.id).await.is_ok());
     users.remove(&admin, "alice").await.unwrap();
+    let names: Vec<String> = engine
+        .workflows()
+        .list(&admin)
+        .await
+        .unwrap()
+        .workflows
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|id| id.contains("alice (removed)/alice-flow.json")),
+        "{names:?}"
+    );
     assert!(!session_alive(&engine, &fourth).await);
     assert!(engine
         .auth()
@@ -236,6 +260,10 @@ async fn passwords_disable_and_remove_end_sessions_and_tokens() {
     assert!(lines.contains("admin disabled user alice"), "{lines}");
     assert!(
         lines.contains("admin removed user alice: 1 API token(s) revoked"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("1 workflow(s) now belong to admin"),
         "{lines}"
     );
     assert!(!lines.contains(&token));

@@ -689,7 +689,7 @@ async fn wrong_passwords_are_refused_and_rate_limited() {
         assert!(reply.json()["message"]
             .as_str()
             .unwrap()
-            .contains("wrong password"));
+            .contains("wrong username or password"));
         assert!(reply.header(header::SET_COOKIE).is_none());
     }
 
@@ -718,9 +718,26 @@ async fn wrong_passwords_are_refused_and_rate_limited() {
     assert_redirect(&reply, "/login?error=limited");
     assert!(reply.header(header::SET_COOKIE).is_none());
 
-    // Another client is not affected.
+    // The username counts too: admin's name is limited from another client as well, while
+    // another name from that client is only checked.
     let reply = send(&h.app, login_json(PASSWORD, "203.0.113.8")).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{:?}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        reply.body
+    );
+    let other_name = Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", "203.0.113.8")
+        .body(Body::from(
+            json!({ "username": "someone", "password": PASSWORD }).to_string(),
+        ))
+        .unwrap();
+    let reply = send(&h.app, other_name).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{:?}", reply.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -171,10 +171,11 @@ async fn websocket_pushes_stats_and_changes() {
     .await;
     assert!(newer["data"]["cpu"].is_object(), "{newer}");
 
-    // A change made over HTTP reaches the socket: an activity line and the new settings.
+    // A change made over HTTP reaches the socket: an activity line and the new settings. (A
+    // theme is each person's own and is not pushed to others; retention is the deck's.)
     let reply = http_client()
         .post(format!("http://{addr}/api/settings/update"))
-        .json(&json!({ "patch": { "theme": "light" } }))
+        .json(&json!({ "patch": { "activity_retention_days": 12 } }))
         .send()
         .await
         .expect("the update is sent");
@@ -196,11 +197,14 @@ async fn websocket_pushes_stats_and_changes() {
     assert!(
         activity["data"]["message"]
             .as_str()
-            .is_some_and(|m| m.to_lowercase().contains("theme set to light")),
+            .is_some_and(|m| m.to_lowercase().contains("retention set to 12")),
         "{activity}"
     );
     let settings = saw_settings.unwrap();
-    assert_eq!(settings["data"]["theme"], "light", "{settings}");
+    assert_eq!(
+        settings["data"]["activity_retention_days"], 12,
+        "{settings}"
+    );
 
     socket.close(None).await.expect("the socket closes");
 }
@@ -309,10 +313,11 @@ async fn login_rate_limit_keys_on_the_peer_address() {
     let url = format!("http://{addr}/api/auth/login");
     let client = http_client();
 
+    // Guesses at another name: only this peer's count (and mallory's) fills up, not admin's.
     for attempt in 1..=5 {
         let reply = client
             .post(&url)
-            .json(&json!({ "password": "wrong" }))
+            .json(&json!({ "username": "mallory", "password": "wrong" }))
             .send()
             .await
             .expect("the login is sent");
