@@ -73,7 +73,7 @@ pub async fn require_auth(
 }
 
 /// Who the request's API token or session cookie belongs to, when either is live.
-async fn authenticated_caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
+pub(crate) async fn authenticated_caller(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
     let result = if let Some(token) = bearer_token(headers) {
         state.engine.auth().api_token_caller(token).await
     } else if let Some(token) = session_cookie(headers) {

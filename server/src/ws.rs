@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::Extensions;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use engine::activity::ActivityLog;
 use engine::model::{Caller, Event, GalleryChange};
@@ -19,16 +19,31 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 
+/// The close code a socket ends with when its session has ended (4000–4999 are the
+/// application's).
+pub const SESSION_ENDED: u16 = 4401;
+
+/// How often a socket checks that its session (or token) is still live: a password change,
+/// a disabled or removed account ends the socket within this time.
+const SESSION_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn upgrade(
     State(state): State<AppState>,
     extensions: Extensions,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let caller = match crate::auth::caller_of(&extensions) {
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
     };
-    upgrade.on_upgrade(move |socket| serve(state.engine, caller, socket))
+    let credentials = state
+        .engine
+        .auth()
+        .mode()
+        .requires_login()
+        .then_some(headers);
+    upgrade.on_upgrade(move |socket| serve(state, caller, credentials, socket))
 }
 
 /// The event as `caller` may see it, or `None` when it is none of their business.
@@ -70,7 +85,17 @@ pub async fn visible_to(engine: &Engine, caller: &Caller, event: Event) -> Optio
     }
 }
 
-async fn serve(engine: Arc<Engine>, caller: Caller, mut socket: WebSocket) {
+/// `credentials`: the upgrade request's headers when logins are on, to check the session again
+/// every [`SESSION_RECHECK`].
+async fn serve(
+    state: AppState,
+    caller: Caller,
+    credentials: Option<HeaderMap>,
+    mut socket: WebSocket,
+) {
+    let engine = Arc::clone(&state.engine);
+    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    recheck.tick().await;
     // While this guard lives, the engine samples metrics and pushes them.
     let _watching = engine.events().watch();
     let mut events = engine.events().subscribe();
@@ -101,6 +126,19 @@ async fn serve(engine: Arc<Engine>, caller: Caller, mut socket: WebSocket) {
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
             },
+            _ = recheck.tick(), if credentials.is_some() => {
+                let headers = credentials.as_ref().expect("checked by the guard");
+                let still = crate::auth::authenticated_caller(&state, headers).await;
+                if still.as_ref().map(|c| (c.user_id, c.role)) != Some((caller.user_id, caller.role)) {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: SESSION_ENDED,
+                            reason: "the session ended; log in again".into(),
+                        })))
+                        .await;
+                    break;
+                }
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 // Pings are answered by axum; the client sends nothing else we act on.

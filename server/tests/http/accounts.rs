@@ -559,8 +559,10 @@ async fn sessions_end_on_password_change_disable_and_remove_and_tokens_on_remove
     assert_eq!(status, 200, "{answer}");
     assert_eq!(live(first.clone()).await, 401, "the other session ended");
 
-    // Disabling ends them too, and no login gets in while disabled.
+    // Disabling ends them too (her open WebSocket included), and no login gets in while
+    // disabled.
     let carol = Person::log_in(addr, "carol", "carol-password-2").await;
+    let mut socket = carol.socket().await;
     let (status, _) = admin
         .post(
             "/api/users/disable",
@@ -569,6 +571,23 @@ async fn sessions_end_on_password_change_disable_and_remove_and_tokens_on_remove
         .await;
     assert_eq!(status, 200);
     assert_eq!(live(carol.clone()).await, 401, "disable ends the session");
+    // The socket checks its session every 10 s, then closes with 4401.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let closed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Err(_) => panic!("the socket of a disabled user is still open"),
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    let frame = closed.expect("a close frame with a code");
+    assert_eq!(
+        u16::from(frame.code),
+        server::ws::SESSION_ENDED,
+        "{frame:?}"
+    );
     let reply = client()
         .post(format!("http://{addr}/api/auth/login"))
         .json(&json!({ "username": "carol", "password": "carol-password-2" }))
