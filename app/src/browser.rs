@@ -1,4 +1,5 @@
-//! What the pages need from the browser itself: going to the login page, applying a theme,
+//! What the pages need from the browser itself: going to the login page or another page,
+//! applying a theme,
 //! the chosen file's bytes, random seeds, scrolling the run panel into view, copying to the
 //! clipboard, and base64 for uploads. On the server these do nothing (events only happen in
 //! the browser). Imports no app module, so every other module may use it.
@@ -13,6 +14,16 @@ pub fn go_to_login() {
         let here = location.pathname().unwrap_or_else(|_| "/".into());
         let _ = location.set_href(&format!("/login?next={}", here));
     }
+}
+
+/// Loads `href` as a new page (the server renders it afresh, cookies and all).
+pub fn go_to(href: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_href(href);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = href;
 }
 
 /// Applies a theme to the page at once (the server renders it on the next load).

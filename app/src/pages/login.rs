@@ -58,6 +58,12 @@ pub fn LoginPage() -> impl IntoView {
         Some(_) => Some("Login failed; try again.".to_string()),
         None => None,
     };
+    let notice = move || match query.read().get("notice").as_deref() {
+        Some("password-changed") => Some(
+            "Your password was changed and all your sessions ended. Log in with the new password.",
+        ),
+        _ => None,
+    };
     let username = prefill_username(query.read_untracked().get("user"));
     // The cursor goes where there is something left to type.
     let focus_password = !username.is_empty();
@@ -99,6 +105,9 @@ pub fn LoginPage() -> impl IntoView {
                             class="w-full rounded-lg border border-line bg-surface-2 px-3 py-2.5 text-fg"
                         />
                     </label>
+                    {move || notice().map(|m| view! {
+                        <p data-testid="login-notice" role="status" class="rounded-lg border border-ok/40 bg-ok/10 px-3 py-2 text-sm">{m}</p>
+                    })}
                     {move || error().map(|m| view! {
                         <p data-testid="login-error" role="alert" class="text-sm text-bad">{m}</p>
                     })}

@@ -4,6 +4,7 @@ use engine::model::*;
 use leptos::prelude::*;
 
 use crate::api::users::change_own_password;
+use crate::browser::go_to;
 use crate::components::{badge, Card, Tone};
 use crate::server_calls::Write;
 
@@ -47,8 +48,11 @@ fn PasswordForm(username: String, has_password: bool, auth_mode: AuthMode) -> im
     let current = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
     let repeat = RwSignal::new(String::new());
-    let changed = RwSignal::new(false);
     let write = Write::new();
+    let login_again = format!(
+        "/login?user={}&next=/settings&notice=password-changed",
+        encode_path(&username)
+    );
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (cur, next, again) = (
@@ -64,14 +68,13 @@ fn PasswordForm(username: String, has_password: bool, auth_mode: AuthMode) -> im
             write.set_error(Some("The new password and its repetition differ.".into()));
             return;
         }
+        // Every session of theirs has ended, this one too: straight to the login page, which
+        // says why.
+        let login_again = login_again.clone();
         write.run(change_own_password(cur, next), move |()| {
-            current.set(String::new());
-            new.set(String::new());
-            repeat.set(String::new());
-            changed.set(true);
+            go_to(&login_again);
         });
     };
-    let login_again = format!("/login?user={}&next=/settings", encode_path(&username));
     let field =
         "w-full min-w-0 rounded-lg border border-line bg-surface-2 px-3 py-2 text-sm text-fg";
     view! {
@@ -126,16 +129,9 @@ fn PasswordForm(username: String, has_password: bool, auth_mode: AuthMode) -> im
         {move || write.error().map(|m| view! {
             <p data-testid="password-error" role="alert" class="mt-2 text-sm text-bad wrap-anywhere">{m}</p>
         })}
-        {move || changed.get().then(|| view! {
-            <p data-testid="password-changed" role="status" class="mt-2 rounded-lg border border-ok/40 bg-ok/10 px-3 py-2 text-sm">
-                "Password changed. This ended all your sessions, this one too: "
-                <a href=login_again.clone() rel="external" class="font-medium text-accent underline">"log in again"</a>
-                " with the new password."
-            </p>
-        })}
         <p class="mt-2 text-xs text-muted">
             {if auth_mode.requires_login() {
-                format!("At least {MIN_PASSWORD_CHARS} characters. Changing it logs you out everywhere.")
+                format!("At least {MIN_PASSWORD_CHARS} characters. Changing it logs you out everywhere, here too: you then log in with the new one.")
             } else {
                 format!("At least {MIN_PASSWORD_CHARS} characters. Logins are off while the dashboard only listens on this machine; the password counts once it listens on a network address.")
             }}
