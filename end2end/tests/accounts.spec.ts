@@ -118,6 +118,7 @@ test('an administrator adds a user, who sees only their own things', async ({ pa
   await expect(log).toContainText(`${name} logged in`);
   await expect(log).not.toContainText('admin logged in');
   await expect(log).not.toContainText(`added user ${name}`);
+  await expect(page.getByTestId('activity-clear'), 'clearing the log is the administrator\'s').toHaveCount(0);
 
   // Their own password: a wrong current one is refused; a change ends this session too.
   await page.goto('/settings');

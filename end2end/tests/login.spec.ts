@@ -48,6 +48,16 @@ test('the login form asks for a username and password, without JavaScript too', 
   await context.close();
 });
 
+test('a rate-limited login says how long to wait and keeps the username', async ({ page }) => {
+  // What the server redirects to after too many failures (tripping the real limit here would
+  // lock this client out of every later login test).
+  await page.goto('/login?error=limited&wait=75&user=bob&next=/models');
+  await waitForHydration(page);
+  await expect(page.getByTestId('login-error')).toHaveText('Too many failed attempts. Try again in 1 min 15 s.');
+  await expect(page.getByTestId('login-username')).toHaveValue('bob');
+  await expect(page.getByTestId('login-password')).toBeFocused();
+});
+
 test('a JSON login without a username is the admin\'s', async ({ playwright }) => {
   const api = await playwright.request.newContext({ baseURL: LOCKED_URL });
   expect((await api.post('/api/auth/login', { data: { password: LOCKED_PASSWORD } })).status()).toBe(204);

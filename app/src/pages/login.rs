@@ -52,8 +52,13 @@ pub fn LoginPage() -> impl IntoView {
     let error = move || match query.read().get("error").as_deref() {
         Some("wrong") => Some("Wrong username or password.".to_string()),
         Some("limited") => Some(format!(
-            "Too many failed attempts. Try again in {} seconds.",
-            query.read().get("wait").unwrap_or_else(|| "a few".into())
+            "Too many failed attempts. Try again in {}.",
+            query
+                .read()
+                .get("wait")
+                .and_then(|w| w.parse::<u64>().ok())
+                .map(engine::model::format_duration_secs)
+                .unwrap_or_else(|| "a few minutes".into())
         )),
         Some(_) => Some("Login failed; try again.".to_string()),
         None => None,
