@@ -185,7 +185,11 @@ fn UserChip(caller: Caller) -> impl IntoView {
             attr:title=title
         >
             <span data-testid="current-username" class="min-w-0 max-w-[6rem] truncate font-medium sm:max-w-[10rem]">{caller.username}</span>
-            <span data-testid="current-role" class=badge(tone)>{role}</span>
+            // A phone's header has no room for it beside the ComfyUI link and the live badge (it
+            // overlapped Log out at 375 px); the title and Settings say it there.
+            <span class="hidden sm:inline-flex">
+                <span data-testid="current-role" class=badge(tone)>{role}</span>
+            </span>
         </A>
     }
 }
