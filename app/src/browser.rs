@@ -1,7 +1,8 @@
-//! What the pages need from the browser itself: going to the login page, applying a theme,
-//! the chosen file's bytes, random seeds, scrolling the run panel into view, and base64 for
-//! uploads. On the server these do nothing (events only happen in the browser). Imports no app
-//! module, so every other module may use it.
+//! What the pages need from the browser itself: going to the login page or another page,
+//! applying a theme,
+//! the chosen file's bytes, random seeds, scrolling the run panel into view, copying to the
+//! clipboard, and base64 for uploads. On the server these do nothing (events only happen in
+//! the browser). Imports no app module, so every other module may use it.
 
 use leptos::web_sys::EventTarget;
 
@@ -13,6 +14,16 @@ pub fn go_to_login() {
         let here = location.pathname().unwrap_or_else(|_| "/".into());
         let _ = location.set_href(&format!("/login?next={}", here));
     }
+}
+
+/// Loads `href` as a new page (the server renders it afresh, cookies and all).
+pub fn go_to(href: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().set_href(href);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = href;
 }
 
 /// Applies a theme to the page at once (the server renders it on the next load).
@@ -123,6 +134,45 @@ pub fn reveal_run_panel() {
         },
         std::time::Duration::from_millis(60),
     );
+}
+
+/// Puts `text` on the clipboard. The browser allows it only on a secure page (https or
+/// localhost); elsewhere the error says to copy by hand.
+pub async fn copy_text(text: &str) -> Result<(), String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::{JsCast, JsValue};
+        use wasm_bindgen_futures::js_sys::{Function, Promise, Reflect};
+        let by_hand = || {
+            "The browser did not allow copying here; select the text and copy it by hand."
+                .to_string()
+        };
+        let navigator = web_sys::window()
+            .and_then(|w| Reflect::get(&w, &JsValue::from_str("navigator")).ok())
+            .ok_or_else(by_hand)?;
+        let clipboard = Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+            .ok()
+            .filter(|c| !c.is_undefined() && !c.is_null())
+            .ok_or_else(by_hand)?;
+        let write = Reflect::get(&clipboard, &JsValue::from_str("writeText"))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .ok_or_else(by_hand)?;
+        let promise = write
+            .call1(&clipboard, &JsValue::from_str(text))
+            .ok()
+            .and_then(|p| p.dyn_into::<Promise>().ok())
+            .ok_or_else(by_hand)?;
+        wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map(|_| ())
+            .map_err(|_| by_hand())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = text;
+        Ok(())
+    }
 }
 
 /// Standard base64 with padding (RFC 4648), as the import API expects.

@@ -4,16 +4,43 @@ use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 use leptos_router::hooks::use_location;
 
-use crate::api::get_session;
-use crate::components::{Icon, IconSvg};
+use engine::model::{Caller, Role};
+
+use crate::api::{get_session, ApiError, SessionInfo};
+use crate::components::{badge, Icon, IconSvg, Tone};
 use crate::live::{Connection, Live};
 
+/// Who is logged in, fetched once by the [`Layout`] and shared with the pages inside it: they
+/// leave out what the visitor's role may not do (a user is offered no model installs).
+#[derive(Clone, Copy)]
+pub struct Session(Resource<Result<SessionInfo, ApiError>>);
+
+impl Session {
+    /// The session of the page's [`Layout`].
+    pub fn get() -> Session {
+        expect_context()
+    }
+
+    /// Who is asking; `None` when the session could not be read (the page's own call then
+    /// says why).
+    pub async fn caller(self) -> Option<Caller> {
+        self.0.await.ok().map(|s| s.caller)
+    }
+
+    /// Whether the visitor is an administrator (in open mode, everyone is).
+    pub async fn is_admin(self) -> bool {
+        self.caller().await.is_some_and(|c| c.is_admin())
+    }
+}
+
 /// The frame around every signed-in page: header with the brand, the navigation (a bottom
-/// bar on phones), the live-connection badge and, when logins are on, a logout button.
+/// bar on phones), the live-connection badge and, when logins are on, who is logged in and a
+/// logout button.
 #[component]
 pub fn Layout() -> impl IntoView {
     Live::provide();
     let session = Resource::new(|| (), |_| get_session());
+    provide_context(Session(session));
     view! {
         <header class="sticky top-0 z-20 border-b border-line bg-bg">
             <div class="mx-auto flex max-w-6xl items-center gap-3 px-4 py-2.5">
@@ -23,15 +50,24 @@ pub fn Layout() -> impl IntoView {
                 </A>
                 <Nav/>
                 <div class="ml-auto flex min-w-0 items-center gap-2">
-                    <ComfyLink/>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            // ComfyUI's own editor sees every queue and file: administrators only.
+                            let admin = session.await.map(|s| s.caller.is_admin()).unwrap_or(false);
+                            admin.then(|| view! { <ComfyLink/> })
+                        })}
+                    </Transition>
                     <LiveBadge/>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
-                            let needs_logout = session
+                            session
                                 .await
-                                .map(|s| s.auth_mode.requires_login())
-                                .unwrap_or(false);
-                            needs_logout.then(|| view! { <LogoutButton/> })
+                                .ok()
+                                .filter(|s| s.auth_mode.requires_login())
+                                .map(|s| view! {
+                                    <UserChip caller=s.caller/>
+                                    <LogoutButton/>
+                                })
                         })}
                     </Transition>
                 </div>
@@ -125,6 +161,36 @@ fn LiveBadge() -> impl IntoView {
             // On a narrow phone header a long state may be cut short; the title has it in full.
             <span data-testid="live-state" class="min-w-0 truncate">{move || live.connection.get().label()}</span>
         </span>
+    }
+}
+
+/// Who is logged in and their role; opens their account settings.
+#[component]
+fn UserChip(caller: Caller) -> impl IntoView {
+    let (tone, role) = match caller.role {
+        Role::Admin => (Tone::Accent, "admin"),
+        Role::User => (Tone::Muted, "user"),
+    };
+    let title = format!(
+        "Logged in as {} ({}): your account",
+        caller.username,
+        caller.role.label()
+    );
+    view! {
+        <A
+            href="/settings#account"
+            attr:data-testid="current-user"
+            attr:data-role=caller.role.as_str()
+            attr:class="flex min-w-0 items-center gap-1.5 rounded-lg px-1 py-1 text-xs text-fg hover:bg-surface-2"
+            attr:title=title
+        >
+            <span data-testid="current-username" class="min-w-0 max-w-[6rem] truncate font-medium sm:max-w-[10rem]">{caller.username}</span>
+            // A phone's header has no room for it beside the ComfyUI link and the live badge (it
+            // overlapped Log out at 375 px); the title and Settings say it there.
+            <span class="hidden sm:inline-flex">
+                <span data-testid="current-role" class=badge(tone)>{role}</span>
+            </span>
+        </A>
     }
 }
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Locator, type Page, type TestInfo } from '@playwright/test';
 import { COMFY_URL, FIXTURES_DIR, STANDIN_URL } from '../env';
-import { ARTIFACTS_DIR, gotoHydrated, LOCKED_URL, OPEN_URL } from './support';
+import { ARTIFACTS_DIR, gotoHydrated, LOCKED_PASSWORD, LOCKED_URL, logIn, logOut, OPEN_URL, projectTag, waitForHydration } from './support';
 import { seedGallery } from './gallery-seed';
 
 async function shoot(page: Page, testInfo: TestInfo, name: string, fullPage = true): Promise<void> {
@@ -298,5 +298,54 @@ test.describe('locked server', () => {
     await gotoHydrated(page, '/login');
     await expect(page.getByTestId('login-form')).toBeVisible();
     await shoot(page, testInfo, 'login');
+    // After a failed attempt: the message, and the username kept.
+    await page.goto('/login?error=wrong&user=someone');
+    await waitForHydration(page);
+    await expect(page.getByTestId('login-error')).toBeVisible();
+    await shoot(page, testInfo, 'login-error');
+  });
+
+  test('settings: users and a user\'s own settings', async ({ page }, testInfo) => {
+    test.setTimeout(90_000);
+    const name = `shot-${projectTag(testInfo).toLowerCase()}`;
+    const second = `${name}-lee`;
+    await logIn(page, 'admin', LOCKED_PASSWORD, '/settings');
+    await waitForHydration(page);
+    // Two users: one disabled, and the password of the newest shown once.
+    for (const user of [second, name]) {
+      await page.getByTestId('user-add-name').fill(user);
+      await page.getByTestId('user-add').click();
+      await expect(page.getByTestId('user-password-revealed')).toHaveAttribute('data-username', user);
+    }
+    const password = (await page.getByTestId('user-password').textContent())?.trim() ?? '';
+    const secondRow = page.locator(`[data-testid="user-row"][data-username="${second}"]`);
+    await secondRow.getByTestId('user-toggle').click();
+    await expect(secondRow).toHaveAttribute('data-disabled', 'true');
+    await secondRow.getByTestId('user-remove').click();
+    await expect(secondRow.getByTestId('user-remove-confirm')).toBeVisible();
+    await shoot(page, testInfo, 'settings-admin');
+    await page.getByTestId('users-card').scrollIntoViewIfNeeded();
+    await page.getByTestId('users-card').screenshot({ path: path.join(ARTIFACTS_DIR, `${testInfo.project.name}-users.png`), animations: 'disabled' });
+    await logOut(page);
+
+    await logIn(page, name, password, '/settings');
+    await waitForHydration(page);
+    await expect(page.getByTestId('password-form')).toBeVisible();
+    await shoot(page, testInfo, 'settings-user');
+    await page.goto('/models');
+    await waitForHydration(page);
+    await expect(page.getByTestId('models-admin-only')).toBeVisible();
+    await shoot(page, testInfo, 'models-user', false);
+    await logOut(page);
+
+    // Leave the deck as found: only admin.
+    await logIn(page, 'admin', LOCKED_PASSWORD, '/settings');
+    await waitForHydration(page);
+    for (const user of [name, second]) {
+      const row = page.locator(`[data-testid="user-row"][data-username="${user}"]`);
+      await row.getByTestId('user-remove').click();
+      await row.getByTestId('user-remove-yes').click();
+      await expect(row).toHaveCount(0);
+    }
   });
 });

@@ -97,3 +97,23 @@ export async function expectNoHorizontalScroll(page: Page): Promise<void> {
   });
   expect(overflow.scroll, `no sideways scroll; wider elements: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(overflow.width);
 }
+
+/**
+ * Logs in through the login form (a plain HTML form: no hydration needed) and waits to leave
+ * the login page. `next` is the page to land on.
+ */
+export async function logIn(page: Page, username: string, password: string, next = '/'): Promise<void> {
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await expect(page.getByTestId('login-form')).toBeVisible();
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await expect(page, `${username} is logged in and leaves the login page`).toHaveURL((url) => url.pathname === next);
+}
+
+/** Logs out with the header's button (the visible one) and waits for the login page. */
+export async function logOut(page: Page): Promise<void> {
+  await page.getByTestId('logout').filter({ visible: true }).click();
+  await expect(page).toHaveURL(/\/login/);
+  await expect(page.getByTestId('login-form')).toBeVisible();
+}

@@ -57,6 +57,17 @@ pub async fn require_auth(
         {
             return Redirect::to("/").into_response();
         }
+        // The form fills in `admin` when it is the only account.
+        let only_admin = state
+            .engine
+            .auth()
+            .users()
+            .only_admin_exists()
+            .await
+            .unwrap_or(false);
+        request
+            .extensions_mut()
+            .insert(app::pages::login::LoginHint { only_admin });
         return next.run(request).await;
     }
     // Public paths first: static files must not cost a credentials lookup.

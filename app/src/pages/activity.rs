@@ -8,6 +8,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{clear_activity, list_activity};
 use crate::components::ErrorNote;
+use crate::layout::Session;
 use crate::live::Live;
 use crate::server_calls::api_error_view;
 
@@ -29,6 +30,7 @@ pub fn ActivityPage() -> impl IntoView {
         |(kind, page, _)| list_activity(Some(kind), Some(page)),
     );
     let clear_error = RwSignal::new(None::<String>);
+    let session = Session::get();
 
     // New activity arrives live: the first page shows it at once.
     let live = Live::get();
@@ -100,7 +102,14 @@ pub fn ActivityPage() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <button data-testid="activity-clear" type="button" class="btn-danger" on:click=on_clear>"Clear log"</button>
+            // Clearing the deck's log is an administrator's (a user sees only their own entries).
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    session.is_admin().await.then(|| view! {
+                        <button data-testid="activity-clear" type="button" class="btn-danger" on:click=on_clear>"Clear log"</button>
+                    })
+                })}
+            </Transition>
         </div>
         {move || clear_error.get().map(|m| view! { <ErrorNote message=m/> })}
         <Transition fallback=|| view! { <p class="text-muted">"Loading activity…"</p> }>

@@ -7,19 +7,22 @@ use leptos_meta::Title;
 
 use crate::api::get_status;
 use crate::components::{Card, Meter};
+use crate::layout::Session;
 use crate::live::Live;
 use crate::server_calls::api_error_view;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let status = Resource::new(|| (), |_| get_status());
+    let session = Session::get();
     view! {
         <Title text="Home · comfydeck"/>
         <h1 class="mb-4 text-xl font-semibold">"Pod status"</h1>
         <Suspense fallback=|| view! { <p class="text-muted">"Reading the pod's status…"</p> }>
             {move || Suspend::new(async move {
+                let caller = session.caller().await;
                 match status.await {
-                    Ok(initial) => view! { <StatusGrid initial/> }.into_any(),
+                    Ok(initial) => view! { <StatusGrid initial caller/> }.into_any(),
                     Err(e) => api_error_view(e),
                 }
             })}
@@ -27,8 +30,11 @@ pub fn HomePage() -> impl IntoView {
     }
 }
 
+/// `caller`: who is looking; a user may not restart ComfyUI and sees only their own activity.
 #[component]
-fn StatusGrid(initial: HomeStatus) -> impl IntoView {
+fn StatusGrid(initial: HomeStatus, caller: Option<Caller>) -> impl IntoView {
+    let admin = caller.as_ref().is_some_and(|c| c.is_admin());
+    let my_id = caller.map(|c| c.user_id);
     let live = Live::get();
     // Live values replace the server-rendered ones as soon as they arrive.
     let stats = {
@@ -46,6 +52,10 @@ fn StatusGrid(initial: HomeStatus) -> impl IntoView {
     let recent = RwSignal::new(initial.recent_activity);
     Effect::new(move |_| {
         if let Some(entry) = live.activity.get() {
+            // The server sends a user only their own entries; the page keeps to that as well.
+            if !admin && entry.user_id != my_id {
+                return;
+            }
             recent.update(|list| {
                 if !list.iter().any(|e| e.id == entry.id) {
                     list.insert(0, entry);
@@ -61,7 +71,7 @@ fn StatusGrid(initial: HomeStatus) -> impl IntoView {
             <MemoryCard stats/>
             <DiskCard stats/>
             <GpuCard stats/>
-            <ComfyCard comfy process/>
+            <ComfyCard comfy process admin/>
             <RecentActivity recent/>
         </div>
         <p class="mt-4 text-xs text-muted">
@@ -199,14 +209,19 @@ fn GpuRow(gpu: GpuStats) -> impl IntoView {
     }
 }
 
+/// `admin`: whether the visitor may restart ComfyUI.
 #[component]
-fn ComfyCard(comfy: Signal<ComfyStatus>, process: Signal<ComfyProcess>) -> impl IntoView {
+fn ComfyCard(
+    comfy: Signal<ComfyStatus>,
+    process: Signal<ComfyProcess>,
+    admin: bool,
+) -> impl IntoView {
     view! {
         <Card title="ComfyUI" testid="comfy-card">
             {move || {
                 let p = process.get();
                 (!matches!(p.state, ComfyProcessState::External { .. }))
-                    .then(|| view! { <ProcessPanel process=p/> })
+                    .then(|| view! { <ProcessPanel process=p admin/> })
             }}
             {move || {
                 let c = comfy.get();
@@ -243,9 +258,10 @@ fn ComfyCard(comfy: Signal<ComfyStatus>, process: Signal<ComfyProcess>) -> impl 
     }
 }
 
-/// A ComfyUI that comfydeck runs: its state, a restart button and the end of its log.
+/// A ComfyUI that comfydeck runs: its state, a restart button (administrators) and the end of
+/// its log.
 #[component]
-fn ProcessPanel(process: ComfyProcess) -> impl IntoView {
+fn ProcessPanel(process: ComfyProcess, admin: bool) -> impl IntoView {
     let restart = Action::new(|_: &()| crate::api::restart_comfyui());
     let pending = restart.pending();
     let (dot, label, detail) = match &process.state {
@@ -292,18 +308,20 @@ fn ProcessPanel(process: ComfyProcess) -> impl IntoView {
             {(restarts > 0).then(|| view! {
                 <p class="text-xs text-muted">{format!("Restarted {restarts} time{}", if restarts == 1 { "" } else { "s" })}</p>
             })}
-            <button
-                class="btn-secondary mt-2"
-                data-testid="comfy-restart"
-                disabled=move || pending.get()
-                on:click=move |_| {
-                    restart.dispatch(());
-                }
-            >
-                {move || if pending.get() { "Restarting…" } else { "Restart ComfyUI" }}
-            </button>
-            {move || restart.value().get().and_then(|r| r.err()).map(|e| view! {
-                <p class="mt-1 text-xs text-bad">{e.message}</p>
+            {admin.then(|| view! {
+                <button
+                    class="btn-secondary mt-2"
+                    data-testid="comfy-restart"
+                    disabled=move || pending.get()
+                    on:click=move |_| {
+                        restart.dispatch(());
+                    }
+                >
+                    {move || if pending.get() { "Restarting…" } else { "Restart ComfyUI" }}
+                </button>
+                {move || restart.value().get().and_then(|r| r.err()).map(|e| view! {
+                    <p class="mt-1 text-xs text-bad">{e.message}</p>
+                })}
             })}
             {has_tail.then(|| view! {
                 <details class="mt-2">

@@ -25,6 +25,7 @@ use leptos_meta::Title;
 
 use crate::api::get_models;
 use crate::components::ErrorNote;
+use crate::layout::Session;
 use crate::live::{Connection, Live};
 use crate::server_calls::{api_error_view, RefreshGate};
 use catalog::Catalog;
@@ -39,6 +40,7 @@ const POLL_EVERY: Duration = Duration::from_secs(3);
 #[component]
 pub fn ModelsPage() -> impl IntoView {
     let live = Live::get();
+    let session = Session::get();
     // Live events already received when the fetch starts are older than its answer.
     let baseline = StoredValue::new(Baseline::default());
     let overview = Resource::new(
@@ -53,8 +55,9 @@ pub fn ModelsPage() -> impl IntoView {
         <h1 class="mb-4 text-xl font-semibold">"Models"</h1>
         <Transition fallback=|| view! { <p class="text-muted">"Reading the catalog and the models folder…"</p> }>
             {move || Suspend::new(async move {
+                let admin = session.is_admin().await;
                 match overview.await {
-                    Ok(initial) => view! { <ModelsBody initial baseline=baseline.get_value()/> }.into_any(),
+                    Ok(initial) => view! { <ModelsBody initial baseline=baseline.get_value() admin/> }.into_any(),
                     Err(e) => api_error_view(e),
                 }
             })}
@@ -62,10 +65,13 @@ pub fn ModelsPage() -> impl IntoView {
     }
 }
 
+/// `admin`: whether the visitor may install, pause, cancel, remove and sync; a user sees the
+/// same catalog and folders without those controls.
 #[component]
-fn ModelsBody(initial: ModelsOverview, baseline: Baseline) -> impl IntoView {
+fn ModelsBody(initial: ModelsOverview, baseline: Baseline, admin: bool) -> impl IntoView {
     let m = Models {
         live: Live::get(),
+        admin,
         data: RwSignal::new(initial),
         baseline: RwSignal::new(baseline),
         refresh_gate: RefreshGate::new(),
@@ -73,6 +79,11 @@ fn ModelsBody(initial: ModelsOverview, baseline: Baseline) -> impl IntoView {
     watch_live(m);
     view! {
         {move || m.refresh_gate.error().map(|message| view! { <div class="mb-4"><ErrorNote message/></div> })}
+        {(!admin).then(|| view! {
+            <p data-testid="models-admin-only" class="mb-4 rounded-lg border border-line bg-surface-2 px-3 py-2 text-sm text-muted">
+                "Only an administrator can install models. You can see the catalog and what is installed."
+            </p>
+        })}
         <div class="mb-4 grid gap-4 md:grid-cols-2">
             <SpaceCard m/>
             <CatalogCard m/>

@@ -1,5 +1,9 @@
-//! Settings: theme, service tokens (shown masked, never in full), activity retention and API
-//! tokens for scripts.
+//! Settings: everyone's own account (password, theme, API tokens for scripts); for
+//! administrators also the deck's service tokens (shown masked, never in full), activity
+//! retention and the users.
+
+mod account;
+mod users;
 
 use engine::model::*;
 use leptos::prelude::*;
@@ -9,6 +13,8 @@ use crate::api::*;
 use crate::browser::apply_theme;
 use crate::components::Card;
 use crate::server_calls::api_error_view;
+use account::AccountCard;
+use users::UsersSection;
 
 /// One line of feedback after an action: what worked, or what failed and why.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +42,7 @@ pub fn SettingsPage() -> impl IntoView {
 
 #[component]
 fn SettingsForms(data: SettingsPageData) -> impl IntoView {
+    let admin = data.me.role == Role::Admin;
     let settings = RwSignal::new(data.settings);
     let feedback = RwSignal::new(None::<Feedback>);
 
@@ -57,30 +64,41 @@ fn SettingsForms(data: SettingsPageData) -> impl IntoView {
         }
     });
 
+    let me = data.me.clone();
+    let pinned = data.admin_password_pinned;
     view! {
         <div class="grid gap-4 lg:grid-cols-2">
+            <AccountCard me=data.me auth_mode=data.auth_mode admin_password_pinned=pinned/>
             <ThemeCard settings save/>
-            <RetentionCard settings save feedback/>
-            <TokenCard
-                title="Hugging Face token"
-                prefix="hf-token"
-                help="Used for gated models. Sent only to huggingface.co."
-                masked=Signal::derive(move || settings.get().hf_token_masked)
-                save
-                to_patch=|token| SettingsPatch { hf_token: Some(token), ..Default::default() }
-                validate=true
-            />
-            <TokenCard
-                title="CivitAI token"
-                prefix="civitai-token"
-                help="Used for CivitAI downloads. Sent only to civitai.com."
-                masked=Signal::derive(move || settings.get().civitai_token_masked)
-                save
-                to_patch=|token| SettingsPatch { civitai_token: Some(token), ..Default::default() }
-                validate=false
-            />
             <ApiTokensCard initial=data.api_tokens auth_mode=data.auth_mode/>
+            // The deck's own settings: administrators only (the server refuses them to users).
+            {admin.then(|| view! {
+                <RetentionCard settings save feedback/>
+                <TokenCard
+                    title="Hugging Face token"
+                    prefix="hf-token"
+                    help="Used for gated models. Sent only to huggingface.co."
+                    masked=Signal::derive(move || settings.get().hf_token_masked)
+                    save
+                    to_patch=|token| SettingsPatch { hf_token: Some(token), ..Default::default() }
+                    validate=true
+                />
+                <TokenCard
+                    title="CivitAI token"
+                    prefix="civitai-token"
+                    help="Used for CivitAI downloads. Sent only to civitai.com."
+                    masked=Signal::derive(move || settings.get().civitai_token_masked)
+                    save
+                    to_patch=|token| SettingsPatch { civitai_token: Some(token), ..Default::default() }
+                    validate=false
+                />
+            })}
         </div>
+        {admin.then(|| view! {
+            <div class="mt-4">
+                <UsersSection me admin_password_pinned=pinned/>
+            </div>
+        })}
         <p data-testid="settings-status" aria-live="polite" class="mt-4 min-h-5 text-sm">
             {move || match feedback.get() {
                 Some(Feedback::Ok(m)) => view! { <span class="text-ok">{m}</span> }.into_any(),
@@ -117,7 +135,7 @@ fn ThemeCard(settings: RwSignal<SettingsView>, save: Action<SettingsPatch, bool>
                     }).collect_view()}
                 </select>
             </label>
-            <p class="mt-2 text-xs text-muted">"System follows your device's light or dark setting."</p>
+            <p class="mt-2 text-xs text-muted">"Yours alone: everyone picks their own. System follows your device's light or dark setting."</p>
         </Card>
     }
 }
@@ -284,10 +302,10 @@ fn ApiTokensCard(initial: Vec<ApiTokenInfo>, auth_mode: AuthMode) -> impl IntoVi
     };
 
     view! {
-        <Card title="API tokens">
+        <Card title="Your API tokens">
             <p class="mb-3 text-xs text-muted">
                 {if auth_mode.requires_login() {
-                    "For scripts: send as \u{201c}Authorization: Bearer <token>\u{201d}. A token is shown once, when created."
+                    "For scripts: send as \u{201c}Authorization: Bearer <token>\u{201d}. A token acts as you and is shown once, when created."
                 } else {
                     "Logins are off because the dashboard only listens on this machine; tokens take effect once it listens on a network address."
                 }}

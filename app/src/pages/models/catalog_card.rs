@@ -50,16 +50,18 @@ pub(super) fn CatalogCard(m: Models) -> impl IntoView {
                         {move || if counts.with(|(n, _)| *n == 1) { " preset" } else { " presets" }}
                     </span>
                 </p>
-                <button
-                    type="button"
-                    class="btn-secondary shrink-0"
-                    data-testid="catalog-sync"
-                    title="Re-reads the workspace presets and the remote registry, if one is set"
-                    disabled=move || write.busy()
-                    on:click=on_sync
-                >
-                    {move || if write.busy() { "Reloading…" } else { "Reload catalog" }}
-                </button>
+                {m.admin.then(|| view! {
+                    <button
+                        type="button"
+                        class="btn-secondary shrink-0"
+                        data-testid="catalog-sync"
+                        title="Re-reads the workspace presets and the remote registry, if one is set"
+                        disabled=move || write.busy()
+                        on:click=on_sync
+                    >
+                        {move || if write.busy() { "Reloading…" } else { "Reload catalog" }}
+                    </button>
+                })}
             </div>
             <p class="mt-1 text-xs text-muted">
                 {move || counts.with(|(_, by_layer)| {

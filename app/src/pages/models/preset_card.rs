@@ -267,74 +267,77 @@ pub(super) fn PresetCard(
                 </ul>
             </details>
 
-            <div class="flex flex-wrap gap-2">
-                <Show when=can_install>
-                    <button
-                        type="button"
-                        class="btn-primary"
-                        data-testid="preset-install"
-                        disabled=move || write.busy()
-                        on:click=move |_| run.run(Op::Install)
-                    >
-                        {move || if state.get() == InstallState::UpdateAvailable { "Update" } else { "Install" }}
-                    </button>
-                </Show>
-                <Show when=can_pause>
-                    <button type="button" class="btn-secondary" data-testid="preset-pause" disabled=move || write.busy() on:click=move |_| run.run(Op::Pause)>
-                        "Pause"
-                    </button>
-                </Show>
-                <Show when=can_resume>
-                    <button type="button" class="btn-secondary" data-testid="preset-resume" disabled=move || write.busy() on:click=move |_| run.run(Op::Resume)>
-                        "Resume"
-                    </button>
-                </Show>
-                <Show when=can_cancel>
-                    <button type="button" class="btn-secondary" data-testid="preset-cancel" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Cancel))>
-                        "Cancel"
-                    </button>
-                </Show>
-                <Show when=can_remove>
-                    <button type="button" class="btn-danger" data-testid="preset-remove" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Remove))>
-                        "Remove"
-                    </button>
-                </Show>
-            </div>
+            // Users see the state, not the controls (the server refuses them anyway).
+            {m.admin.then(|| view! {
+                <div class="flex flex-wrap gap-2">
+                    <Show when=can_install>
+                        <button
+                            type="button"
+                            class="btn-primary"
+                            data-testid="preset-install"
+                            disabled=move || write.busy()
+                            on:click=move |_| run.run(Op::Install)
+                        >
+                            {move || if state.get() == InstallState::UpdateAvailable { "Update" } else { "Install" }}
+                        </button>
+                    </Show>
+                    <Show when=can_pause>
+                        <button type="button" class="btn-secondary" data-testid="preset-pause" disabled=move || write.busy() on:click=move |_| run.run(Op::Pause)>
+                            "Pause"
+                        </button>
+                    </Show>
+                    <Show when=can_resume>
+                        <button type="button" class="btn-secondary" data-testid="preset-resume" disabled=move || write.busy() on:click=move |_| run.run(Op::Resume)>
+                            "Resume"
+                        </button>
+                    </Show>
+                    <Show when=can_cancel>
+                        <button type="button" class="btn-secondary" data-testid="preset-cancel" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Cancel))>
+                            "Cancel"
+                        </button>
+                    </Show>
+                    <Show when=can_remove>
+                        <button type="button" class="btn-danger" data-testid="preset-remove" disabled=move || write.busy() on:click=move |_| confirm.set(Some(Confirm::Remove))>
+                            "Remove"
+                        </button>
+                    </Show>
+                </div>
 
-            {move || confirm.get().map(|c| match c {
-                Confirm::Remove => view! {
-                    <div data-testid="preset-confirm" role="group" aria-label="Confirm removal" class="rounded-lg border border-bad/40 bg-bad/5 p-3 text-sm">
-                        <p class="mb-2 wrap-anywhere">
-                            {format!("Delete the files of \u{201c}{}\u{201d}? Files that another installed preset uses are kept.", name())}
-                        </p>
-                        <div class="flex flex-wrap gap-2">
-                            <button type="button" class="btn-danger" data-testid="preset-remove-confirm" on:click=move |_| run.run(Op::Remove)>
-                                "Delete files"
-                            </button>
-                            <button type="button" class="btn-secondary" data-testid="preset-confirm-back" on:click=move |_| confirm.set(None)>
-                                "Keep them"
-                            </button>
+                {move || confirm.get().map(|c| match c {
+                    Confirm::Remove => view! {
+                        <div data-testid="preset-confirm" role="group" aria-label="Confirm removal" class="rounded-lg border border-bad/40 bg-bad/5 p-3 text-sm">
+                            <p class="mb-2 wrap-anywhere">
+                                {format!("Delete the files of \u{201c}{}\u{201d}? Files that another installed preset uses are kept.", name())}
+                            </p>
+                            <div class="flex flex-wrap gap-2">
+                                <button type="button" class="btn-danger" data-testid="preset-remove-confirm" on:click=move |_| run.run(Op::Remove)>
+                                    "Delete files"
+                                </button>
+                                <button type="button" class="btn-secondary" data-testid="preset-confirm-back" on:click=move |_| confirm.set(None)>
+                                    "Keep them"
+                                </button>
+                            </div>
                         </div>
-                    </div>
-                }.into_any(),
-                Confirm::Cancel => view! {
-                    <div data-testid="preset-confirm" role="group" aria-label="Confirm cancelling" class="rounded-lg border border-line bg-surface-2 p-3 text-sm">
-                        <p class="mb-2 wrap-anywhere">
-                            {format!("Stop installing \u{201c}{}\u{201d}? Kept parts let a later install continue where it stopped.", name())}
-                        </p>
-                        <div class="flex flex-wrap gap-2">
-                            <button type="button" class="btn-secondary" data-testid="preset-cancel-keep" on:click=move |_| run.run(Op::Cancel { delete_parts: false })>
-                                "Stop, keep parts"
-                            </button>
-                            <button type="button" class="btn-danger" data-testid="preset-cancel-delete" on:click=move |_| run.run(Op::Cancel { delete_parts: true })>
-                                "Stop, delete parts"
-                            </button>
-                            <button type="button" class="btn-secondary" data-testid="preset-confirm-back" on:click=move |_| confirm.set(None)>
-                                "Back"
-                            </button>
+                    }.into_any(),
+                    Confirm::Cancel => view! {
+                        <div data-testid="preset-confirm" role="group" aria-label="Confirm cancelling" class="rounded-lg border border-line bg-surface-2 p-3 text-sm">
+                            <p class="mb-2 wrap-anywhere">
+                                {format!("Stop installing \u{201c}{}\u{201d}? Kept parts let a later install continue where it stopped.", name())}
+                            </p>
+                            <div class="flex flex-wrap gap-2">
+                                <button type="button" class="btn-secondary" data-testid="preset-cancel-keep" on:click=move |_| run.run(Op::Cancel { delete_parts: false })>
+                                    "Stop, keep parts"
+                                </button>
+                                <button type="button" class="btn-danger" data-testid="preset-cancel-delete" on:click=move |_| run.run(Op::Cancel { delete_parts: true })>
+                                    "Stop, delete parts"
+                                </button>
+                                <button type="button" class="btn-secondary" data-testid="preset-confirm-back" on:click=move |_| confirm.set(None)>
+                                    "Back"
+                                </button>
+                            </div>
                         </div>
-                    </div>
-                }.into_any(),
+                    }.into_any(),
+                })}
             })}
 
             {move || write.error().map(|message| view! {

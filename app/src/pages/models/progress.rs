@@ -160,7 +160,7 @@ pub(super) fn FileRow(
             {move || file.with(|f| f.error.clone()).map(|message| view! {
                 <p data-testid="preset-file-error" class="text-xs text-bad wrap-anywhere">{message}</p>
             })}
-            <Show when=has_task>
+            <Show when=move || m.admin && has_task()>
                 <div class="flex flex-wrap gap-2">
                     <Show when=move || matches!(state.get(), FileState::Queued | FileState::Downloading)>
                         <button type="button" class="btn-secondary px-2 py-1 text-xs" data-testid="file-pause" disabled=move || write.busy() on:click=move |_| run(FileOp::Pause)>

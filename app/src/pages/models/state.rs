@@ -31,6 +31,8 @@ impl Baseline {
 #[derive(Clone, Copy)]
 pub(super) struct Models {
     pub(super) live: Live,
+    /// Whether the visitor may change anything (install, pause, cancel, remove, sync).
+    pub(super) admin: bool,
     pub(super) data: RwSignal<ModelsOverview>,
     pub(super) baseline: RwSignal<Baseline>,
     pub(super) refresh_gate: RefreshGate,
