@@ -19,7 +19,9 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::gallery::list_gallery;
+use crate::api::users::list_users;
 use crate::components::ErrorNote;
+use crate::layout::Session;
 use crate::live::Live;
 use crate::server_calls::api_error_view;
 use grid::Grid;
@@ -130,6 +132,44 @@ fn GalleryBody(initial: GalleryPage) -> impl IntoView {
     }
 }
 
+/// Administrators see everyone's outputs and may keep to one person's; users see only their
+/// own, so they get no filter.
+#[component]
+fn OwnerFilter(shelf: Shelf) -> impl IntoView {
+    let session = Session::get();
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                if !session.is_admin().await {
+                    return None;
+                }
+                let users = list_users().await.unwrap_or_default();
+                // One person's deck has nothing to filter by.
+                (users.len() > 1).then(|| view! {
+                    <label class="flex min-w-0 items-center gap-1.5 text-xs text-muted">
+                        <span class="shrink-0">"Owner"</span>
+                        <select
+                            data-testid="gallery-owner"
+                            class="min-w-0 flex-1 rounded-lg border border-line bg-surface px-2 py-1.5 text-sm text-fg md:flex-none"
+                            prop:value=move || shelf.filters.with(|f| f.owner.clone())
+                            on:change=move |ev| {
+                                let owner = event_target_value(&ev);
+                                shelf.filters.update(|f| f.owner = owner);
+                            }
+                        >
+                            <option value="">"Everyone"</option>
+                            {users.into_iter().map(|u| {
+                                let name = u.username.clone();
+                                view! { <option value=name.clone()>{name.clone()}</option> }
+                            }).collect_view()}
+                        </select>
+                    </label>
+                })
+            })}
+        </Transition>
+    }
+}
+
 #[component]
 fn FilterBar(shelf: Shelf) -> impl IntoView {
     let kinds: [(Option<MediaKind>, &'static str, &'static str); 4] = [
@@ -208,6 +248,7 @@ fn FilterBar(shelf: Shelf) -> impl IntoView {
                 prop:value=move || typed.get()
                 on:input=on_search
             />
+            <OwnerFilter shelf/>
             <div class="flex min-w-0 items-center gap-2">
                 {date_input("From", "gallery-from", true)}
                 {date_input("To", "gallery-to", false)}

@@ -19,6 +19,8 @@ pub(super) struct Filters {
     /// `YYYY-MM-DD` from the date inputs (UTC days, like every date on the deck).
     pub(super) from: String,
     pub(super) to: String,
+    /// An administrator's owner filter: a username, or empty for everyone's outputs.
+    pub(super) owner: String,
 }
 
 impl Filters {
@@ -148,6 +150,7 @@ async fn fetch(filters: &Filters, cursor: Option<String>) -> Result<GalleryPage,
     // The "to" day is included: up to the start of the next day.
     let to_ms = utc_day_start_ms(&filters.to).map(|ms| ms + 86_400_000);
     let text = Some(filters.text.trim().to_string()).filter(|t| !t.is_empty());
+    let owner = Some(filters.owner.clone()).filter(|o| !o.is_empty());
     list_gallery(
         filters.kind,
         from_ms,
@@ -155,7 +158,7 @@ async fn fetch(filters: &Filters, cursor: Option<String>) -> Result<GalleryPage,
         text,
         cursor,
         Some(PAGE_SIZE),
-        None,
+        owner,
     )
     .await
 }

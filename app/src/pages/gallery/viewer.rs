@@ -266,6 +266,7 @@ fn Panel(
         ("Sampler", m.sampler.clone()),
         ("Scheduler", m.scheduler.clone()),
         ("Prompt id", item.prompt_id.clone()),
+        ("Owner", item.owner.clone()),
     ];
     let workflow_json = m
         .workflow
