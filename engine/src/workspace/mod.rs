@@ -48,7 +48,11 @@ pub fn check_writable(root: &Path) -> Result<(), WorkspaceError> {
         source,
     })?;
     // A real write, not a permission-bit check: read-only mounts and full disks only show up here.
-    let probe = root.join(format!(".comfydeck-write-test-{}", std::process::id()));
+    // One name per call: concurrent checks (two `/health` requests at once) must not remove
+    // each other's probe, which failed the slower one as "not writable".
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = root.join(format!(".comfydeck-write-test-{}-{n}", std::process::id()));
     let result = File::create(&probe)
         .and_then(|mut f| f.write_all(b"ok").and_then(|_| f.sync_all()))
         .and_then(|_| fs::remove_file(&probe));
