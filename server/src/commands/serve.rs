@@ -71,6 +71,8 @@ pub async fn serve(args: ServeArgs, exec_started: Instant) -> anyhow::Result<()>
         "comfydeck is running at http://{shown_host}:{}/",
         config.port
     );
+    // Start-up (the catalog's parse, migrations, the first scans) freed more than it keeps.
+    crate::memory::release_free_memory();
 
     // No Nagle: a page is written in several pieces (head, streamed body chunks), and with
     // Nagle on, the second small write waits for the ACK of the first, which the client delays
