@@ -272,6 +272,32 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_write_checks_do_not_fail_each_other() {
+        // Two `/health` requests at once used to share one probe name: one removed the
+        // other's file and it answered "not writable".
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let checkers: Vec<_> = (0..8)
+            .map(|_| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        check_writable(&root).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for checker in checkers {
+            checker.join().unwrap();
+        }
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "no probe left behind"
+        );
+    }
+
+    #[test]
     fn yaml_values_are_newline_separated_strings() {
         let layout = WorkspaceLayout::new("/work space/with: colon");
         let text = extra_model_paths_yaml(&layout);
