@@ -116,9 +116,20 @@ impl StatusService {
         stats
     }
 
-    /// Total VRAM per GPU, largest first (empty without an NVIDIA GPU).
+    /// Total VRAM per GPU, largest first (empty without an NVIDIA GPU). Totals do not change,
+    /// so the last sample of any age answers; only a process that never sampled samples now.
     pub async fn gpu_vram(&self) -> Vec<u64> {
-        let mut vram: Vec<u64> = match &self.system_stats().await.gpus {
+        let latest = self
+            .latest_stats
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|s| s.gpus.clone());
+        let gpus = match latest {
+            Some(gpus) => gpus,
+            None => self.sample_stats().await.gpus,
+        };
+        let mut vram: Vec<u64> = match &gpus {
             GpuReport::Available { gpus } => gpus.iter().map(|g| g.memory_total_bytes).collect(),
             _ => Vec::new(),
         };

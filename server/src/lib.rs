@@ -12,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod gallery_files;
 pub mod logging;
+pub mod memory;
 pub mod proxy;
 pub mod ws;
 

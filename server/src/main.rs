@@ -6,9 +6,17 @@ use clap::Parser;
 use server::cli::{Cli, Command};
 use server::commands::{self, init_cli_logging};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let exec_started = Instant::now();
+    server::memory::limit_malloc_arenas();
+    let runtime = server::memory::runtime().unwrap_or_else(|e| {
+        eprintln!("comfydeck: cannot start the async runtime: {e}");
+        std::process::exit(1)
+    });
+    runtime.block_on(run(exec_started));
+}
+
+async fn run(exec_started: Instant) {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Presets(args)) => {

@@ -47,7 +47,8 @@ fn client() -> &'static ProxyClient {
 }
 
 /// A shared client: no redirects followed (the browser must see them, rewritten), no timeout
-/// on bodies (a prompt's outputs or a large upload may take long), a connect timeout only.
+/// on bodies (a prompt's outputs or a large upload may take long), a connect timeout only,
+/// Nagle off.
 pub struct ProxyClient {
     http: reqwest::Client,
 }
@@ -58,6 +59,8 @@ impl Default for ProxyClient {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(std::time::Duration::from_secs(5))
+                // reqwest's default, said here because the proxy's latency depends on it.
+                .tcp_nodelay(true)
                 .build()
                 .expect("a client without TLS settings always builds"),
         }
@@ -224,20 +227,23 @@ async fn forward_http(
 
 /// Relays frames both ways until either side closes.
 async fn relay_socket(browser: WebSocket, target: String) {
-    let comfy = match tokio_tungstenite::connect_async(target.as_str()).await {
-        Ok((socket, _)) => socket,
-        Err(e) => {
-            tracing::warn!(error = %e, %target, "ComfyUI WebSocket proxy: cannot connect");
-            let mut browser = browser;
-            let _ = browser
-                .send(Message::Close(Some(CloseFrame {
-                    code: 1011,
-                    reason: "ComfyUI is not answering".into(),
-                })))
-                .await;
-            return;
-        }
-    };
+    // Nagle off on the upstream socket too (the browser side is an accepted socket, set in
+    // `serve`): a small frame must not wait for the ACK of the previous one.
+    let comfy =
+        match tokio_tungstenite::connect_async_with_config(target.as_str(), None, true).await {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                tracing::warn!(error = %e, %target, "ComfyUI WebSocket proxy: cannot connect");
+                let mut browser = browser;
+                let _ = browser
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1011,
+                        reason: "ComfyUI is not answering".into(),
+                    })))
+                    .await;
+                return;
+            }
+        };
     let (mut comfy_tx, mut comfy_rx) = comfy.split();
     let (mut browser_tx, mut browser_rx) = browser.split();
     let to_comfy = async {

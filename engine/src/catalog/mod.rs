@@ -221,6 +221,7 @@ impl Catalog {
     }
 
     fn read_builtin() -> Catalog {
+        parse::take_rewritten();
         let mut catalog = Catalog::default();
         let mut input = LayerInput::default();
         let layer = CatalogLayer::Builtin;
@@ -277,6 +278,7 @@ impl Catalog {
     }
 
     fn apply_remote_cache(&mut self, cache: &Path) {
+        parse::take_rewritten();
         let label = cache.display().to_string();
         let mut input = LayerInput::default();
         match std::fs::read_to_string(cache) {
@@ -302,6 +304,7 @@ impl Catalog {
     }
 
     fn apply_workspace(&mut self, config_dir: &Path) {
+        parse::take_rewritten();
         let layer = CatalogLayer::Workspace;
         let mut input = LayerInput::default();
         let docker_file = config_dir.join("presets.yaml");
@@ -421,6 +424,10 @@ impl Catalog {
             self.presets.insert(id, preset);
         }
         stats.problems = problems.len();
+        let rewritten = parse::take_rewritten();
+        if rewritten > 0 {
+            tracing::info!(layer = ?layer, files = rewritten, "Hugging Face /blob/ URLs rewritten to /resolve/ (each one at debug)");
+        }
         for p in &problems {
             tracing::warn!(layer = ?layer, "preset catalog: {p}");
         }

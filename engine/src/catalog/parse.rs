@@ -286,6 +286,17 @@ pub fn validate_model_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+thread_local! {
+    /// Hugging Face `/blob/` URLs rewritten on this thread since the last [`take_rewritten`].
+    /// A layer is read and applied on one thread, without awaiting, so the count is that layer's.
+    static REWRITTEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many URLs were rewritten on this thread since the last call; resets the count.
+pub(crate) fn take_rewritten() -> usize {
+    REWRITTEN.with(|n| n.replace(0))
+}
+
 /// Checks an URL and rewrites Hugging Face `/blob/` page links to `/resolve/` file links.
 /// Returns the URL to use and whether it was rewritten.
 pub fn normalise_url(raw: &str) -> Result<(String, bool), String> {
@@ -458,7 +469,9 @@ fn build_file(
     let raw_url = r.req_str(map, base, "url")?;
     let (url, rewritten) = normalise_url(&raw_url).map_err(|m| doc.err(&base.key("url"), m))?;
     if rewritten {
-        tracing::info!(preset = %preset_id, file = %path, from = %raw_url, to = %url, "Hugging Face /blob/ URL rewritten to /resolve/");
+        // One line per file at debug; the layer logs how many at info (see `take_rewritten`).
+        tracing::debug!(preset = %preset_id, file = %path, from = %raw_url, to = %url, "Hugging Face /blob/ URL rewritten to /resolve/");
+        REWRITTEN.with(|n| n.set(n.get() + 1));
     }
     let size_bytes = r.opt_size(map, base, "size")?;
     let optional = r.opt_bool(map, base, "optional")?.unwrap_or(false);

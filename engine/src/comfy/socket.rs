@@ -237,7 +237,8 @@ async fn run(shared: Arc<Shared>, config: SocketConfig) {
         });
         let connect = tokio::time::timeout(
             config.connect_timeout,
-            tokio_tungstenite::connect_async(shared.ws_url.as_str()),
+            // Nagle off, as on every socket comfydeck opens or accepts.
+            tokio_tungstenite::connect_async_with_config(shared.ws_url.as_str(), None, true),
         );
         let outcome = tokio::select! {
             _ = shared.cancel.cancelled() => break,

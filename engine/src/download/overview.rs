@@ -16,7 +16,7 @@ impl DownloadManager {
         Ok(ModelsOverview {
             presets,
             folders,
-            space: self.space(),
+            space: self.space_for_view(),
             gpu_vram_bytes,
             catalog_problems: catalog.problems.iter().map(|p| p.to_string()).collect(),
         })

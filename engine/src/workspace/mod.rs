@@ -48,7 +48,11 @@ pub fn check_writable(root: &Path) -> Result<(), WorkspaceError> {
         source,
     })?;
     // A real write, not a permission-bit check: read-only mounts and full disks only show up here.
-    let probe = root.join(format!(".comfydeck-write-test-{}", std::process::id()));
+    // One name per call: concurrent checks (two `/health` requests at once) must not remove
+    // each other's probe, which failed the slower one as "not writable".
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = root.join(format!(".comfydeck-write-test-{}-{n}", std::process::id()));
     let result = File::create(&probe)
         .and_then(|mut f| f.write_all(b"ok").and_then(|_| f.sync_all()))
         .and_then(|_| fs::remove_file(&probe));
@@ -265,6 +269,32 @@ mod tests {
         assert!(write_extra_model_paths(&layout).unwrap());
         // Same content: not rewritten.
         assert!(!write_extra_model_paths(&layout).unwrap());
+    }
+
+    #[test]
+    fn concurrent_write_checks_do_not_fail_each_other() {
+        // Two `/health` requests at once used to share one probe name: one removed the
+        // other's file and it answered "not writable".
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let checkers: Vec<_> = (0..8)
+            .map(|_| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        check_writable(&root).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for checker in checkers {
+            checker.join().unwrap();
+        }
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "no probe left behind"
+        );
     }
 
     #[test]

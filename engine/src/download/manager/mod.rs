@@ -122,6 +122,9 @@ pub struct DownloadManager {
     config: DownloadConfig,
     running: Mutex<HashMap<i64, RunningTask>>,
     preset_emits: Mutex<HashMap<String, Instant>>,
+    /// The models folder's walk (with a volume quota) for views, reused for a minute like the
+    /// metrics' own; the install check walks afresh.
+    view_walk: Mutex<crate::metrics::disk::WalkCache>,
     /// Wakes the scheduler: a task was queued, resumed or finished.
     wake: Notify,
     shutdown: CancellationToken,
@@ -145,6 +148,7 @@ impl DownloadManager {
             config,
             running: Mutex::new(HashMap::new()),
             preset_emits: Mutex::new(HashMap::new()),
+            view_walk: Mutex::new(Default::default()),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
         })

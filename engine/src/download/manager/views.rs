@@ -171,12 +171,23 @@ impl DownloadManager {
     }
 
     /// Space as the preflight sees it (quota-aware).
+    /// The volume's space now (with a volume quota: the models folder walked afresh).
     pub fn space(&self) -> VolumeSpace {
-        let mut walk = crate::metrics::disk::WalkCache::default();
+        self.space_with(&mut crate::metrics::disk::WalkCache::default())
+    }
+
+    /// The volume's space for a view: free space now, but with a volume quota the models
+    /// folder's size from a walk up to a minute old (a page view must not walk the folder).
+    pub fn space_for_view(&self) -> VolumeSpace {
+        let mut walk = self.view_walk.lock().unwrap_or_else(|p| p.into_inner());
+        self.space_with(&mut walk)
+    }
+
+    fn space_with(&self, walk: &mut crate::metrics::disk::WalkCache) -> VolumeSpace {
         let disk = crate::metrics::disk::read_disk(
             &self.models_dir,
             self.config.volume_quota_bytes,
-            &mut walk,
+            walk,
             Instant::now(),
         );
         VolumeSpace {
