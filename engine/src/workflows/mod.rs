@@ -17,7 +17,7 @@
 //! create otherwise (names with `/` are refused), named by the user's id, which is never
 //! reused. Ownership is the path: [`owner_of_id`] reads it. Templates are everyone's, to read.
 
-mod analyze;
+pub(crate) mod analyze;
 mod service;
 pub use service::WorkflowService;
 // The gallery reads output PNGs with the same chunk walker.
@@ -837,7 +837,7 @@ fn require_workflow(value: &Value) -> Result<(), WorkflowError> {
 }
 
 /// Checks a name that a user typed; returns it without `.json`.
-fn check_name(name: &str) -> Result<String, WorkflowError> {
+pub(crate) fn check_name(name: &str) -> Result<String, WorkflowError> {
     let trimmed = name.trim();
     let stem = if has_json_extension(trimmed) {
         trimmed[..trimmed.len() - 5].trim_end()
@@ -868,7 +868,7 @@ fn check_name(name: &str) -> Result<String, WorkflowError> {
 
 /// A safe file stem from an uploaded file's name: its last path component without its
 /// extension, separators and control characters replaced, leading dots dropped.
-fn import_stem(file_name: &str) -> String {
+pub(crate) fn import_stem(file_name: &str) -> String {
     let last = file_name
         .rsplit(['/', '\\'])
         .next()
@@ -908,7 +908,10 @@ fn parse_json(bytes: &[u8]) -> Result<Value, String> {
 }
 
 /// An import's workflow and the text to store.
-fn parse_import(file_name: &str, bytes: &[u8]) -> Result<(Value, String), WorkflowError> {
+pub(crate) fn parse_import(
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<(Value, String), WorkflowError> {
     let not = |what: &str| {
         Err(WorkflowError::NotAWorkflow(format!(
             "not a workflow image: {file_name:?} is {what}; comfydeck reads workflows from .json \
