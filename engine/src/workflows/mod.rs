@@ -740,8 +740,11 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// Whether `name` ends in `.json` (any case) after at least one byte. Compares bytes: the
+/// fifth byte from the end may be inside a multi-byte character (found by fuzzing); when the
+/// suffix matches, `name.len() - 5` is the `.`, a character boundary the callers slice at.
 fn has_json_extension(name: &str) -> bool {
-    name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
+    name.len() > 5 && name.as_bytes()[name.len() - 5..].eq_ignore_ascii_case(b".json")
 }
 
 /// Whether a relative path names a workflow file that may be listed.
