@@ -109,3 +109,23 @@ fn names_ending_inside_a_multibyte_character_are_names_not_panics() {
     }
     assert!(library.load("user/ab€", &ctx).is_err());
 }
+
+/// Found by the `import` target (`regressions/import/crash-8ec7…`): node ids were ordered
+/// numbers by value but a number and a word by text, so `9` < `10` < `1a` < `9`, and sorting
+/// them panicked (Rust's sort checks for a total order) — in the analysis of an import and in
+/// the checks made before a prompt is queued.
+#[test]
+fn node_ids_of_mixed_kinds_sort_without_panicking() {
+    let info = fuzzing::recorded_object_info();
+    let mut prompt = serde_json::Map::new();
+    for id in [
+        "9", "10", "1a", "b", "10:x", "10:2", "+3", "03", "-1", "", "a:1",
+    ] {
+        prompt.insert(id.into(), json!({"class_type": "KSampler", "inputs": {}}));
+    }
+    let bytes = serde_json::to_vec(&prompt).unwrap();
+    fuzzing::import(&bytes, info);
+    fuzzing::convert(&bytes, info);
+    let prompt = engine::comfy::convert::ApiPrompt::from_value(prompt.into()).unwrap();
+    let _ = engine::comfy::convert::check_prompt(&prompt, info, &|_, _| None);
+}
