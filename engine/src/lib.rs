@@ -27,6 +27,9 @@ pub mod download;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "server")]
 pub mod gallery;
 #[cfg(feature = "server")]

@@ -9,11 +9,11 @@
 //! docker preset whose canonical id matches a registry preset is merged into it (the registry
 //! definition wins). Bad presets are skipped and listed in [`Catalog::problems`].
 
-mod docker_format;
+pub(crate) mod docker_format;
 mod locate;
 mod parse;
-mod registry_format;
-mod remote;
+pub(crate) mod registry_format;
+pub(crate) mod remote;
 mod size;
 #[cfg(test)]
 mod tests;

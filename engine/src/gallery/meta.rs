@@ -3,7 +3,7 @@
 //! reads only headers and text chunks, never the pixels.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -17,11 +17,21 @@ const MAX_LINK_DEPTH: usize = 8;
 /// Reads what the file says about itself. Problems with the metadata land in `note`; only
 /// an unreadable file is an error.
 pub(crate) fn read_meta(path: &Path, kind: MediaKind) -> std::io::Result<GalleryMeta> {
+    if kind != MediaKind::Image {
+        return Ok(GalleryMeta::default());
+    }
+    read_meta_from(BufReader::new(File::open(path)?), kind)
+}
+
+/// [`read_meta`] on an open file (or any seekable reader: the fuzz target feeds bytes).
+pub(crate) fn read_meta_from(
+    mut reader: impl BufRead + Seek,
+    kind: MediaKind,
+) -> std::io::Result<GalleryMeta> {
     let mut meta = GalleryMeta::default();
     if kind != MediaKind::Image {
         return Ok(meta);
     }
-    let mut reader = BufReader::new(File::open(path)?);
     match png::read_head(&mut reader)? {
         Some(head) => {
             meta.width = Some(head.width).filter(|w| *w > 0);
@@ -61,8 +71,9 @@ pub(crate) fn read_meta(path: &Path, kind: MediaKind) -> std::io::Result<Gallery
         }
         None => {
             // JPEG, WebP, GIF: the header gives the size; they carry no ComfyUI workflow.
-            let dimensions = image::ImageReader::open(path)
-                .and_then(|r| r.with_guessed_format())
+            reader.seek(SeekFrom::Start(0))?;
+            let dimensions = image::ImageReader::new(reader)
+                .with_guessed_format()
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
             match dimensions {

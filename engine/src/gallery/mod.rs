@@ -6,7 +6,7 @@
 //! (unchanged files, by size and mtime, are not read again) and after that only the paths
 //! that file-system events name are looked at.
 
-mod meta;
+pub(crate) mod meta;
 mod service;
 mod thumbs;
 mod watch;

@@ -17,7 +17,7 @@
 //! create otherwise (names with `/` are refused), named by the user's id, which is never
 //! reused. Ownership is the path: [`owner_of_id`] reads it. Templates are everyone's, to read.
 
-mod analyze;
+pub(crate) mod analyze;
 mod service;
 pub use service::WorkflowService;
 // The gallery reads output PNGs with the same chunk walker.
@@ -740,8 +740,11 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// Whether `name` ends in `.json` (any case) after at least one byte. Compares bytes: the
+/// fifth byte from the end may be inside a multi-byte character (found by fuzzing); when the
+/// suffix matches, `name.len() - 5` is the `.`, a character boundary the callers slice at.
 fn has_json_extension(name: &str) -> bool {
-    name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
+    name.len() > 5 && name.as_bytes()[name.len() - 5..].eq_ignore_ascii_case(b".json")
 }
 
 /// Whether a relative path names a workflow file that may be listed.
@@ -837,7 +840,7 @@ fn require_workflow(value: &Value) -> Result<(), WorkflowError> {
 }
 
 /// Checks a name that a user typed; returns it without `.json`.
-fn check_name(name: &str) -> Result<String, WorkflowError> {
+pub(crate) fn check_name(name: &str) -> Result<String, WorkflowError> {
     let trimmed = name.trim();
     let stem = if has_json_extension(trimmed) {
         trimmed[..trimmed.len() - 5].trim_end()
@@ -868,7 +871,7 @@ fn check_name(name: &str) -> Result<String, WorkflowError> {
 
 /// A safe file stem from an uploaded file's name: its last path component without its
 /// extension, separators and control characters replaced, leading dots dropped.
-fn import_stem(file_name: &str) -> String {
+pub(crate) fn import_stem(file_name: &str) -> String {
     let last = file_name
         .rsplit(['/', '\\'])
         .next()
@@ -908,7 +911,10 @@ fn parse_json(bytes: &[u8]) -> Result<Value, String> {
 }
 
 /// An import's workflow and the text to store.
-fn parse_import(file_name: &str, bytes: &[u8]) -> Result<(Value, String), WorkflowError> {
+pub(crate) fn parse_import(
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<(Value, String), WorkflowError> {
     let not = |what: &str| {
         Err(WorkflowError::NotAWorkflow(format!(
             "not a workflow image: {file_name:?} is {what}; comfydeck reads workflows from .json \

@@ -10,6 +10,7 @@ mod convert;
 mod download_fetch;
 mod downloads;
 mod engine;
+mod fuzz_regressions;
 mod gallery;
 mod generate;
 mod store;

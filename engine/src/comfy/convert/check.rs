@@ -72,7 +72,10 @@ pub fn model_folder(class_type: &str, input: &str) -> Option<&'static str> {
     })
 }
 
-/// Orders node ids the way people read them: `2` < `10` < `10:3` < `10:12`.
+/// Orders node ids the way people read them: `2` < `10` < `10:3` < `10:12`. A total order
+/// (sorting panics on one that is not): per `:` segment, numbers by value before other
+/// segments, those by text. Comparing a number with a word by text made `9` < `10` < `1a` < `9`
+/// (found by fuzzing).
 pub(crate) fn id_order(a: &str, b: &str) -> Ordering {
     let mut left = a.split(':');
     let mut right = b.split(':');
@@ -83,8 +86,10 @@ pub(crate) fn id_order(a: &str, b: &str) -> Ordering {
             (Some(_), None) => return Ordering::Greater,
             (Some(x), Some(y)) => {
                 let ord = match (x.parse::<i64>(), y.parse::<i64>()) {
-                    (Ok(p), Ok(q)) => p.cmp(&q),
-                    _ => x.cmp(y),
+                    (Ok(p), Ok(q)) => p.cmp(&q).then_with(|| x.cmp(y)),
+                    (Ok(_), Err(_)) => Ordering::Less,
+                    (Err(_), Ok(_)) => Ordering::Greater,
+                    (Err(_), Err(_)) => x.cmp(y),
                 };
                 if ord != Ordering::Equal {
                     return ord;
