@@ -28,18 +28,8 @@ COMFY_URL="http://127.0.0.1:9"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$here/.." && pwd)"
-die() { echo "load.sh: $*" >&2; exit 1; }
-
-resolve_bin() {
-  local p="$1"
-  if [[ ! -e "$p" && "$p" != /* && -e "$repo_root/$p" ]]; then p="$repo_root/$p"; fi
-  [[ -f "$p" && -x "$p" ]] || die "binary not found or not executable: $1"
-  (cd "$(dirname "$p")" && echo "$(pwd)/$(basename "$p")")
-}
-
-BIN="$(resolve_bin "${1:-${CARGO_TARGET_DIR:-target}/release/comfydeck}")"
-BASELINE=""
-if [[ -n "${BASELINE_BIN:-}" ]]; then BASELINE="$(resolve_bin "$BASELINE_BIN")"; fi
+source "$repo_root/bench/lib.sh"
+pick_binaries "${1:-}"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v curl >/dev/null || die "curl is needed"
 

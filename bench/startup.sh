@@ -22,18 +22,8 @@ COMFY_URL="http://127.0.0.1:9" # nothing listens there: ComfyUI shows as unreach
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-die() { echo "startup.sh: $*" >&2; exit 1; }
-
-resolve_bin() {
-  local p="$1"
-  if [[ ! -e "$p" && "$p" != /* && -e "$repo_root/$p" ]]; then p="$repo_root/$p"; fi
-  [[ -f "$p" && -x "$p" ]] || die "binary not found or not executable: $1"
-  (cd "$(dirname "$p")" && echo "$(pwd)/$(basename "$p")")
-}
-
-BIN="$(resolve_bin "${1:-${CARGO_TARGET_DIR:-target}/release/comfydeck}")"
-BASELINE=""
-if [[ -n "${BASELINE_BIN:-}" ]]; then BASELINE="$(resolve_bin "$BASELINE_BIN")"; fi
+source "$repo_root/bench/lib.sh"
+pick_binaries "${1:-}"
 command -v curl >/dev/null || die "curl is needed"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
