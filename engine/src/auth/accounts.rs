@@ -224,15 +224,13 @@ pub(crate) async fn session_user(
     token_hash: &str,
     now_ms: i64,
 ) -> StoreResult<Option<(UserRow, i64)>> {
+    // The session is a subquery exposing only its user and last-seen time, so the users
+    // columns need no table prefix (both tables have `created_ms`).
     let row = sqlx::query(&format!(
-        "SELECT {cols}, s.last_seen_ms AS session_last_seen FROM sessions s
-         JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
-        cols = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "SELECT {USER_COLUMNS}, s.last_seen_ms AS session_last_seen FROM users
+         JOIN (SELECT user_id, last_seen_ms FROM sessions WHERE token_hash = ? AND expires_ms > ?) s
+           ON s.user_id = users.id
+         WHERE disabled = 0"
     ))
     .bind(token_hash)
     .bind(now_ms)
