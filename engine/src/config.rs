@@ -37,6 +37,12 @@ pub const DEFAULT_SEGMENT_THRESHOLD_BYTES: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_DISK_RESERVE_GB: u64 = 1;
 pub const DEFAULT_DISK_RESERVE_BYTES: u64 = DEFAULT_DISK_RESERVE_GB * 1024 * 1024 * 1024;
 
+/// ComfyUI-Manager's published node map: the default `NODE_MAP_URL`.
+pub const DEFAULT_NODE_MAP_URL: &str =
+    "https://raw.githubusercontent.com/ltdrdata/ComfyUI-Manager/main/extension-node-map.json";
+/// How long ComfyUI may take to answer after a custom-node pack change restarted it.
+pub const DEFAULT_NODE_READY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long "enhance" waits for the LLM before using the static style.
 pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -86,6 +92,17 @@ pub struct Config {
     /// `<workspace>/output` (an attached ComfyUI with its own folder). The gallery indexes it
     /// and a supervised ComfyUI is given it as `--output-directory`.
     pub comfyui_output_dir: Option<PathBuf>,
+    /// `NODE_MAP_URL`: the node map (ComfyUI-Manager's `extension-node-map.json` format) that
+    /// resolves a missing node class to its pack; `None` turns syncing off.
+    pub node_map_url: Option<String>,
+    /// `NODE_PROTECTED_PACKAGES`: Python packages a custom-node pack may never change, beyond
+    /// the defaults (`torch`, `torchvision`, `torchaudio`, `xformers`, `numpy`).
+    pub node_protected_packages: Vec<String>,
+    /// `NODE_PIP_ARGS`, already split: appended to every `pip install` of a pack (e.g.
+    /// `--no-index --find-links /wheels`); pip's own `PIP_*` variables work too.
+    pub node_pip_args: Vec<String>,
+    /// How long ComfyUI may take to answer again after a pack change restarted it.
+    pub node_ready_timeout: Duration,
 }
 
 impl Config {
@@ -114,6 +131,10 @@ impl Config {
             llm_api_key: None,
             llm_timeout: DEFAULT_LLM_TIMEOUT,
             comfyui_output_dir: None,
+            node_map_url: Some(DEFAULT_NODE_MAP_URL.to_string()),
+            node_protected_packages: Vec::new(),
+            node_pip_args: Vec::new(),
+            node_ready_timeout: DEFAULT_NODE_READY_TIMEOUT,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::generate::history::GenerationStore;
 use crate::generate::Generator;
 use crate::metrics::{MetricsConfig, MetricsSampler};
 use crate::model::*;
+use crate::nodes::{NodePackService, NodesConfig};
 use crate::settings::SettingsService;
 use crate::status::{StatusService, COMFY_INTERVAL, METRICS_INTERVAL};
 use crate::store::{Store, StoreError};
@@ -77,6 +78,7 @@ pub struct Engine {
     workflows: Arc<WorkflowService>,
     generator: Arc<Generator>,
     gallery: Arc<GalleryService>,
+    nodes: Arc<NodePackService>,
     /// Cancelled by [`Engine::shutdown`]: ends the background loops, which hold service
     /// handles (and so the workspace lock) while they run.
     stopping: CancellationToken,
@@ -174,13 +176,19 @@ impl Engine {
         );
         let metrics_config =
             MetricsConfig::for_workspace(layout.root().to_path_buf(), config.volume_quota_bytes);
-        let status = StatusService::new(
+        let status = Arc::new(StatusService::new(
             MetricsSampler::new(metrics_config),
             comfy.clone(),
             store.clone(),
             activity.clone(),
             layout.root().to_path_buf(),
-        );
+        ));
+        let nodes = Arc::new(NodePackService::new(
+            NodesConfig::from_config(&config, &layout),
+            Arc::clone(&status),
+            comfy.clone(),
+            activity.clone(),
+        ));
         let workflows = Arc::new(WorkflowService::new(
             &layout,
             comfy.clone(),
@@ -206,13 +214,14 @@ impl Engine {
             activity,
             settings: Arc::new(settings),
             auth: Arc::new(auth),
-            status: Arc::new(status),
+            status,
             catalog,
             downloads,
             bridge,
             workflows,
             generator,
             gallery,
+            nodes,
             stopping: CancellationToken::new(),
             _lock: lock,
         });
@@ -283,8 +292,9 @@ impl Engine {
     }
 
     /// With `COMFYUI_DIR`: starts ComfyUI and relays its state changes to live viewers and
-    /// the activity log.
-    fn start_comfyui(&self) {
+    /// the activity log. Part of [`Engine::spawn_background_jobs`]; the `nodes` command calls
+    /// it alone (it needs ComfyUI, not the deck's other loops).
+    pub fn start_comfyui(&self) {
         let Some(dir) = &self.config.comfyui_dir else {
             return;
         };
@@ -397,6 +407,10 @@ impl Engine {
     /// ComfyUI runs: submitting, queue, history, previews.
     pub fn bridge(&self) -> &Arc<Bridge> {
         &self.bridge
+    }
+    /// Custom-node packs of the supervised ComfyUI.
+    pub fn nodes(&self) -> &Arc<NodePackService> {
+        &self.nodes
     }
     pub fn workflows(&self) -> &Arc<WorkflowService> {
         &self.workflows

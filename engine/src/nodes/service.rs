@@ -1,0 +1,1266 @@
+//! [`NodePackService`]: the packs of the supervised ComfyUI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::git;
+use super::map::{NodeMap, NodeMapSource};
+use super::pip::{self, Frozen, Pip};
+use super::process::tail;
+use super::{redact_url, NodesError};
+use crate::activity::ActivityLog;
+use crate::comfy::supervisor::resolve_python;
+use crate::comfy::ComfyClient;
+use crate::config::Config;
+use crate::model::{
+    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState, NodePack,
+    NodePackList, NodePackOutcome, NodePackState, PackSource, ResolvedPack,
+    DEFAULT_PROTECTED_PACKAGES,
+};
+use crate::status::StatusService;
+use crate::workspace::WorkspaceLayout;
+
+/// Where disabled packs are moved (as ComfyUI-Manager does; ComfyUI skips `*.disabled`).
+const DISABLED_DIR: &str = ".disabled";
+/// Lines of a traceback quoted for a pack that failed to import.
+const TRACEBACK_LINES: usize = 12;
+/// How much of the end of ComfyUI's log is read to find import failures.
+const LOG_WINDOW_BYTES: u64 = 512 * 1024;
+
+/// Called with each step as it happens (the CLI prints them; the API collects them).
+pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// What the service is started with; [`NodesConfig::from_config`] reads the engine's.
+#[derive(Clone, Debug)]
+pub struct NodesConfig {
+    pub comfyui_dir: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    /// Normalised names; the defaults plus `NODE_PROTECTED_PACKAGES`.
+    pub protected: Vec<String>,
+    /// `NODE_PIP_ARGS`: appended to every `pip install` (e.g. `--no-index --find-links DIR`).
+    pub pip_args: Vec<String>,
+    pub map_url: Option<String>,
+    pub map_cache: PathBuf,
+    pub restore_points: PathBuf,
+    pub comfyui_log: PathBuf,
+    /// How long ComfyUI may take to answer again after a restart.
+    pub ready_timeout: Duration,
+}
+
+impl NodesConfig {
+    pub fn from_config(config: &Config, layout: &WorkspaceLayout) -> Self {
+        let mut protected: Vec<String> = DEFAULT_PROTECTED_PACKAGES
+            .iter()
+            .map(|p| p.to_string())
+            .chain(config.node_protected_packages.iter().cloned())
+            .map(|p| normalize_package_name(&p))
+            .filter(|p| !p.is_empty())
+            .collect();
+        protected.sort();
+        protected.dedup();
+        NodesConfig {
+            comfyui_dir: config.comfyui_dir.clone(),
+            python: config.comfyui_python.clone(),
+            protected,
+            pip_args: config.node_pip_args.clone(),
+            map_url: config.node_map_url.clone(),
+            map_cache: layout.data().join("nodes").join("extension-node-map.json"),
+            restore_points: layout.data().join("nodes").join("restore-points"),
+            comfyui_log: layout.comfyui_log(),
+            ready_timeout: config.node_ready_timeout,
+        }
+    }
+}
+
+/// `POST /api/nodes/install`: a repository URL (or `owner/repo`), or a pack's id as the node
+/// map knows it; optionally a commit, branch, tag or version.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InstallTarget {
+    pub repo: Option<String>,
+    pub id: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The state before a change: each pack folder with its commit, and `pip freeze`. Written to
+/// `data/nodes/restore-points/` as JSON before anything changes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RestorePoint {
+    at_ms: i64,
+    operation: String,
+    /// Folder (relative to `custom_nodes/`) → its commit, when a git checkout.
+    packs: BTreeMap<String, Option<String>>,
+    pip_freeze: Frozen,
+}
+
+/// What to undo beyond the pip packages.
+enum Undo<'a> {
+    /// Remove the folder that the install created.
+    RemoveFolder(&'a Path),
+    /// Check the folder out at its old commit again.
+    Checkout(&'a Path, &'a str),
+}
+
+pub struct NodePackService {
+    config: NodesConfig,
+    status: Arc<StatusService>,
+    comfy: ComfyClient,
+    activity: ActivityLog,
+    /// One change at a time: two installs must not restart ComfyUI under each other.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl NodePackService {
+    pub fn new(
+        config: NodesConfig,
+        status: Arc<StatusService>,
+        comfy: ComfyClient,
+        activity: ActivityLog,
+    ) -> Self {
+        NodePackService {
+            config,
+            status,
+            comfy,
+            activity,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn config(&self) -> &NodesConfig {
+        &self.config
+    }
+
+    fn custom_nodes(&self) -> Result<PathBuf, NodesError> {
+        let dir = self
+            .config
+            .comfyui_dir
+            .as_ref()
+            .ok_or(NodesError::NotSupervised)?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        Ok(dir.join("custom_nodes"))
+    }
+
+    fn pip(&self) -> Result<Pip, NodesError> {
+        let dir = self
+            .config
+            .comfyui_dir
+            .as_ref()
+            .ok_or(NodesError::NotSupervised)?;
+        Ok(Pip {
+            python: resolve_python(dir, self.config.python.as_deref()),
+            install_args: self.config.pip_args.clone(),
+        })
+    }
+
+    // -- the node map --------------------------------------------------------------------------
+
+    fn map_source(&self) -> NodeMapSource {
+        NodeMapSource {
+            url: self.config.map_url.clone(),
+            cache: self.config.map_cache.clone(),
+        }
+    }
+
+    /// Syncs the node map from `NODE_MAP_URL` (the cached copy stays when it fails). Returns
+    /// how many repositories it lists.
+    pub async fn sync_map(&self) -> Result<usize, NodesError> {
+        match self.map_source().sync().await {
+            Ok(map) => Ok(map.entries.len()),
+            Err(message) => {
+                tracing::warn!(%message);
+                Err(NodesError::Failed(message))
+            }
+        }
+    }
+
+    /// The cached map; synced first when there is no cached copy yet.
+    async fn map(&self) -> NodeMap {
+        let source = self.map_source();
+        if let Some(map) = source.cached() {
+            return map;
+        }
+        match source.sync().await {
+            Ok(map) => map,
+            Err(message) => {
+                tracing::warn!(%message);
+                NodeMap::default()
+            }
+        }
+    }
+
+    /// The pack that provides `class_type`: from the node's own `properties` (`cnr_id`,
+    /// `aux_id` as `owner/repo`, `ver`) when they name one, else from the node map. `None`
+    /// when neither knows it.
+    pub async fn resolve(
+        &self,
+        class_type: &str,
+        properties: Option<&Value>,
+    ) -> Option<ResolvedPack> {
+        let prop = |key: &str| {
+            properties
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let version = prop("ver");
+        let map = self.map().await;
+        if let Some(aux) = prop("aux_id").filter(|a| is_owner_repo(a)) {
+            let repository = format!("https://github.com/{aux}");
+            if let Ok(id) = pack_id_of(&repository) {
+                return Some(ResolvedPack {
+                    class_type: class_type.to_string(),
+                    title: map.title_of(&repository).map(str::to_string),
+                    repository,
+                    id,
+                    version,
+                    source: PackSource::NodeProperties,
+                });
+            }
+        }
+        // `comfy-core` is ComfyUI itself: nothing to install.
+        if let Some(cnr) = prop("cnr_id").filter(|c| c != "comfy-core") {
+            if let Some(entry) = map.by_name(&cnr) {
+                if let Ok(id) = pack_id_of(&entry.repository) {
+                    return Some(ResolvedPack {
+                        class_type: class_type.to_string(),
+                        repository: entry.repository.clone(),
+                        id,
+                        title: entry.title.clone(),
+                        version,
+                        source: PackSource::NodeProperties,
+                    });
+                }
+            }
+        }
+        let entry = map.lookup(class_type)?;
+        Some(ResolvedPack {
+            class_type: class_type.to_string(),
+            repository: entry.repository.clone(),
+            id: pack_id_of(&entry.repository).ok()?,
+            title: entry.title.clone(),
+            version: None,
+            source: PackSource::NodeMap,
+        })
+    }
+
+    // -- listing -------------------------------------------------------------------------------
+
+    /// Every pack: enabled folders of `custom_nodes/` and those in `custom_nodes/.disabled/`,
+    /// with their repository, commit, state and classes (from `/object_info`).
+    pub async fn list(&self, caller: &Caller) -> Result<NodePackList, NodesError> {
+        require_admin(caller, "list custom-node packs")?;
+        self.list_inner().await
+    }
+
+    async fn list_inner(&self) -> Result<NodePackList, NodesError> {
+        let root = self.custom_nodes()?;
+        let object_info = self.comfy.object_info().await.ok();
+        let log = self.log_since_start();
+        let map = self.map_source().cached().unwrap_or_default();
+        let mut packs = Vec::new();
+        for (id, disabled) in pack_folders(&root) {
+            let dir = if disabled {
+                root.join(DISABLED_DIR).join(&id)
+            } else {
+                root.join(&id)
+            };
+            packs.push(
+                self.describe(&id, &dir, disabled, object_info.as_ref(), &log, &map)
+                    .await,
+            );
+        }
+        Ok(NodePackList {
+            packs,
+            custom_nodes_dir: root.display().to_string(),
+            comfyui_answered: object_info.is_some(),
+        })
+    }
+
+    async fn describe(
+        &self,
+        id: &str,
+        dir: &Path,
+        disabled: bool,
+        object_info: Option<&Value>,
+        log: &[String],
+        map: &NodeMap,
+    ) -> NodePack {
+        let repository = git::origin(dir).await;
+        let commit = git::head(dir).await;
+        let name = repository
+            .as_deref()
+            .and_then(|r| map.title_of(r))
+            .unwrap_or(id)
+            .to_string();
+        let mut pack = NodePack {
+            id: id.to_string(),
+            name,
+            repository,
+            commit,
+            state: NodePackState::Disabled,
+            classes: Vec::new(),
+            error: None,
+        };
+        if disabled {
+            return pack;
+        }
+        pack.classes = object_info.map(|i| classes_of(i, id)).unwrap_or_default();
+        pack.error = import_failure(log, id);
+        pack.state = if pack.error.is_some() {
+            NodePackState::FailedToImport
+        } else if object_info.is_none() {
+            NodePackState::Unknown
+        } else if !pack.classes.is_empty() || imported(log, id) {
+            NodePackState::Loaded
+        } else {
+            NodePackState::NotLoaded
+        };
+        pack
+    }
+
+    async fn pack(&self, id: &str) -> Result<NodePack, NodesError> {
+        self.list_inner()
+            .await?
+            .packs
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| NodesError::NotFound(format!("no custom-node pack {id:?}")))
+    }
+
+    // -- install -------------------------------------------------------------------------------
+
+    /// Clones the pack into `custom_nodes/`, installs its `requirements.txt` (after checking
+    /// pip's plan against the protected packages), restarts ComfyUI and checks that the pack's
+    /// classes appear. Any failure after the restore point puts the folders and pip's packages
+    /// back and starts ComfyUI again.
+    pub async fn install(
+        &self,
+        caller: &Caller,
+        target: InstallTarget,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        require_admin(caller, "install custom-node packs")?;
+        let root = self.custom_nodes()?;
+        let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        let disabled = root.join(DISABLED_DIR);
+        let created = !exists(&disabled);
+        let result = self.install_locked(&root, target, progress).await;
+        if result.is_err() && created {
+            // Only when empty: the folder is put back exactly as it was.
+            let _ = std::fs::remove_dir(&disabled);
+        }
+        result
+    }
+
+    async fn install_locked(
+        &self,
+        root: &Path,
+        target: InstallTarget,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        let root = root.to_path_buf();
+        let mut steps = Steps::new(progress);
+        git::available().await.map_err(NodesError::Failed)?;
+        let repository = self.repository_of(&target).await?;
+        let id = pack_id_of(&repository).map_err(NodesError::Invalid)?;
+        let shown = redact_url(&repository);
+        let dest = root.join(&id);
+        if exists(&dest) || exists(&root.join(DISABLED_DIR).join(&id)) {
+            return Err(NodesError::Conflict(format!(
+                "a pack {id:?} is already installed; update, enable or remove it instead"
+            )));
+        }
+        std::fs::create_dir_all(root.join(DISABLED_DIR))
+            .map_err(|e| NodesError::Io(format!("cannot create {}: {e}", root.display())))?;
+        let pip = self.pip()?;
+        let point = self
+            .restore_point(&root, &pip, &format!("install {id}"), &mut steps)
+            .await?;
+
+        // Cloned aside (ComfyUI skips `.disabled/`), moved into place only once it is checked.
+        let staging = root.join(DISABLED_DIR).join(format!(
+            ".staging-{id}-{}",
+            hex::encode(rand::random::<[u8; 4]>())
+        ));
+        steps.say(format!("cloning {shown}"));
+        if let Err(e) = git::clone(&repository, &staging).await {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(NodesError::Failed(format!("{e}. Nothing was changed.")));
+        }
+        let checked = async {
+            if let Some(version) = target.version.as_deref().filter(|v| !v.trim().is_empty()) {
+                let commit = git::checkout(&staging, version.trim())
+                    .await
+                    .map_err(NodesError::Invalid)?;
+                steps.say(format!("checked out {version} ({})", short(&commit)));
+            } else if let Some(commit) = git::head(&staging).await {
+                steps.say(format!("cloned at {}", short(&commit)));
+            }
+            self.check_plan(&id, &staging, &pip, &point.pip_freeze, &mut steps)
+                .await
+        }
+        .await;
+        let requirements = match checked {
+            Ok(requirements) => requirements,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        if exists(&dest) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(NodesError::Conflict(format!(
+                "{} appeared meanwhile",
+                dest.display()
+            )));
+        }
+        std::fs::rename(&staging, &dest).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&staging);
+            NodesError::Io(format!("cannot move the clone to {}: {e}", dest.display()))
+        })?;
+        steps.say(format!("placed in {}", dest.display()));
+        let requirements = requirements.map(|_| dest.join("requirements.txt"));
+
+        let applied = self.apply(&id, &dest, requirements, &pip, &mut steps).await;
+        match applied {
+            Ok(pack) => {
+                let message = format!(
+                    "Custom-node pack {id} installed from {shown} ({} classes)",
+                    pack.classes.len()
+                );
+                self.activity.record(ActivityKind::System, message).await;
+                Ok(NodePackOutcome {
+                    pack: Some(pack),
+                    steps: steps.done,
+                })
+            }
+            Err(reason) => {
+                self.fail(
+                    &format!("installing {id}"),
+                    reason,
+                    &point,
+                    &pip,
+                    Undo::RemoveFolder(&dest),
+                    &mut steps,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The repository URL to clone for an install request.
+    async fn repository_of(&self, target: &InstallTarget) -> Result<String, NodesError> {
+        let repo = target
+            .repo
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let id = target
+            .id
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        match (repo, id) {
+            (Some(repo), _) => check_repository(repo),
+            (None, Some(id)) if is_owner_repo(id) => Ok(format!("https://github.com/{id}")),
+            (None, Some(id)) => {
+                let map = self.map().await;
+                map.by_name(id)
+                    .map(|e| e.repository.clone())
+                    .ok_or_else(|| {
+                        NodesError::NotFound(format!(
+                            "the node map knows no pack {id:?}; give its repository URL instead"
+                        ))
+                    })
+            }
+            (None, None) => Err(NodesError::Invalid(
+                "repo or id: give a repository URL or a pack id".into(),
+            )),
+        }
+    }
+
+    /// pip's plan for the pack's `requirements.txt`, refused when it changes a protected
+    /// package. Returns the requirements file to install, if the pack has one.
+    async fn check_plan(
+        &self,
+        id: &str,
+        dir: &Path,
+        pip: &Pip,
+        installed: &Frozen,
+        steps: &mut Steps<'_>,
+    ) -> Result<Option<PathBuf>, NodesError> {
+        let requirements = dir.join("requirements.txt");
+        if !requirements.is_file() {
+            steps.say("no requirements.txt".to_string());
+            return Ok(None);
+        }
+        let plan = pip
+            .plan(&requirements, dir)
+            .await
+            .map_err(|e| NodesError::Failed(format!("{e}. Nothing was changed.")))?;
+        if let Some(changes) = pip::protected_changes(&plan, &self.config.protected, installed) {
+            let message = format!("Custom-node pack {id} refused: it would change {changes}");
+            self.activity.record(ActivityKind::Error, message).await;
+            return Err(NodesError::Protected {
+                pack: id.to_string(),
+                changes,
+                protected: self.config.protected.join(", "),
+            });
+        }
+        if plan.is_empty() {
+            steps.say("requirements already satisfied".to_string());
+        } else {
+            let list: Vec<String> = plan
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect();
+            steps.say(format!("pip will install {}", list.join(", ")));
+        }
+        Ok(Some(requirements))
+    }
+
+    /// Installs the requirements, restarts ComfyUI and checks that the pack loaded.
+    async fn apply(
+        &self,
+        id: &str,
+        dir: &Path,
+        requirements: Option<PathBuf>,
+        pip: &Pip,
+        steps: &mut Steps<'_>,
+    ) -> Result<NodePack, String> {
+        if let Some(requirements) = requirements {
+            pip.install_requirements(&requirements, dir).await?;
+            steps.say("requirements installed".to_string());
+        }
+        self.restart(steps).await?;
+        let pack = self.loaded_pack(id).await?;
+        match pack.state {
+            NodePackState::FailedToImport => Err(format!(
+                "ComfyUI could not import {id}:\n{}",
+                pack.error.clone().unwrap_or_default()
+            )),
+            NodePackState::Loaded => {
+                steps.say(format!(
+                    "ComfyUI loaded {id}: {}",
+                    if pack.classes.is_empty() {
+                        "no node classes".to_string()
+                    } else {
+                        pack.classes.join(", ")
+                    }
+                ));
+                Ok(pack)
+            }
+            other => Err(format!("after the restart {id} is {}", other.label())),
+        }
+    }
+
+    /// The pack after a restart. The log is written by another task: an import failure may
+    /// reach it a moment after ComfyUI answers, so a pack without classes is looked at again.
+    async fn loaded_pack(&self, id: &str) -> Result<NodePack, String> {
+        let mut last = None;
+        for _ in 0..10 {
+            let pack = self.pack(id).await.map_err(|e| e.to_string())?;
+            if pack.state == NodePackState::Loaded && !pack.classes.is_empty()
+                || pack.state == NodePackState::FailedToImport
+            {
+                return Ok(pack);
+            }
+            last = Some(pack);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(last.expect("the loop ran"))
+    }
+
+    // -- update, disable, enable, remove ------------------------------------------------------
+
+    /// Checks the pack out at `version` (or its remote's newest commit), installs its
+    /// requirements, restarts ComfyUI and checks it loads; a failure goes back to the old commit.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &str,
+        version: Option<&str>,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        require_admin(caller, "update custom-node packs")?;
+        let root = self.custom_nodes()?;
+        let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        let mut steps = Steps::new(progress);
+        let dir = pack_dir(&root, id, false)?;
+        let old = git::head(&dir).await.ok_or_else(|| {
+            NodesError::Invalid(format!(
+                "{id} is not a git checkout, so it cannot be updated"
+            ))
+        })?;
+        let pip = self.pip()?;
+        let point = self
+            .restore_point(&root, &pip, &format!("update {id}"), &mut steps)
+            .await?;
+        steps.say("fetching".to_string());
+        let rev = match version.map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let _ = git::fetch_newest(&dir).await;
+                v.to_string()
+            }
+            None => git::fetch_newest(&dir).await.map_err(NodesError::Failed)?,
+        };
+        let new = git::checkout(&dir, &rev)
+            .await
+            .map_err(NodesError::Invalid)?;
+        if new == old {
+            let _ = std::fs::remove_file(point_path(&self.config, &point));
+            steps.say(format!("{id} is already at {}", short(&new)));
+            return Ok(NodePackOutcome {
+                pack: Some(self.pack(id).await?),
+                steps: steps.done,
+            });
+        }
+        steps.say(format!("checked out {} (was {})", short(&new), short(&old)));
+        let requirements = match self
+            .check_plan(id, &dir, &pip, &point.pip_freeze, &mut steps)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = git::checkout(&dir, &old).await;
+                return Err(e);
+            }
+        };
+        match self.apply(id, &dir, requirements, &pip, &mut steps).await {
+            Ok(pack) => {
+                self.activity
+                    .record(
+                        ActivityKind::System,
+                        format!("Custom-node pack {id} updated to {}", short(&new)),
+                    )
+                    .await;
+                Ok(NodePackOutcome {
+                    pack: Some(pack),
+                    steps: steps.done,
+                })
+            }
+            Err(reason) => {
+                self.fail(
+                    &format!("updating {id}"),
+                    reason,
+                    &point,
+                    &pip,
+                    Undo::Checkout(&dir, &old),
+                    &mut steps,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Moves the pack into `custom_nodes/.disabled/` and restarts ComfyUI.
+    pub async fn disable(
+        &self,
+        caller: &Caller,
+        id: &str,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        require_admin(caller, "disable custom-node packs")?;
+        self.move_pack(id, true, progress).await
+    }
+
+    /// Moves the pack back from `custom_nodes/.disabled/` and restarts ComfyUI.
+    pub async fn enable(
+        &self,
+        caller: &Caller,
+        id: &str,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        require_admin(caller, "enable custom-node packs")?;
+        self.move_pack(id, false, progress).await
+    }
+
+    async fn move_pack(
+        &self,
+        id: &str,
+        disable: bool,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        let root = self.custom_nodes()?;
+        let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        let mut steps = Steps::new(progress);
+        let from = pack_dir(&root, id, !disable)?;
+        let to = if disable {
+            root.join(DISABLED_DIR).join(id)
+        } else {
+            root.join(id)
+        };
+        if exists(&to) {
+            return Err(NodesError::Conflict(format!(
+                "{} already exists; remove one of the two first",
+                to.display()
+            )));
+        }
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| NodesError::Io(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        std::fs::rename(&from, &to).map_err(|e| {
+            NodesError::Io(format!(
+                "cannot move {} to {}: {e}",
+                from.display(),
+                to.display()
+            ))
+        })?;
+        steps.say(format!("moved to {}", to.display()));
+        let verb = if disable { "disabled" } else { "enabled" };
+        self.restart(&mut steps)
+            .await
+            .map_err(|e| NodesError::Failed(format!("{id} was {verb}, but {e}")))?;
+        let pack = if disable {
+            self.pack(id).await?
+        } else {
+            self.loaded_pack(id).await.map_err(NodesError::Failed)?
+        };
+        self.activity
+            .record(
+                ActivityKind::System,
+                format!("Custom-node pack {id} {verb}"),
+            )
+            .await;
+        Ok(NodePackOutcome {
+            pack: Some(pack),
+            steps: steps.done,
+        })
+    }
+
+    /// Deletes the pack's folder (enabled or disabled); restarts ComfyUI when it was loaded.
+    /// Its Python packages stay (other packs may need them).
+    pub async fn remove(
+        &self,
+        caller: &Caller,
+        id: &str,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        require_admin(caller, "remove custom-node packs")?;
+        let root = self.custom_nodes()?;
+        let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        let mut steps = Steps::new(progress);
+        let (dir, enabled) = match pack_dir(&root, id, false) {
+            Ok(dir) => (dir, true),
+            Err(NodesError::NotFound(_)) => (pack_dir(&root, id, true)?, false),
+            Err(e) => return Err(e),
+        };
+        remove_entry(&dir)
+            .map_err(|e| NodesError::Io(format!("cannot remove {}: {e}", dir.display())))?;
+        steps.say(format!("removed {}", dir.display()));
+        if enabled {
+            self.restart(&mut steps)
+                .await
+                .map_err(|e| NodesError::Failed(format!("{id} was removed, but {e}")))?;
+        }
+        self.activity
+            .record(
+                ActivityKind::System,
+                format!("Custom-node pack {id} removed"),
+            )
+            .await;
+        Ok(NodePackOutcome {
+            pack: None,
+            steps: steps.done,
+        })
+    }
+
+    // -- restore points, restarts, failures ----------------------------------------------------
+
+    async fn restore_point(
+        &self,
+        root: &Path,
+        pip: &Pip,
+        operation: &str,
+        steps: &mut Steps<'_>,
+    ) -> Result<RestorePoint, NodesError> {
+        let mut packs = BTreeMap::new();
+        for (id, disabled) in pack_folders(root) {
+            let (key, dir) = if disabled {
+                (
+                    format!("{DISABLED_DIR}/{id}"),
+                    root.join(DISABLED_DIR).join(&id),
+                )
+            } else {
+                (id.clone(), root.join(&id))
+            };
+            packs.insert(key, git::head(&dir).await);
+        }
+        let pip_freeze = pip.freeze().await.map_err(|e| {
+            NodesError::Failed(format!(
+                "cannot record a restore point ({e}); nothing was changed"
+            ))
+        })?;
+        let point = RestorePoint {
+            at_ms: crate::clock::now_ms(),
+            operation: operation.to_string(),
+            packs,
+            pip_freeze,
+        };
+        let path = point_path(&self.config, &point);
+        let json = serde_json::to_vec_pretty(&point).expect("a restore point serialises");
+        crate::catalog::remote::write_atomic(&path, &json).map_err(|e| {
+            NodesError::Io(format!(
+                "cannot write the restore point {}: {e}; nothing was changed",
+                path.display()
+            ))
+        })?;
+        steps.say(format!(
+            "restore point recorded: {} packs, {} Python packages ({})",
+            point.packs.len(),
+            point.pip_freeze.len(),
+            path.display()
+        ));
+        Ok(point)
+    }
+
+    /// Restarts the supervised ComfyUI and waits until it answers again.
+    async fn restart(&self, steps: &mut Steps<'_>) -> Result<(), String> {
+        let supervisor = self
+            .status
+            .supervisor()
+            .ok_or_else(|| "comfydeck does not run ComfyUI, so it cannot restart it".to_string())?;
+        steps.say("restarting ComfyUI".to_string());
+        let mut transitions = supervisor.transitions();
+        supervisor.restart().await;
+        let wait = async {
+            let mut started = None;
+            loop {
+                match transitions.recv().await {
+                    Ok(ComfyProcessState::Starting { pid }) => started = Some(pid),
+                    Ok(ComfyProcessState::Ready { pid, .. }) if started == Some(pid) => {
+                        return Ok(());
+                    }
+                    Ok(ComfyProcessState::Crashed { exit, last_lines }) if started.is_some() => {
+                        let last: Vec<&String> = last_lines
+                            .iter()
+                            .rev()
+                            .take(TRACEBACK_LINES)
+                            .rev()
+                            .collect();
+                        return Err(format!(
+                            "ComfyUI stopped while starting ({exit}):\n{}",
+                            last.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        ));
+                    }
+                    Ok(ComfyProcessState::Failed { error }) => {
+                        return Err(format!("ComfyUI cannot start: {error}"));
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err("the ComfyUI supervisor stopped".to_string());
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(self.config.ready_timeout, wait).await {
+            Ok(Ok(())) => {
+                steps.say("ComfyUI is answering again".to_string());
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!(
+                "ComfyUI did not answer within {} s of its restart",
+                self.config.ready_timeout.as_secs()
+            )),
+        }
+    }
+
+    /// Puts the restore point back after `reason`, restarts ComfyUI, and answers with what
+    /// happened.
+    async fn fail(
+        &self,
+        what: &str,
+        reason: String,
+        point: &RestorePoint,
+        pip: &Pip,
+        undo: Undo<'_>,
+        steps: &mut Steps<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
+        steps.say(format!("{what} failed; putting the restore point back"));
+        let mut restored = Vec::new();
+        let mut problems = Vec::new();
+        match undo {
+            Undo::RemoveFolder(dir) => match remove_entry(dir) {
+                Ok(()) => restored.push(format!("removed {}", dir.display())),
+                Err(e) => problems.push(format!("cannot remove {}: {e}", dir.display())),
+            },
+            Undo::Checkout(dir, commit) => match git::checkout(dir, commit).await {
+                Ok(_) => restored.push(format!(
+                    "checked {} out at {} again",
+                    dir.display(),
+                    short(commit)
+                )),
+                Err(e) => problems.push(e),
+            },
+        }
+        match pip.restore(&point.pip_freeze).await {
+            Ok(done) if done.is_empty() => restored.push("pip's packages were unchanged".into()),
+            Ok(done) => restored.push(format!("pip: {}", done.join("; "))),
+            Err(e) => problems.push(e),
+        }
+        match self.restart(steps).await {
+            Ok(()) => restored.push("ComfyUI is running again".into()),
+            Err(e) => problems.push(e),
+        }
+        let message = format!(
+            "{what} failed: {reason}\nPut back: {}.{}",
+            restored.join("; "),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(" Could not put back: {}.", problems.join("; "))
+            }
+        );
+        tracing::warn!(%message, "custom-node pack");
+        self.activity
+            .record(ActivityKind::Error, first_line(&message).to_string())
+            .await;
+        if problems.is_empty() {
+            Err(NodesError::Failed(message))
+        } else {
+            Err(NodesError::RestoreFailed(message))
+        }
+    }
+
+    /// ComfyUI's output since the current process started: the end of its log file (lines
+    /// after the supervisor's last "starting ComfyUI"), else the supervisor's in-memory tail.
+    fn log_since_start(&self) -> Vec<String> {
+        let lines = read_tail(&self.config.comfyui_log).unwrap_or_else(|| {
+            self.status
+                .supervisor()
+                .map(|s| s.state().log_tail)
+                .unwrap_or_default()
+        });
+        let start = lines
+            .iter()
+            .rposition(|l| l.contains("[comfydeck] starting ComfyUI"))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        lines[start..].to_vec()
+    }
+}
+
+/// Collects steps and hands each to the progress callback.
+struct Steps<'a> {
+    done: Vec<String>,
+    progress: Progress<'a>,
+}
+
+impl<'a> Steps<'a> {
+    fn new(progress: Progress<'a>) -> Self {
+        Steps {
+            done: Vec::new(),
+            progress,
+        }
+    }
+    fn say(&mut self, step: String) {
+        (self.progress)(&step);
+        self.done.push(step);
+    }
+}
+
+fn require_admin(caller: &Caller, what: &'static str) -> Result<(), NodesError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(NodesError::Forbidden(what))
+    }
+}
+
+fn is_owner_repo(s: &str) -> bool {
+    let mut parts = s.split('/');
+    let (Some(owner), Some(repo), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    ok(owner) && ok(repo)
+}
+
+/// A repository URL that git may clone: `https://`, `http://` or `file://` (or `owner/repo`
+/// for GitHub). Options (`-…`) and other transports are refused.
+fn check_repository(repo: &str) -> Result<String, NodesError> {
+    if is_owner_repo(repo) {
+        return Ok(format!("https://github.com/{repo}"));
+    }
+    let url = url::Url::parse(repo).map_err(|_| {
+        NodesError::Invalid(format!(
+            "repo: {:?} is not a repository URL",
+            redact_url(repo)
+        ))
+    })?;
+    if !matches!(url.scheme(), "https" | "http" | "file") {
+        return Err(NodesError::Invalid(format!(
+            "repo: only https://, http:// and file:// repositories are cloned, not {}://",
+            url.scheme()
+        )));
+    }
+    Ok(repo.to_string())
+}
+
+/// The folder a repository is installed as: its last path segment without `.git`.
+fn pack_id_of(repository: &str) -> Result<String, String> {
+    let name = repository
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".git");
+    check_pack_id(name)?;
+    Ok(name.to_string())
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// The folder of pack `id` (enabled, or in `.disabled/`), checked against `root`: a safe id,
+/// present, and not a link that leads out of `custom_nodes/`.
+fn pack_dir(root: &Path, id: &str, disabled: bool) -> Result<PathBuf, NodesError> {
+    check_pack_id(id).map_err(|e| NodesError::Invalid(format!("id: {e}")))?;
+    let dir = if disabled {
+        root.join(DISABLED_DIR).join(id)
+    } else {
+        root.join(id)
+    };
+    let meta = std::fs::symlink_metadata(&dir).map_err(|_| {
+        NodesError::NotFound(format!(
+            "no {}custom-node pack {id:?}",
+            if disabled { "disabled " } else { "" }
+        ))
+    })?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::canonicalize(&dir).ok();
+        let root = std::fs::canonicalize(root).ok();
+        match (target, root) {
+            (Some(t), Some(r)) if t.starts_with(&r) => {}
+            _ => {
+                return Err(NodesError::Invalid(format!(
+                    "{} is a link that leads out of custom_nodes; manage it by hand",
+                    dir.display()
+                )))
+            }
+        }
+    } else if !meta.is_dir() {
+        return Err(NodesError::NotFound(format!("no custom-node pack {id:?}")));
+    }
+    Ok(dir)
+}
+
+/// Removes a folder, or only the link when it is one (never what it points to).
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        std::fs::remove_file(path)
+    } else {
+        std::fs::remove_dir_all(path)
+    }
+}
+
+/// The pack folders: `(id, disabled)`, enabled ones first, each sorted by name. Python
+/// caches, hidden entries, files and legacy `*.disabled` folders are not packs here.
+fn pack_folders(root: &Path) -> Vec<(String, bool)> {
+    let read = |dir: &Path| -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n != "__pycache__" && check_pack_id(n).is_ok())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut out: Vec<(String, bool)> = read(root).into_iter().map(|n| (n, false)).collect();
+    out.extend(
+        read(&root.join(DISABLED_DIR))
+            .into_iter()
+            .map(|n| (n, true)),
+    );
+    out
+}
+
+/// The classes `/object_info` says come from `custom_nodes/<id>` (its `python_module`).
+fn classes_of(object_info: &Value, id: &str) -> Vec<String> {
+    let module = format!("custom_nodes.{id}");
+    let mut classes: Vec<String> = object_info
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, info)| {
+                    info.get("python_module")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m == module || m.starts_with(&format!("{module}.")))
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    classes.sort();
+    classes
+}
+
+/// Whether the log names `custom_nodes/<id>` as a module that ComfyUI could not import; then
+/// the traceback's last lines and that line.
+fn import_failure(log: &[String], id: &str) -> Option<String> {
+    let needle = format!("custom_nodes/{id}");
+    let at = log.iter().rposition(|l| {
+        l.contains("Cannot import")
+            && l.contains("module for custom nodes")
+            && (l.contains(&format!("{needle} ")) || l.contains(&format!("{needle}:")))
+    })?;
+    // The traceback ends at the "Cannot import" line; it starts at "Traceback" (or we take
+    // the lines just before it).
+    let begin = log[..at]
+        .iter()
+        .rposition(|l| l.starts_with("Traceback"))
+        .unwrap_or(at.saturating_sub(TRACEBACK_LINES));
+    let lines = &log[begin..=at];
+    let keep = lines.len().saturating_sub(TRACEBACK_LINES);
+    Some(tail(&lines[keep..].join("\n"), 3000))
+}
+
+/// Whether the log's import-times list names the pack (it loaded, maybe with no classes).
+fn imported(log: &[String], id: &str) -> bool {
+    let needle = format!("custom_nodes/{id}");
+    log.iter().any(|l| {
+        l.contains("seconds") && l.trim_end().ends_with(&needle) && !l.contains("IMPORT FAILED")
+    })
+}
+
+fn read_tail(path: &Path) -> Option<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let from = len.saturating_sub(LOG_WINDOW_BYTES);
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if from > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    Some(lines)
+}
+
+fn point_path(config: &NodesConfig, point: &RestorePoint) -> PathBuf {
+    let name: String = point
+        .operation
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    config
+        .restore_points
+        .join(format!("{}-{name}.json", point.at_ms))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories_and_ids() {
+        assert_eq!(
+            check_repository("kijai/ComfyUI-KJNodes").unwrap(),
+            "https://github.com/kijai/ComfyUI-KJNodes"
+        );
+        assert!(check_repository("-uhoh").is_err());
+        assert!(check_repository("ssh://host/x").is_err());
+        assert!(check_repository("ext::sh -c touch% /tmp/pwned").is_err());
+        assert_eq!(
+            pack_id_of("https://github.com/a/Pack.git/").unwrap(),
+            "Pack"
+        );
+        assert!(pack_id_of("https://github.com/a/..").is_err());
+        assert!(pack_id_of("file:///").is_err());
+    }
+
+    #[test]
+    fn import_failures_are_found_in_the_log() {
+        let log: Vec<String> = [
+            "Traceback (most recent call last):",
+            "  File \"/c/custom_nodes/broken/__init__.py\", line 1, in <module>",
+            "ImportError: boom",
+            "Cannot import /c/custom_nodes/broken module for custom nodes: boom",
+            "Import times for custom nodes:",
+            "   0.0 seconds: /c/custom_nodes/good",
+            "   0.0 seconds (IMPORT FAILED): /c/custom_nodes/broken",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let error = import_failure(&log, "broken").unwrap();
+        assert!(error.starts_with("Traceback"), "{error}");
+        assert!(error.contains("ImportError: boom"), "{error}");
+        assert!(import_failure(&log, "good").is_none());
+        assert!(import_failure(&log, "brok").is_none());
+        assert!(imported(&log, "good"));
+        assert!(!imported(&log, "broken"));
+    }
+
+    #[test]
+    fn paths_stay_inside_custom_nodes() {
+        let root = tempfile_dir();
+        let outside = tempfile_dir();
+        std::fs::create_dir_all(root.join("ok")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        assert!(pack_dir(&root, "ok", false).is_ok());
+        assert!(matches!(
+            pack_dir(&root, "escape", false),
+            Err(NodesError::Invalid(_))
+        ));
+        assert!(matches!(
+            pack_dir(&root, "../x", false),
+            Err(NodesError::Invalid(_))
+        ));
+        assert!(matches!(
+            pack_dir(&root, "missing", false),
+            Err(NodesError::NotFound(_))
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_dir_all(&outside);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "comfydeck-nodes-{}-{}",
+            std::process::id(),
+            hex::encode(rand::random::<[u8; 6]>())
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,577 @@
+//! Custom-node packs against real parts: git repositories made here, a real Python venv that
+//! installs from a local wheel folder (`--no-index --find-links`: nothing is fetched), and the
+//! fake ComfyUI (`comfy-standin/python/fake_comfyui/main.py`) run by comfydeck's supervisor,
+//! which imports `custom_nodes/*` like ComfyUI and answers `/object_info` from them — so "the
+//! classes appear after the restart" is really checked.
+//!
+//! These tests need `git` and `python3` with `venv`; without them they fail and say so.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::error::Classify;
+use engine::model::{Caller, ComfyProcessState, ErrorKind, NodePackState, PackSource, Role};
+use engine::nodes::{InstallTarget, NodesError};
+use engine::Engine;
+
+use super::common;
+
+// -- helpers ---------------------------------------------------------------------------------
+
+fn run(what: &str, command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run it ({e}); the custom-node tests need git and python3 with venv")
+    });
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    run(
+        &format!("git {}", args.join(" ")),
+        Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid"),
+    )
+}
+
+/// A git repository `name` under `root` with one commit per file set; returns its `file://`
+/// URL and the commits, oldest first.
+fn make_repo(root: &Path, name: &str, commits: &[&[(&str, &str)]]) -> (String, Vec<String>) {
+    let dir = root.join("repos").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    git(&dir, &["init", "--quiet", "-b", "main"]);
+    let mut hashes = Vec::new();
+    for (i, files) in commits.iter().enumerate() {
+        for (path, content) in *files {
+            std::fs::write(dir.join(path), content).unwrap();
+        }
+        git(&dir, &["add", "-A"]);
+        git(&dir, &["commit", "--quiet", "-m", &format!("commit {i}")]);
+        hashes.push(git(&dir, &["rev-parse", "HEAD"]).trim().to_string());
+    }
+    (format!("file://{}", dir.display()), hashes)
+}
+
+/// A node pack's `__init__.py` that imports `import_first` (if any) and maps `classes`.
+fn init_py(import_first: Option<&str>, classes: &[&str]) -> String {
+    let mut py = String::new();
+    if let Some(module) = import_first {
+        py.push_str(&format!("import {module}\n"));
+    }
+    py.push_str("class Node:\n    pass\n\nNODE_CLASS_MAPPINGS = {\n");
+    for class in classes {
+        py.push_str(&format!("    {class:?}: Node,\n"));
+    }
+    py.push_str("}\n");
+    py
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A ComfyUI folder running the fake server with its own venv, a wheel folder, and an engine
+/// that supervises it.
+struct Pod {
+    root: tempfile::TempDir,
+    comfy: PathBuf,
+    wheels: PathBuf,
+    engine: Arc<Engine>,
+    admin: Caller,
+}
+
+impl Pod {
+    async fn start(extra_protected: &[&str]) -> Pod {
+        let root = tempfile::tempdir().unwrap();
+        let comfy = root.path().join("ComfyUI");
+        std::fs::create_dir_all(comfy.join("custom_nodes")).unwrap();
+        let fake = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../comfy-standin/python/fake_comfyui/main.py");
+        std::fs::copy(&fake, comfy.join("main.py"))
+            .expect("the fake ComfyUI is in comfy-standin/python");
+        run(
+            "python3 -m venv",
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(comfy.join("venv")),
+        );
+        let wheels = root.path().join("wheels");
+        let make_wheel =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nodes/make_wheel.py");
+        for (name, version) in [
+            ("tinydep", "1.0"),
+            ("otherdep", "1.0"),
+            ("torch", "1.0.0"),
+            ("torch", "2.0.0"),
+        ] {
+            run(
+                "make_wheel.py",
+                Command::new("python3")
+                    .arg(&make_wheel)
+                    .arg(&wheels)
+                    .args([name, version]),
+            );
+        }
+        let pod_python = comfy.join("venv/bin/python");
+        run(
+            "pip install torch==1.0.0",
+            Command::new(&pod_python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--find-links",
+                ])
+                .arg(&wheels)
+                .arg("torch==1.0.0")
+                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        );
+
+        let port = free_port();
+        let mut config = common::test_config(&root.path().join("workspace"));
+        config.comfyui_dir = Some(comfy.clone());
+        config.comfyui_port = port;
+        config.comfyui_url = format!("http://127.0.0.1:{port}");
+        config.node_map_url = None;
+        config.node_protected_packages = extra_protected.iter().map(|s| s.to_string()).collect();
+        config.node_pip_args = vec![
+            "--no-index".into(),
+            "--find-links".into(),
+            wheels.display().to_string(),
+        ];
+        config.node_ready_timeout = Duration::from_secs(60);
+        let (engine, _) = Engine::start(config).await.unwrap();
+        engine.start_comfyui();
+        let admin = engine.auth().open_caller();
+        let pod = Pod {
+            root,
+            comfy,
+            wheels,
+            engine,
+            admin,
+        };
+        pod.wait_ready().await;
+        pod
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..300 {
+            let process = self.engine.status().comfy_process().await;
+            if matches!(process.state, ComfyProcessState::Ready { .. }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the fake ComfyUI did not get ready: {:?}",
+            self.engine.status().comfy_process().await
+        );
+    }
+
+    fn custom_nodes(&self) -> PathBuf {
+        self.comfy.join("custom_nodes")
+    }
+
+    /// Every path under `custom_nodes/` (skipping Python caches), relative.
+    fn tree(&self) -> BTreeSet<String> {
+        let root = self.custom_nodes();
+        let mut out = BTreeSet::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.file_name().is_some_and(|n| n == "__pycache__") {
+                    continue;
+                }
+                out.insert(path.strip_prefix(&root).unwrap().display().to_string());
+                if path.is_dir() && !path.is_symlink() {
+                    stack.push(path);
+                }
+            }
+        }
+        out
+    }
+
+    fn pip_freeze(&self) -> String {
+        run(
+            "pip freeze",
+            Command::new(self.comfy.join("venv/bin/python"))
+                .args(["-m", "pip", "freeze", "--all"])
+                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        )
+    }
+
+    async fn restarts(&self) -> u32 {
+        self.engine.status().comfy_process().await.restarts
+    }
+
+    /// The node classes the fake ComfyUI answers now.
+    async fn classes(&self) -> BTreeSet<String> {
+        let url = format!("{}/object_info", self.engine.config().comfyui_url);
+        let info: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        info.as_object().unwrap().keys().cloned().collect()
+    }
+}
+
+fn quiet(_: &str) {}
+
+fn target(repo: &str, version: Option<&str>) -> InstallTarget {
+    InstallTarget {
+        repo: Some(repo.to_string()),
+        id: None,
+        version: version.map(str::to_string),
+    }
+}
+
+// -- tests -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_installs_at_its_pin_updates_disables_enables_and_is_removed() {
+    let pod = Pod::start(&[]).await;
+    let nodes = pod.engine.nodes();
+    let (url, commits) = make_repo(
+        pod.root.path(),
+        "pack-good",
+        &[
+            &[
+                ("__init__.py", &init_py(Some("tinydep"), &["GoodNodeA"])),
+                ("requirements.txt", "tinydep==1.0\n"),
+            ],
+            &[(
+                "__init__.py",
+                &init_py(Some("tinydep"), &["GoodNodeA", "GoodNodeB"]),
+            )],
+        ],
+    );
+
+    // Only administrators.
+    let bob = Caller {
+        user_id: 99,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    };
+    let refused = nodes
+        .install(&bob, target(&url, None), &quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Forbidden);
+    assert_eq!(
+        nodes.list(&bob).await.unwrap_err().kind(),
+        ErrorKind::Forbidden
+    );
+
+    // Installed at the pinned (older) commit, with its requirement, and loaded by ComfyUI.
+    let said = std::sync::Mutex::new(Vec::new());
+    let progress = |s: &str| said.lock().unwrap().push(s.to_string());
+    let outcome = nodes
+        .install(&pod.admin, target(&url, Some(&commits[0])), &progress)
+        .await
+        .unwrap();
+    let pack = outcome.pack.unwrap();
+    assert_eq!(pack.id, "pack-good");
+    assert_eq!(pack.state, NodePackState::Loaded, "{pack:?}");
+    assert_eq!(pack.classes, vec!["GoodNodeA"]);
+    assert_eq!(pack.commit.as_deref(), Some(commits[0].as_str()));
+    assert_eq!(pack.repository.as_deref(), Some(url.as_str()));
+    assert!(pod.classes().await.contains("GoodNodeA"));
+    assert!(pod.pip_freeze().contains("tinydep==1.0"));
+    let said = said.lock().unwrap().clone();
+    assert!(
+        said.iter().any(|s| s.starts_with("restore point recorded")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|s| s == "pip will install tinydep 1.0"),
+        "{said:?}"
+    );
+    assert_eq!(said, outcome.steps, "progress saw every step");
+
+    // A second install of the same pack is a conflict.
+    let again = nodes
+        .install(&pod.admin, target(&url, None), &quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
+
+    // Updated to the newest commit: the new class appears.
+    let updated = nodes
+        .update(&pod.admin, "pack-good", None, &quiet)
+        .await
+        .unwrap();
+    let pack = updated.pack.unwrap();
+    assert_eq!(pack.commit.as_deref(), Some(commits[1].as_str()));
+    assert_eq!(pack.classes, vec!["GoodNodeA", "GoodNodeB"]);
+
+    // Disabled: moved aside, its classes gone after the restart.
+    let disabled = nodes
+        .disable(&pod.admin, "pack-good", &quiet)
+        .await
+        .unwrap();
+    assert_eq!(disabled.pack.unwrap().state, NodePackState::Disabled);
+    assert!(pod
+        .custom_nodes()
+        .join(".disabled/pack-good/__init__.py")
+        .is_file());
+    assert!(!pod.custom_nodes().join("pack-good").exists());
+    assert!(!pod.classes().await.contains("GoodNodeA"));
+    let list = nodes.list(&pod.admin).await.unwrap();
+    assert_eq!(list.packs.len(), 1);
+    assert_eq!(list.packs[0].state, NodePackState::Disabled);
+
+    // Enabled again.
+    let enabled = nodes.enable(&pod.admin, "pack-good", &quiet).await.unwrap();
+    assert_eq!(enabled.pack.unwrap().state, NodePackState::Loaded);
+    assert!(pod.classes().await.contains("GoodNodeB"));
+
+    // Ids cannot leave custom_nodes.
+    for bad in ["../pack-good", "/etc", ".disabled"] {
+        let e = nodes.remove(&pod.admin, bad, &quiet).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{bad}: {e}");
+    }
+    let missing = nodes
+        .remove(&pod.admin, "no-such-pack", &quiet)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+
+    // Removed.
+    nodes.remove(&pod.admin, "pack-good", &quiet).await.unwrap();
+    assert!(!pod.custom_nodes().join("pack-good").exists());
+    assert!(nodes.list(&pod.admin).await.unwrap().packs.is_empty());
+    assert!(!pod.classes().await.contains("GoodNodeA"));
+    pod.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_class_resolves_through_properties_then_the_node_map_and_installs_by_id() {
+    let pod = Pod::start(&[]).await;
+    let nodes = pod.engine.nodes();
+    let (url, _) = make_repo(
+        pod.root.path(),
+        "pack-plain",
+        &[&[("__init__.py", &init_py(None, &["PlainNode"]))]],
+    );
+    // The node map's cached copy, as a sync would have left it.
+    let cache = pod
+        .engine
+        .layout()
+        .data()
+        .join("nodes/extension-node-map.json");
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cache,
+        serde_json::json!({
+            url.clone(): [["PlainNode"], {"title_aux": "Plain pack"}],
+            "https://github.com/someone/pattern-pack": [[], {"title_aux": "Patterns", "nodename_pattern": " \\(pp\\)$"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    // The node's own properties come first.
+    let props = serde_json::json!({"aux_id": "kijai/ComfyUI-KJNodes", "ver": "abc123", "cnr_id": "comfyui-kjnodes"});
+    let from_props = nodes.resolve("PlainNode", Some(&props)).await.unwrap();
+    assert_eq!(from_props.source, PackSource::NodeProperties);
+    assert_eq!(
+        from_props.repository,
+        "https://github.com/kijai/ComfyUI-KJNodes"
+    );
+    assert_eq!(from_props.id, "ComfyUI-KJNodes");
+    assert_eq!(from_props.version.as_deref(), Some("abc123"));
+    // Then the map, by name and by pattern.
+    let core = serde_json::json!({"cnr_id": "comfy-core", "ver": "0.3.64"});
+    let from_map = nodes.resolve("PlainNode", Some(&core)).await.unwrap();
+    assert_eq!(from_map.source, PackSource::NodeMap);
+    assert_eq!(from_map.repository, url);
+    assert_eq!(from_map.title.as_deref(), Some("Plain pack"));
+    let by_pattern = nodes.resolve("Switch (pp)", None).await.unwrap();
+    assert_eq!(by_pattern.id, "pattern-pack");
+    assert!(nodes.resolve("UnknownNode", None).await.is_none());
+
+    // Installed by its id: the map gives the repository; no requirements.
+    let outcome = nodes
+        .install(
+            &pod.admin,
+            InstallTarget {
+                id: Some("pack-plain".into()),
+                ..InstallTarget::default()
+            },
+            &quiet,
+        )
+        .await
+        .unwrap();
+    let pack = outcome.pack.unwrap();
+    assert_eq!(pack.name, "Plain pack");
+    assert_eq!(pack.classes, vec!["PlainNode"]);
+    assert!(outcome.steps.iter().any(|s| s == "no requirements.txt"));
+    let unknown = nodes
+        .install(
+            &pod.admin,
+            InstallTarget {
+                id: Some("never-heard-of-it".into()),
+                ..InstallTarget::default()
+            },
+            &quiet,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::NotFound, "{unknown}");
+    pod.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_that_fails_to_import_is_put_back_and_comfyui_runs_again() {
+    let pod = Pod::start(&[]).await;
+    let nodes = pod.engine.nodes();
+    let (url, _) = make_repo(
+        pod.root.path(),
+        "pack-broken",
+        &[&[
+            (
+                "__init__.py",
+                "import otherdep\nraise ImportError('boom: broken on purpose')\n",
+            ),
+            ("requirements.txt", "otherdep==1.0\n"),
+        ]],
+    );
+    let tree_before = pod.tree();
+    let freeze_before = pod.pip_freeze();
+    let restarts_before = pod.restarts().await;
+
+    let error = nodes
+        .install(&pod.admin, target(&url, None), &quiet)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, NodesError::Failed(_)), "{message}");
+    assert!(
+        message.contains("ComfyUI could not import pack-broken"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Traceback"),
+        "the traceback is quoted: {message}"
+    );
+    assert!(
+        message.contains("ImportError: boom: broken on purpose"),
+        "{message}"
+    );
+    assert!(message.contains("uninstalled otherdep"), "{message}");
+    assert!(message.contains("ComfyUI is running again"), "{message}");
+
+    // Exactly as before: the folders, pip's packages; and ComfyUI answers again.
+    assert_eq!(pod.tree(), tree_before);
+    assert_eq!(pod.pip_freeze(), freeze_before);
+    pod.wait_ready().await;
+    assert!(
+        pod.restarts().await >= restarts_before + 2,
+        "restarted with the pack, then without"
+    );
+    assert!(pod.classes().await.contains("KSampler"));
+    // The restore point was written.
+    let points = pod.engine.layout().data().join("nodes/restore-points");
+    let written: Vec<_> = std::fs::read_dir(points).unwrap().collect();
+    assert_eq!(written.len(), 1);
+    pod.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_that_would_change_a_protected_package_is_refused_before_anything_changes() {
+    let pod = Pod::start(&["TinyDep"]).await;
+    let nodes = pod.engine.nodes();
+    let (torch_url, _) = make_repo(
+        pod.root.path(),
+        "pack-torch",
+        &[&[
+            ("__init__.py", &init_py(Some("torch"), &["TorchNode"])),
+            ("requirements.txt", "torch==2.0.0\n"),
+        ]],
+    );
+    let (extra_url, _) = make_repo(
+        pod.root.path(),
+        "pack-extra",
+        &[&[
+            ("__init__.py", &init_py(Some("tinydep"), &["ExtraNode"])),
+            ("requirements.txt", "tinydep\n"),
+        ]],
+    );
+    let (fine_url, _) = make_repo(
+        pod.root.path(),
+        "pack-fine",
+        &[&[
+            ("__init__.py", &init_py(Some("torch"), &["FineNode"])),
+            // Already satisfied: nothing protected changes.
+            ("requirements.txt", "torch>=1.0\n"),
+        ]],
+    );
+    let tree_before = pod.tree();
+    let freeze_before = pod.pip_freeze();
+    let restarts_before = pod.restarts().await;
+
+    let error = nodes
+        .install(&pod.admin, target(&torch_url, None), &quiet)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, NodesError::Protected { .. }), "{message}");
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    assert!(
+        message.contains("torch 2.0.0 (installed: torch==1.0.0)"),
+        "{message}"
+    );
+    assert!(message.contains("Nothing was changed"), "{message}");
+    // NODE_PROTECTED_PACKAGES adds to the defaults (names compared as pip does).
+    let error = nodes
+        .install(&pod.admin, target(&extra_url, None), &quiet)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, NodesError::Protected { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("tinydep 1.0 (not installed now)"),
+        "{error}"
+    );
+
+    assert_eq!(pod.tree(), tree_before);
+    assert_eq!(pod.pip_freeze(), freeze_before);
+    assert_eq!(
+        pod.restarts().await,
+        restarts_before,
+        "ComfyUI was not touched"
+    );
+
+    // A requirement that is already met is fine.
+    let fine = nodes
+        .install(&pod.admin, target(&fine_url, None), &quiet)
+        .await
+        .unwrap();
+    assert_eq!(fine.pack.unwrap().classes, vec!["FineNode"]);
+    assert!(fine
+        .steps
+        .iter()
+        .any(|s| s == "requirements already satisfied"));
+    assert_eq!(pod.pip_freeze(), freeze_before);
+    let _ = &pod.wheels;
+    pod.engine.shutdown().await;
+}
