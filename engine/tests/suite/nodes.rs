@@ -575,3 +575,55 @@ async fn a_pack_that_would_change_a_protected_package_is_refused_before_anything
     let _ = &pod.wheels;
     pod.engine.shutdown().await;
 }
+
+/// The node map syncs from `NODE_MAP_URL` into the workspace; a failed sync (a bad document,
+/// a server that is gone) keeps the last good copy, which resolution goes on using.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_map_syncs_and_a_failed_sync_keeps_the_last_good_copy() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let good = Arc::new(AtomicBool::new(true));
+    let serve = Arc::clone(&good);
+    let app = axum::Router::new().route(
+        "/extension-node-map.json",
+        axum::routing::get(move || {
+            let good = serve.load(Ordering::SeqCst);
+            async move {
+                if good {
+                    r#"{"https://github.com/acme/ComfyUI-Acme": [["AcmeNode"], {"title_aux": "Acme"}]}"#
+                        .to_string()
+                } else {
+                    "<html>rate limited</html>".to_string()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.node_map_url = Some(format!("http://{addr}/extension-node-map.json"));
+    let (engine, _) = Engine::start(config).await.unwrap();
+    let nodes = engine.nodes();
+
+    assert_eq!(nodes.sync_map().await.unwrap(), 1);
+    let cache = engine.layout().data().join("nodes/extension-node-map.json");
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(cached.contains("AcmeNode"));
+
+    good.store(false, Ordering::SeqCst);
+    let error = nodes.sync_map().await.unwrap_err();
+    assert!(error.to_string().contains("the last good copy stays in use"), "{error}");
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), cached, "the cache is untouched");
+    let resolved = nodes.resolve("AcmeNode", None).await.unwrap();
+    assert_eq!(resolved.repository, "https://github.com/acme/ComfyUI-Acme");
+    assert_eq!(resolved.id, "ComfyUI-Acme");
+
+    // Without COMFYUI_DIR there are no packs to manage, and the answer says why.
+    let admin = engine.auth().open_caller();
+    let error = nodes.list(&admin).await.unwrap_err();
+    assert!(matches!(error, NodesError::NotSupervised), "{error}");
+    assert_eq!(error.kind(), ErrorKind::Invalid);
+}
