@@ -1,5 +1,5 @@
 //! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`,
-//! `comfydeck workflow to-api` and `comfydeck users …`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
+//! `comfydeck workflow to-api`, `comfydeck users …` and `comfydeck nodes …`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
 //! environment variable, and its default is the engine's (`engine::config`); options of one
 //! command, such as `--to` or `--json`, are flags only.
 
@@ -41,6 +41,174 @@ pub enum Command {
     /// Accounts: add, list, set passwords, disable, enable and remove people. Works while a
     /// server holds the workspace.
     Users(UsersArgs),
+    /// Custom-node packs of the supervised ComfyUI (COMFYUI_DIR): list, install, update,
+    /// disable, enable, remove. Changes need the workspace (stop the deck, or use its API).
+    Nodes(NodesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: NodesAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodesAction {
+    /// Every pack: name, repository, commit, state (loaded, failed to import, disabled) and the
+    /// classes it adds.
+    List {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+    /// Install a pack from its repository URL (or owner/repo), or by its id in the node map;
+    /// restarts ComfyUI and checks that its classes load, else puts everything back.
+    Install {
+        #[arg(value_name = "URL|ID")]
+        source: String,
+        /// A commit, branch, tag or version to check out.
+        #[arg(long, value_name = "REV")]
+        version: Option<String>,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+    /// Update a pack to its repository's newest commit (or --version).
+    Update {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long, value_name = "REV")]
+        version: Option<String>,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+    /// Move a pack aside into custom_nodes/.disabled/ and restart ComfyUI.
+    Disable {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+    /// Move a disabled pack back and restart ComfyUI.
+    Enable {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+    /// Delete a pack's folder and restart ComfyUI (its Python packages stay).
+    Remove {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        options: NodesOptions,
+    },
+}
+
+impl NodesAction {
+    pub fn options(&self) -> &NodesOptions {
+        match self {
+            NodesAction::List { options, .. }
+            | NodesAction::Install { options, .. }
+            | NodesAction::Update { options, .. }
+            | NodesAction::Disable { options, .. }
+            | NodesAction::Enable { options, .. }
+            | NodesAction::Remove { options, .. } => options,
+        }
+    }
+}
+
+/// What the `nodes` commands need: the workspace, the ComfyUI they manage, and the pack
+/// settings `serve` also reads.
+#[derive(Debug, Clone, Args)]
+pub struct NodesOptions {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The ComfyUI folder whose custom_nodes/ is managed (the deck's COMFYUI_DIR)
+    #[arg(long, env = "COMFYUI_DIR", value_name = "DIR")]
+    pub comfyui_dir: Option<PathBuf>,
+    /// Port ComfyUI listens on while the command runs it
+    #[arg(long, env = "COMFYUI_PORT", default_value_t = config::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
+    pub comfyui_port: u16,
+    /// Python that runs ComfyUI and installs the packs' requirements [default: its venv/ or .venv/, else python3]
+    #[arg(long, env = "COMFYUI_PYTHON", value_name = "PATH")]
+    pub comfyui_python: Option<PathBuf>,
+    /// Extra flags for ComfyUI, quoted like a shell
+    #[arg(
+        long,
+        env = "COMFYUI_ARGS",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub comfyui_args: Option<String>,
+    #[command(flatten)]
+    pub packs: NodePackArgs,
+}
+
+impl NodesOptions {
+    pub fn to_config(&self) -> Result<Config, String> {
+        let mut config = self.common.to_config()?;
+        let dir = self
+            .comfyui_dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty())
+            .ok_or(
+                "COMFYUI_DIR (--comfyui-dir) must name the ComfyUI folder whose packs to manage",
+            )?;
+        config.comfyui_dir = Some(dir);
+        config.comfyui_port = self.comfyui_port;
+        config.comfyui_python = self
+            .comfyui_python
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty());
+        config.comfyui_args =
+            engine::comfy::supervisor::parse_args(self.comfyui_args.as_deref().unwrap_or(""))
+                .map_err(|e| format!("COMFYUI_ARGS: {e}"))?;
+        config.comfyui_url = format!("http://127.0.0.1:{}", config.comfyui_port);
+        self.packs.apply(&mut config)?;
+        Ok(config)
+    }
+}
+
+/// Custom-node pack settings, shared by `serve` and `nodes`.
+#[derive(Debug, Clone, Args)]
+pub struct NodePackArgs {
+    /// The node map (ComfyUI-Manager's extension-node-map.json format) that resolves missing node classes to packs; empty turns it off
+    #[arg(long, env = "NODE_MAP_URL", default_value = config::DEFAULT_NODE_MAP_URL, value_name = "URL")]
+    pub node_map_url: String,
+    /// Python packages no pack may change, beyond torch, torchvision, torchaudio, xformers and numpy (comma-separated)
+    #[arg(long, env = "NODE_PROTECTED_PACKAGES", value_name = "NAMES")]
+    pub node_protected_packages: Option<String>,
+    /// Extra flags for every pip install of a pack, quoted like a shell (e.g. "--no-index --find-links /wheels")
+    #[arg(
+        long,
+        env = "NODE_PIP_ARGS",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub node_pip_args: Option<String>,
+}
+
+impl NodePackArgs {
+    pub fn apply(&self, config: &mut Config) -> Result<(), String> {
+        config.node_map_url = match self.node_map_url.trim() {
+            "" => None,
+            url => Some(config::normalize_base_url(
+                "--node-map-url / NODE_MAP_URL",
+                url,
+            )?),
+        };
+        config.node_protected_packages = self
+            .node_protected_packages
+            .as_deref()
+            .map(config::parse_preset_list)
+            .unwrap_or_default();
+        config.node_pip_args =
+            engine::comfy::supervisor::parse_args(self.node_pip_args.as_deref().unwrap_or(""))
+                .map_err(|e| format!("NODE_PIP_ARGS: {e}"))?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -345,6 +513,8 @@ pub struct ServeArgs {
     pub image_preset_download: Option<String>,
     #[arg(long, env = "AUDIO_PRESET_DOWNLOAD", value_name = "IDS")]
     pub audio_preset_download: Option<String>,
+    #[command(flatten)]
+    pub packs: NodePackArgs,
 }
 
 impl ServeArgs {
@@ -406,6 +576,7 @@ impl ServeArgs {
             None => config::normalize_base_url("--comfyui-url / COMFYUI_URL", &self.comfyui_url)?,
         };
         config.access_password = access_password;
+        self.packs.apply(&mut config)?;
         config.startup_presets = [
             &self.preset_download,
             &self.image_preset_download,

@@ -188,6 +188,23 @@ fn mutating_commands_say_which_server_holds_the_workspace() {
     assert!(message.contains("a running comfydeck"), "{message}");
     assert!(message.contains("Models page"), "{message}");
 
+    let out = comfydeck(
+        ws.path(),
+        &[
+            "nodes",
+            "install",
+            "https://example.invalid/a/b",
+            "--comfyui-dir",
+            "/nonexistent",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("POST /api/nodes/install"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Reading works alongside the server.
     let out = comfydeck(ws.path(), &["presets", "status", "flux-dev-basic"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -428,4 +445,163 @@ async fn users_commands_manage_accounts_of_a_running_server() {
 
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Runs `program args` and panics with its output when it fails (git, python3: the custom-node
+/// test needs both and says so).
+fn must(what: &str, command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run it ({e}); this test needs git and python3 with venv")
+    });
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A one-commit git repository with `files`; its `file://` URL.
+fn git_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let git = |args: &[&str]| {
+        must(
+            "git",
+            Command::new("git")
+                .args(args)
+                .current_dir(&dir)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.invalid"),
+        )
+    };
+    git(&["init", "--quiet", "-b", "main"]);
+    for (path, content) in files {
+        std::fs::write(dir.join(path), content).unwrap();
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "--quiet", "-m", "first"]);
+    format!("file://{}", dir.display())
+}
+
+/// `nodes install` prints its steps, ends 0 only when ComfyUI (the fake one, run by the
+/// command's own supervisor) loaded the pack, and otherwise exits 1 with the reason and what
+/// was put back; `nodes list` shows what is installed.
+#[test]
+fn nodes_commands_install_list_and_refuse_with_the_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("workspace");
+    let comfy = root.path().join("ComfyUI");
+    std::fs::create_dir_all(comfy.join("custom_nodes")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../comfy-standin/python/fake_comfyui/main.py"),
+        comfy.join("main.py"),
+    )
+    .unwrap();
+    must(
+        "python3 -m venv",
+        Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(comfy.join("venv")),
+    );
+    let good = git_repo(
+        root.path(),
+        "pack-cli",
+        &[(
+            "__init__.py",
+            "class N:\n    pass\n\nNODE_CLASS_MAPPINGS = {'CliNode': N}\n",
+        )],
+    );
+    let broken = git_repo(
+        root.path(),
+        "pack-cli-broken",
+        &[("__init__.py", "raise RuntimeError('cli pack is broken')\n")],
+    );
+    let port = free_port().to_string();
+    let dir = comfy.display().to_string();
+    let nodes = |args: &[&str]| {
+        let mut all = vec!["nodes"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--comfyui-dir",
+            &dir,
+            "--comfyui-port",
+            &port,
+            "--node-map-url=",
+        ]);
+        Command::new(BIN)
+            .args(&all)
+            .arg("--workspace")
+            .arg(&ws)
+            .env_remove("COMFYUI_PYTHON")
+            .env_remove("COMFYUI_ARGS")
+            .env_remove("NODE_PIP_ARGS")
+            .env_remove("NODE_PROTECTED_PACKAGES")
+            .env("PIP_NO_INDEX", "1")
+            .output()
+            .expect("the binary runs")
+    };
+
+    let out = nodes(&["install", &good]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let progress = text(&out.stderr);
+    assert!(progress.contains("restore point recorded"), "{progress}");
+    assert!(progress.contains("restarting ComfyUI"), "{progress}");
+    assert!(
+        text(&out.stdout).contains("loaded; classes: CliNode"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = nodes(&["install", &broken]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let reason = text(&out.stderr);
+    assert!(
+        reason.contains("ComfyUI could not import pack-cli-broken"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("RuntimeError: cli pack is broken"),
+        "{reason}"
+    );
+    assert!(reason.contains("Put back"), "{reason}");
+    assert!(!comfy.join("custom_nodes/pack-cli-broken").exists());
+
+    let out = nodes(&["list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["pack-cli"]);
+    assert_eq!(list["packs"][0]["repository"], serde_json::json!(good));
+
+    let out = nodes(&["remove", "pack-cli"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!comfy.join("custom_nodes/pack-cli").exists());
+
+    // Without COMFYUI_DIR there is nothing to manage, and the command says so.
+    let out = Command::new(BIN)
+        .args(["nodes", "list", "--workspace"])
+        .arg(&ws)
+        .env_remove("COMFYUI_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("COMFYUI_DIR"),
+        "{}",
+        text(&out.stderr)
+    );
 }

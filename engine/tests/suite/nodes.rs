@@ -615,8 +615,17 @@ async fn the_node_map_syncs_and_a_failed_sync_keeps_the_last_good_copy() {
 
     good.store(false, Ordering::SeqCst);
     let error = nodes.sync_map().await.unwrap_err();
-    assert!(error.to_string().contains("the last good copy stays in use"), "{error}");
-    assert_eq!(std::fs::read_to_string(&cache).unwrap(), cached, "the cache is untouched");
+    assert!(
+        error
+            .to_string()
+            .contains("the last good copy stays in use"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cache).unwrap(),
+        cached,
+        "the cache is untouched"
+    );
     let resolved = nodes.resolve("AcmeNode", None).await.unwrap();
     assert_eq!(resolved.repository, "https://github.com/acme/ComfyUI-Acme");
     assert_eq!(resolved.id, "ComfyUI-Acme");

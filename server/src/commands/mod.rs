@@ -1,5 +1,5 @@
 //! The binary's commands, one file each: `serve` (the dashboard; the default), `presets …`,
-//! `download …`, `workflow to-api` and `users …`; `progress` draws their progress bars. The one-shot
+//! `download …`, `workflow to-api`, `users …` and `nodes …`; `progress` draws their progress bars. The one-shot
 //! commands are for provisioning scripts: they start the same engine as the server and use
 //! the same service handles as the web layer; only the output (tables, JSON, progress bars)
 //! is theirs.
@@ -24,6 +24,7 @@ macro_rules! out {
 }
 
 mod download;
+mod nodes;
 mod presets;
 mod progress;
 mod serve;
@@ -31,6 +32,7 @@ mod users;
 mod workflow;
 
 pub use download::download;
+pub use nodes::nodes;
 pub use presets::presets;
 pub use serve::serve;
 pub use users::users;

@@ -432,6 +432,12 @@ const ADMIN_ONLY: &[&str] = &[
     "/api/catalog/sync",
     "/api/comfyui/restart",
     "/api/comfy/queue/clear",
+    "/api/nodes",
+    "/api/nodes/install",
+    "/api/nodes/update",
+    "/api/nodes/disable",
+    "/api/nodes/enable",
+    "/api/nodes/remove",
     "/comfyui",
     "/comfyui/",
     "/comfyui/rest",
@@ -453,6 +459,9 @@ fn matrix_body(path: &str) -> Value {
         "/api/downloads/pause" | "/api/downloads/resume" => json!({ "task_id": 999_999 }),
         "/api/downloads/cancel" => json!({ "task_id": 999_999, "delete_part": false }),
         "/api/settings/update" => json!({ "patch": { "theme": "dark" } }),
+        "/api/nodes/update" | "/api/nodes/disable" | "/api/nodes/enable" | "/api/nodes/remove" => {
+            json!({ "id": "no-such-pack" })
+        }
         _ => json!({}),
     }
 }
