@@ -97,6 +97,14 @@ pub struct ResolvedPack {
     pub source: PackSource,
 }
 
+/// A node class a workflow uses that ComfyUI lacks, and the pack that provides it when the
+/// node's properties or the node map know one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingNodeClass {
+    pub class_type: String,
+    pub pack: Option<ResolvedPack>,
+}
+
 /// The packages a custom-node pack may never change, whatever the workspace adds
 /// (`NODE_PROTECTED_PACKAGES`).
 pub const DEFAULT_PROTECTED_PACKAGES: &[&str] =

@@ -18,9 +18,9 @@ use crate::comfy::supervisor::resolve_python;
 use crate::comfy::ComfyClient;
 use crate::config::Config;
 use crate::model::{
-    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState, NodePack,
-    NodePackList, NodePackOutcome, NodePackState, PackSource, ResolvedPack,
-    DEFAULT_PROTECTED_PACKAGES,
+    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState,
+    MissingNodeClass, NodePack, NodePackList, NodePackOutcome, NodePackState, PackSource,
+    ResolvedPack, DEFAULT_PROTECTED_PACKAGES,
 };
 use crate::status::StatusService;
 use crate::workspace::WorkspaceLayout;
@@ -247,6 +247,29 @@ impl NodePackService {
             version: None,
             source: PackSource::NodeMap,
         })
+    }
+
+    /// The node classes of `workflow` (UI format with its sub-graphs, or API format) that
+    /// ComfyUI's `/object_info` lacks, in order of first use, each resolved to its pack when
+    /// the node's `properties` or the node map know one. Frontend-only nodes (notes,
+    /// reroutes, primitives) and sub-graph instances are not classes.
+    pub async fn missing_packs(
+        &self,
+        workflow: &Value,
+    ) -> Result<Vec<MissingNodeClass>, NodesError> {
+        let object_info = self.comfy.object_info().await.map_err(|e| {
+            NodesError::Failed(format!("cannot tell which node classes are missing: {e}"))
+        })?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut missing = Vec::new();
+        for (class_type, properties) in workflow_classes(workflow) {
+            if object_info.get(&class_type).is_some() || !seen.insert(class_type.clone()) {
+                continue;
+            }
+            let pack = self.resolve(&class_type, properties).await;
+            missing.push(MissingNodeClass { class_type, pack });
+        }
+        Ok(missing)
     }
 
     // -- listing -------------------------------------------------------------------------------
@@ -971,6 +994,48 @@ impl<'a> Steps<'a> {
     }
 }
 
+/// Every node's class and `properties` in a workflow: UI format (`nodes`, and the nodes of
+/// `definitions.subgraphs`) or API format (`{id: {class_type}}`).
+fn workflow_classes(workflow: &Value) -> Vec<(String, Option<&Value>)> {
+    const FRONTEND_ONLY: &[&str] = &["Note", "MarkdownNote", "PrimitiveNode", "Reroute"];
+    let mut out = Vec::new();
+    if let Some(nodes) = workflow.get("nodes").and_then(Value::as_array) {
+        let subgraphs: Vec<&Value> = workflow
+            .pointer("/definitions/subgraphs")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        let subgraph_ids: Vec<&str> = subgraphs
+            .iter()
+            .filter_map(|s| s.get("id").and_then(Value::as_str))
+            .collect();
+        let inner = subgraphs
+            .iter()
+            .filter_map(|s| s.get("nodes").and_then(Value::as_array))
+            .flatten();
+        for node in nodes.iter().chain(inner) {
+            let Some(class) = node.get("type").and_then(Value::as_str) else {
+                continue;
+            };
+            if FRONTEND_ONLY.contains(&class)
+                || subgraph_ids.contains(&class)
+                || class.starts_with("workflow>")
+                || class.starts_with("workflow/")
+            {
+                continue;
+            }
+            out.push((class.to_string(), node.get("properties")));
+        }
+    } else if let Some(prompt) = workflow.as_object() {
+        for node in prompt.values() {
+            if let Some(class) = node.get("class_type").and_then(Value::as_str) {
+                out.push((class.to_string(), None));
+            }
+        }
+    }
+    out
+}
+
 fn require_admin(caller: &Caller, what: &'static str) -> Result<(), NodesError> {
     if caller.is_admin() {
         Ok(())
@@ -1229,6 +1294,26 @@ mod tests {
         assert!(import_failure(&log, "brok").is_none());
         assert!(imported(&log, "good"));
         assert!(!imported(&log, "broken"));
+    }
+
+    #[test]
+    fn workflow_classes_skip_frontend_nodes_and_subgraph_instances() {
+        let ui = serde_json::json!({
+            "nodes": [
+                {"type": "KSampler"},
+                {"type": "Note"},
+                {"type": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"},
+                {"type": "ImageResizeKJ", "properties": {"cnr_id": "comfyui-kjnodes", "ver": "1.1"}}
+            ],
+            "definitions": {"subgraphs": [
+                {"id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "nodes": [{"type": "InnerNode"}]}
+            ]}
+        });
+        let classes: Vec<String> = workflow_classes(&ui).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(classes, vec!["KSampler", "ImageResizeKJ", "InnerNode"]);
+        assert!(workflow_classes(&ui)[1].1.is_some());
+        let api = serde_json::json!({"3": {"class_type": "KSampler", "inputs": {}}});
+        assert_eq!(workflow_classes(&api)[0].0, "KSampler");
     }
 
     #[test]

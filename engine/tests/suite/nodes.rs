@@ -408,6 +408,32 @@ async fn a_missing_class_resolves_through_properties_then_the_node_map_and_insta
     assert_eq!(by_pattern.id, "pattern-pack");
     assert!(nodes.resolve("UnknownNode", None).await.is_none());
 
+    // A workflow's missing classes, each with its pack (or none known).
+    let workflow = serde_json::json!({"nodes": [
+        {"type": "KSampler"},
+        {"type": "PlainNode", "properties": {"cnr_id": "pack-plain"}},
+        {"type": "UnknownNode"},
+        {"type": "PlainNode"}
+    ]});
+    let missing = nodes.missing_packs(&workflow).await.unwrap();
+    let listed: Vec<(&str, Option<&str>)> = missing
+        .iter()
+        .map(|m| {
+            (
+                m.class_type.as_str(),
+                m.pack.as_ref().map(|p| p.id.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("PlainNode", Some("pack-plain")), ("UnknownNode", None)]
+    );
+    assert_eq!(
+        missing[0].pack.as_ref().unwrap().source,
+        PackSource::NodeProperties
+    );
+
     // Installed by its id: the map gives the repository; no requirements.
     let outcome = nodes
         .install(
@@ -424,6 +450,7 @@ async fn a_missing_class_resolves_through_properties_then_the_node_map_and_insta
     assert_eq!(pack.name, "Plain pack");
     assert_eq!(pack.classes, vec!["PlainNode"]);
     assert!(outcome.steps.iter().any(|s| s == "no requirements.txt"));
+    assert!(nodes.missing_packs(&workflow).await.unwrap()[0].class_type == "UnknownNode");
     let unknown = nodes
         .install(
             &pod.admin,
@@ -490,8 +517,30 @@ async fn a_pack_that_fails_to_import_is_put_back_and_comfyui_runs_again() {
     assert!(pod.classes().await.contains("KSampler"));
     // The restore point was written.
     let points = pod.engine.layout().data().join("nodes/restore-points");
-    let written: Vec<_> = std::fs::read_dir(points).unwrap().collect();
+    let written: Vec<_> = std::fs::read_dir(&points).unwrap().collect();
     assert_eq!(written.len(), 1);
+
+    // A pack that takes ComfyUI down with it while it starts: put back, ComfyUI up again.
+    let (crash_url, _) = make_repo(
+        pod.root.path(),
+        "pack-crash",
+        &[&[("__init__.py", "import os\nos._exit(3)\n")]],
+    );
+    let error = nodes
+        .install(&pod.admin, target(&crash_url, None), &quiet)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, NodesError::Failed(_)), "{message}");
+    assert!(
+        message.contains("ComfyUI stopped while starting (exit code 3)"),
+        "{message}"
+    );
+    assert!(message.contains("ComfyUI is running again"), "{message}");
+    assert_eq!(pod.tree(), tree_before);
+    assert_eq!(pod.pip_freeze(), freeze_before);
+    pod.wait_ready().await;
+    assert!(pod.classes().await.contains("KSampler"));
     pod.engine.shutdown().await;
 }
 
