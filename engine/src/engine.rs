@@ -235,8 +235,9 @@ impl Engine {
     }
 
     /// Starts the background jobs: a supervised ComfyUI, the bridge, the gallery index, the
-    /// download queue, start-up presets, metrics and ComfyUI sampling (only while someone
-    /// watches) and the hourly clean-up of old activity and expired sessions.
+    /// download queue, start-up presets, the node map's sync (with a supervised ComfyUI),
+    /// metrics and ComfyUI sampling (only while someone watches) and the hourly clean-up of old
+    /// activity and expired sessions.
     pub fn spawn_background_jobs(&self) {
         self.start_comfyui();
         // Subscribes to run events before the bridge can publish any.
@@ -257,6 +258,13 @@ impl Engine {
             let catalog = Arc::clone(&self.catalog);
             spawn_until(&self.stopping, async move {
                 let _ = catalog.sync().await;
+            });
+        }
+        if self.config.comfyui_dir.is_some() && self.config.node_map_url.is_some() {
+            // A failed sync keeps the last good copy; it is logged by the service.
+            let nodes = Arc::clone(&self.nodes);
+            spawn_until(&self.stopping, async move {
+                let _ = nodes.sync_map().await;
             });
         }
         let (events, status) = (self.events.clone(), Arc::clone(&self.status));

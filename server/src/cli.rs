@@ -1,5 +1,6 @@
 //! Command line: `comfydeck serve` (the default), `comfydeck presets …`, `comfydeck download …`,
-//! `comfydeck workflow to-api`, `comfydeck users …` and `comfydeck nodes …`. Every setting ([`CommonArgs`], [`ServeArgs`]) also reads an
+//! `comfydeck workflow to-api`, `comfydeck users …` and `comfydeck nodes …`. Every setting
+//! ([`CommonArgs`], [`ServeArgs`]) also reads an
 //! environment variable, and its default is the engine's (`engine::config`); options of one
 //! command, such as `--to` or `--json`, are flags only.
 
