@@ -144,6 +144,15 @@ impl NodePackService {
         Ok(dir.join("custom_nodes"))
     }
 
+    /// The folder of packs, for a change: comfydeck must also run ComfyUI, to restart it.
+    fn custom_nodes_to_change(&self) -> Result<PathBuf, NodesError> {
+        let root = self.custom_nodes()?;
+        if self.status.supervisor().is_none() {
+            return Err(NodesError::NotSupervised);
+        }
+        Ok(root)
+    }
+
     fn pip(&self) -> Result<Pip, NodesError> {
         let dir = self
             .config
@@ -369,7 +378,7 @@ impl NodePackService {
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
         require_admin(caller, "install custom-node packs")?;
-        let root = self.custom_nodes()?;
+        let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let disabled = root.join(DISABLED_DIR);
         let created = !exists(&disabled);
@@ -612,7 +621,7 @@ impl NodePackService {
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
         require_admin(caller, "update custom-node packs")?;
-        let root = self.custom_nodes()?;
+        let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let mut steps = Steps::new(progress);
         let dir = pack_dir(&root, id, false)?;
@@ -710,7 +719,7 @@ impl NodePackService {
         disable: bool,
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
-        let root = self.custom_nodes()?;
+        let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let mut steps = Steps::new(progress);
         let from = pack_dir(&root, id, !disable)?;
@@ -767,7 +776,7 @@ impl NodePackService {
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
         require_admin(caller, "remove custom-node packs")?;
-        let root = self.custom_nodes()?;
+        let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let mut steps = Steps::new(progress);
         let (dir, enabled) = match pack_dir(&root, id, false) {
