@@ -28,6 +28,17 @@ pub async fn nodes(action: NodesAction) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("start-up failed"),
     };
+    // Ctrl-C must not cut a change between its restore point and putting it back: it is said
+    // to wait, and the change finishes (or is put back) before the command exits.
+    if !matches!(action, NodesAction::List { .. }) {
+        tokio::spawn(async {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "comfydeck: a custom-node change is running; it finishes, or is put back, before this command exits"
+                );
+            }
+        });
+    }
     let caller = engine.auth().open_caller();
     let nodes = engine.nodes();
     let progress = |step: &str| eprintln!("  {step}");
