@@ -29,6 +29,8 @@ use crate::workspace::WorkspaceLayout;
 const DISABLED_DIR: &str = ".disabled";
 /// Lines of a traceback quoted for a pack that failed to import.
 const TRACEBACK_LINES: usize = 12;
+/// Restore points kept in `data/nodes/restore-points/` (older ones are deleted).
+const KEPT_RESTORE_POINTS: usize = 20;
 /// How much of the end of ComfyUI's log is read to find import failures.
 const LOG_WINDOW_BYTES: u64 = 512 * 1024;
 
@@ -112,7 +114,16 @@ pub struct NodePackService {
     activity: ActivityLog,
     /// One change at a time: two installs must not restart ComfyUI under each other.
     lock: tokio::sync::Mutex<()>,
+    /// The cached map parsed once per version of its file (size and modification time).
+    parsed_map: std::sync::Mutex<Option<(MapFileStamp, Arc<NodeMap>)>>,
+    /// When a sync made for a first use last failed: not retried on every lookup.
+    first_sync_failed: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+type MapFileStamp = (u64, Option<std::time::SystemTime>);
+
+/// How long a failed first-use sync of the node map waits before a lookup tries again.
+const FIRST_SYNC_RETRY: Duration = Duration::from_secs(600);
 
 impl NodePackService {
     pub fn new(
@@ -127,6 +138,8 @@ impl NodePackService {
             comfy,
             activity,
             lock: tokio::sync::Mutex::new(()),
+            parsed_map: std::sync::Mutex::new(None),
+            first_sync_failed: std::sync::Mutex::new(None),
         }
     }
 
@@ -186,17 +199,44 @@ impl NodePackService {
         }
     }
 
-    /// The cached map; synced first when there is no cached copy yet.
-    async fn map(&self) -> NodeMap {
-        let source = self.map_source();
-        if let Some(map) = source.cached() {
+    /// The cached copy of the map, parsed again only when its file changed.
+    fn cached_map(&self) -> Option<Arc<NodeMap>> {
+        let meta = std::fs::metadata(&self.config.map_cache).ok()?;
+        let stamp: MapFileStamp = (meta.len(), meta.modified().ok());
+        let mut parsed = self.parsed_map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, map)) = parsed.as_ref() {
+            if *seen == stamp {
+                return Some(Arc::clone(map));
+            }
+        }
+        let map = Arc::new(self.map_source().cached()?);
+        *parsed = Some((stamp, Arc::clone(&map)));
+        Some(map)
+    }
+
+    /// The cached map; synced first when there is no cached copy yet (a failed first sync is
+    /// tried again after a while, not on every lookup).
+    async fn map(&self) -> Arc<NodeMap> {
+        if let Some(map) = self.cached_map() {
             return map;
         }
-        match source.sync().await {
-            Ok(map) => map,
+        let recently_failed = self
+            .first_sync_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < FIRST_SYNC_RETRY);
+        if self.config.map_url.is_none() || recently_failed {
+            return Arc::new(NodeMap::default());
+        }
+        match self.map_source().sync().await {
+            Ok(map) => Arc::new(map),
             Err(message) => {
                 tracing::warn!(%message);
-                NodeMap::default()
+                *self
+                    .first_sync_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+                Arc::new(NodeMap::default())
             }
         }
     }
@@ -294,7 +334,7 @@ impl NodePackService {
         let root = self.custom_nodes()?;
         let object_info = self.comfy.object_info().await.ok();
         let log = self.log_since_start();
-        let map = self.map_source().cached().unwrap_or_default();
+        let map = self.cached_map().unwrap_or_default();
         let mut packs = Vec::new();
         for (id, disabled) in pack_folders(&root) {
             let dir = if disabled {
@@ -844,6 +884,7 @@ impl NodePackService {
                 path.display()
             ))
         })?;
+        prune_restore_points(&self.config.restore_points);
         steps.say(format!(
             "restore point recorded: {} packs, {} Python packages ({})",
             point.packs.len(),
@@ -1234,6 +1275,26 @@ fn read_tail(path: &Path) -> Option<Vec<String>> {
         lines.remove(0);
     }
     Some(lines)
+}
+
+/// Keeps the newest [`KEPT_RESTORE_POINTS`] restore points (their names start with the time).
+fn prune_restore_points(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(i64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let at: i64 = name.split('-').next()?.parse().ok()?;
+            name.ends_with(".json").then(|| (at, e.path()))
+        })
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(KEPT_RESTORE_POINTS);
+    for (_, path) in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn point_path(config: &NodesConfig, point: &RestorePoint) -> PathBuf {

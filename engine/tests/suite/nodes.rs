@@ -260,6 +260,11 @@ async fn a_pack_installs_at_its_pin_updates_disables_enables_and_is_removed() {
                 "__init__.py",
                 &init_py(Some("tinydep"), &["GoodNodeA", "GoodNodeB"]),
             )],
+            // The newest commit breaks the pack.
+            &[(
+                "__init__.py",
+                "raise ImportError('the newest commit is broken')\n",
+            )],
         ],
     );
 
@@ -313,14 +318,32 @@ async fn a_pack_installs_at_its_pin_updates_disables_enables_and_is_removed() {
         .unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
 
-    // Updated to the newest commit: the new class appears.
+    // Updated to a chosen commit: the new class appears.
     let updated = nodes
-        .update(&pod.admin, "pack-good", None, &quiet)
+        .update(&pod.admin, "pack-good", Some(&commits[1]), &quiet)
         .await
         .unwrap();
     let pack = updated.pack.unwrap();
     assert_eq!(pack.commit.as_deref(), Some(commits[1].as_str()));
     assert_eq!(pack.classes, vec!["GoodNodeA", "GoodNodeB"]);
+
+    // Updated to the newest commit, which fails to import: back at the old commit, loaded.
+    let freeze = pod.pip_freeze();
+    let error = nodes
+        .update(&pod.admin, "pack-good", None, &quiet)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("the newest commit is broken"), "{message}");
+    assert!(
+        message.contains("out at"),
+        "the old commit is checked out again: {message}"
+    );
+    let list = nodes.list(&pod.admin).await.unwrap();
+    assert_eq!(list.packs[0].commit.as_deref(), Some(commits[1].as_str()));
+    assert_eq!(list.packs[0].state, NodePackState::Loaded);
+    assert_eq!(pod.pip_freeze(), freeze);
+    assert!(pod.classes().await.contains("GoodNodeB"));
 
     // Disabled: moved aside, its classes gone after the restart.
     let disabled = nodes
