@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod gallery;
 pub mod generate;
+pub mod jobs;
 pub mod users;
 
 /// The error every API call returns, server functions and hand-written routes alike: a

@@ -86,6 +86,11 @@ pub struct Config {
     /// `<workspace>/output` (an attached ComfyUI with its own folder). The gallery indexes it
     /// and a supervised ComfyUI is given it as `--output-directory`.
     pub comfyui_output_dir: Option<PathBuf>,
+    /// `QUEUE_URL` (`redis://HOST:PORT/DB`): the job queue lives in Redis, shared with other
+    /// decks; without it, in the deck's SQLite file.
+    pub queue_url: Option<String>,
+    /// Per-person limits and the claim lease of the job queue.
+    pub job_limits: crate::jobs::JobLimits,
 }
 
 impl Config {
@@ -114,6 +119,8 @@ impl Config {
             llm_api_key: None,
             llm_timeout: DEFAULT_LLM_TIMEOUT,
             comfyui_output_dir: None,
+            queue_url: None,
+            job_limits: crate::jobs::JobLimits::default(),
         }
     }
 

@@ -279,6 +279,20 @@ impl WorkflowService {
             .await?)
     }
 
+    /// What a workflow posted whole (not from the library) needs: its models, its problems.
+    pub async fn summarize_posted(
+        &self,
+        name: &str,
+        workflow: &serde_json::Value,
+    ) -> WorkflowSummary {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        with_context(&catalog, info.as_deref(), |ctx| {
+            self.library
+                .summarize_value(WorkflowSource::User, name, 0, 0, workflow, ctx)
+        })
+    }
+
     /// Runs a library workflow with the values the user set.
     pub async fn run_saved(
         &self,
