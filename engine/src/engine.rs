@@ -206,7 +206,10 @@ impl Engine {
         let t = Instant::now();
         let queue = match &config.queue_url {
             Some(url) => QueueStore::Redis(RedisQueue::connect(url).await.map_err(|e| {
-                EngineError::Queue(format!("the job queue at {} cannot be reached: {e}", redact_url(url)))
+                EngineError::Queue(format!(
+                    "the job queue at {} cannot be reached: {e}",
+                    redact_url(url)
+                ))
             })?),
             None => QueueStore::Sqlite(SqliteQueue::new(store.clone())),
         };

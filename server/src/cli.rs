@@ -53,7 +53,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "COORDINATOR_URL", value_name = "URL")]
     pub coordinator_url: String,
     /// A token from `comfydeck workers token create` (prefer the variable: flags show in `ps`)
-    #[arg(long, env = "WORKER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "WORKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub worker_token: String,
     /// The ComfyUI this worker runs jobs on
     #[arg(long, env = "COMFYUI_URL", default_value = config::DEFAULT_COMFYUI_URL, value_name = "URL")]
@@ -62,7 +67,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_NAME", value_name = "NAME")]
     pub name: Option<String>,
     /// Where the worker keeps its small state database
-    #[arg(long, env = "WORKER_WORKSPACE", default_value = "comfydeck-worker", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "WORKER_WORKSPACE",
+        default_value = "comfydeck-worker",
+        value_name = "DIR"
+    )]
     pub workspace: PathBuf,
     /// Log level (error, warn, info, debug, trace)
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
@@ -435,13 +445,23 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIO_PRESET_DOWNLOAD", value_name = "IDS")]
     pub audio_preset_download: Option<String>,
     /// Jobs one person may have waiting in the queue (more are answered 429)
-    #[arg(long, env = "MAX_PENDING_PER_USER", default_value_t = 100, value_name = "N")]
+    #[arg(
+        long,
+        env = "MAX_PENDING_PER_USER",
+        default_value_t = 100,
+        value_name = "N"
+    )]
     pub max_pending_per_user: u64,
     /// Jobs one person may have running at once [default: no limit]
     #[arg(long, env = "MAX_RUNNING_PER_USER", value_name = "N")]
     pub max_running_per_user: Option<u64>,
     /// How long a worker's claim lasts without a heartbeat, in seconds
-    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "JOB_LEASE_SECS",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
     pub job_lease_secs: u64,
 }
 

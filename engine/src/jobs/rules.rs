@@ -6,14 +6,20 @@ use crate::model::{JobOutput, JobState, MAX_DELIVERIES};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Settlement {
-    Succeed { outputs: Vec<JobOutput> },
+    Succeed {
+        outputs: Vec<JobOutput>,
+    },
     /// Back in line for another delivery.
-    Requeue { attempt_errors: Vec<String> },
+    Requeue {
+        attempt_errors: Vec<String>,
+    },
     Fail {
         error: String,
         attempt_errors: Vec<String>,
     },
-    Cancel { attempt_errors: Vec<String> },
+    Cancel {
+        attempt_errors: Vec<String>,
+    },
 }
 
 impl Settlement {
@@ -49,7 +55,10 @@ impl Settlement {
 /// A job someone cancelled ends cancelled whatever the failure.
 pub fn after_failure(record: &JobRecord, reason: &str, transient: bool) -> Settlement {
     let mut attempt_errors = record.view.attempt_errors.clone();
-    attempt_errors.push(format!("delivery {}: {reason}", record.view.attempts.max(1)));
+    attempt_errors.push(format!(
+        "delivery {}: {reason}",
+        record.view.attempts.max(1)
+    ));
     if record.view.cancel_requested {
         return Settlement::Cancel { attempt_errors };
     }
@@ -102,7 +111,10 @@ pub fn line_score(priority: i64, id: i64) -> f64 {
 /// service order and the user served last. Round-robin: a job `r` places down its owner's
 /// line waits for `r` of each other person's jobs (fewer when they have fewer), and for one
 /// more of those whose turn comes before its owner's in the current round.
-pub fn positions(lines: &[(i64, Vec<i64>)], cursor_user: i64) -> std::collections::HashMap<i64, u64> {
+pub fn positions(
+    lines: &[(i64, Vec<i64>)],
+    cursor_user: i64,
+) -> std::collections::HashMap<i64, u64> {
     let mut positions = std::collections::HashMap::new();
     for (user, jobs) in lines {
         for (rank, job) in jobs.iter().enumerate() {

@@ -12,9 +12,9 @@ use super::rules::{self, Settlement};
 use super::{JobError, JobPayload, JobRecord, NewJob, QueueStore, WorkerRow};
 use crate::clock::now_ms;
 use crate::events::EventBus;
+use crate::gallery::GalleryService;
 use crate::model::*;
 use crate::store::Store;
-use crate::gallery::GalleryService;
 use crate::workflows::WorkflowService;
 
 /// The queue's limits (flags of `serve`).
@@ -81,7 +81,9 @@ fn forbid_unless_admin(caller: &Caller, what: &str) -> Result<(), JobError> {
     if caller.is_admin() {
         Ok(())
     } else {
-        Err(JobError::Forbidden(format!("only administrators may {what}")))
+        Err(JobError::Forbidden(format!(
+            "only administrators may {what}"
+        )))
     }
 }
 
@@ -366,7 +368,9 @@ impl JobService {
         if self.queue.revoke_token(name, now_ms()).await? {
             Ok(())
         } else {
-            Err(JobError::NotFound(format!("no live worker token named {name}")))
+            Err(JobError::NotFound(format!(
+                "no live worker token named {name}"
+            )))
         }
     }
 
@@ -374,7 +378,9 @@ impl JobService {
 
     /// The token's name, when it is live.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<String, JobError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(JobError::Unauthorized)?;
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(JobError::Unauthorized)?;
         self.queue
             .token_name(&super::token_hash(token))
             .await?
@@ -659,7 +665,9 @@ impl JobService {
                             if value["origin"].as_str() == Some(deck_id.as_str()) {
                                 return;
                             }
-                            if let Ok(event) = serde_json::from_value::<Event>(value["event"].clone()) {
+                            if let Ok(event) =
+                                serde_json::from_value::<Event>(value["event"].clone())
+                            {
                                 events.publish(event);
                             }
                         })
@@ -712,9 +720,8 @@ impl JobService {
                 let mut view = record.view;
                 if view.state == JobState::Pending {
                     view.position = positions.get(&view.id).copied();
-                    let can_run = |w: &WorkerView| {
-                        view.required_models.iter().all(|m| w.models.contains(m))
-                    };
+                    let can_run =
+                        |w: &WorkerView| view.required_models.iter().all(|m| w.models.contains(m));
                     if !install_anywhere && !workers.iter().any(can_run) {
                         // The files the best-equipped worker lacks (all of them when none).
                         let missing = workers
@@ -728,8 +735,11 @@ impl JobService {
                             })
                             .min_by_key(Vec::len)
                             .unwrap_or_else(|| view.required_models.clone());
-                        view.waiting_for = waiting_for_sentence(&missing)
-                            .or_else(|| workers.is_empty().then(|| "waiting for a worker to connect".to_string()));
+                        view.waiting_for = waiting_for_sentence(&missing).or_else(|| {
+                            workers
+                                .is_empty()
+                                .then(|| "waiting for a worker to connect".to_string())
+                        });
                     }
                 }
                 view

@@ -125,9 +125,8 @@ impl Coordinator {
 
 /// Runs until `stop` is cancelled or the deck refuses the token.
 pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), JobError> {
-    std::fs::create_dir_all(&config.workspace).map_err(|e| {
-        JobError::Invalid(format!("workspace {}: {e}", config.workspace.display()))
-    })?;
+    std::fs::create_dir_all(&config.workspace)
+        .map_err(|e| JobError::Invalid(format!("workspace {}: {e}", config.workspace.display())))?;
     let store = Store::open(&config.workspace.join("comfydeck-worker.sqlite3"))
         .await
         .map_err(|e| JobError::Corrupt(e.to_string()))?;
@@ -204,7 +203,12 @@ async fn hello(config: &WorkerConfig, comfy: &ComfyClient) -> WorkerHello {
         Ok(stats) => stats
             .devices
             .first()
-            .map(|d| (Some(d.name.clone()), d.vram_total.map(|v| v / (1024 * 1024))))
+            .map(|d| {
+                (
+                    Some(d.name.clone()),
+                    d.vram_total.map(|v| v / (1024 * 1024)),
+                )
+            })
             .unwrap_or((None, None)),
         Err(_) => (None, None),
     };
@@ -250,7 +254,10 @@ fn model_files(folders: &std::collections::BTreeMap<String, Vec<String>>) -> Vec
 /// How one run ended, as the deck is told.
 enum Ending {
     Done(Vec<RunOutput>),
-    Failed { reason: String, transient: bool },
+    Failed {
+        reason: String,
+        transient: bool,
+    },
     /// The claim was taken over (or the worker is stopping): say nothing more about it.
     Abandoned,
 }
@@ -329,7 +336,12 @@ async fn run_job(
     }
 }
 
-async fn report_failure(coordinator: &Coordinator, fence: JobFence, reason: String, transient: bool) {
+async fn report_failure(
+    coordinator: &Coordinator,
+    fence: JobFence,
+    reason: String,
+    transient: bool,
+) {
     tracing::warn!(job = fence.job_id, %reason, transient, "job failed");
     let failure = JobFailure {
         job_id: fence.job_id,
@@ -357,7 +369,10 @@ async fn upload_output(
         .map_err(|e| format!("reading output {} from ComfyUI: {e}", output.filename))?;
     let mut last = String::new();
     for attempt in 0..UPLOAD_TRIES {
-        match coordinator.upload(fence, &output.filename, bytes.clone()).await {
+        match coordinator
+            .upload(fence, &output.filename, bytes.clone())
+            .await
+        {
             Ok(()) => return Ok(()),
             Err(CallError::Fenced) => return Err("the claim ended during the upload".into()),
             Err(CallError::Unauthorized(m)) | Err(CallError::Other(m)) => last = m,
@@ -379,7 +394,11 @@ async fn heartbeat_loop(
         let request = HeartbeatRequest {
             job_id: fence.job_id,
             fence: fence.fence,
-            wait_ms: if cancelled.is_cancelled() { 0 } else { HEARTBEAT_WAIT_MS },
+            wait_ms: if cancelled.is_cancelled() {
+                0
+            } else {
+                HEARTBEAT_WAIT_MS
+            },
         };
         let answer = tokio::select! {
             _ = run_over.cancelled() => return,

@@ -11,18 +11,25 @@ use super::ExitCode;
 use crate::cli::{TokenAction, WorkerArgs};
 
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let coordinator_url =
-        engine::config::normalize_base_url("--coordinator-url / COORDINATOR_URL", &args.coordinator_url)
+    let coordinator_url = engine::config::normalize_base_url(
+        "--coordinator-url / COORDINATOR_URL",
+        &args.coordinator_url,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let comfyui_url =
+        engine::config::normalize_base_url("--comfyui-url / COMFYUI_URL", &args.comfyui_url)
             .map_err(anyhow::Error::msg)?;
-    let comfyui_url = engine::config::normalize_base_url("--comfyui-url / COMFYUI_URL", &args.comfyui_url)
-        .map_err(anyhow::Error::msg)?;
     if args.worker_token.trim().is_empty() {
         anyhow::bail!("--worker-token / WORKER_TOKEN is empty: create one with `comfydeck workers token create NAME` on the deck");
     }
     let name = args
         .name
         .filter(|n| !n.trim().is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "worker".to_string());
     let config = WorkerConfig {
