@@ -193,16 +193,6 @@ impl Engine {
             Arc::clone(&catalog),
             activity.clone(),
         ));
-        let generator = Arc::new(Generator::new(
-            GenerationStore::new(store.pool().clone()),
-            events.clone(),
-            Arc::clone(&bridge),
-            Arc::clone(&workflows),
-            Arc::clone(&gallery),
-            Arc::clone(&catalog),
-            comfy,
-            config.llm(),
-        ));
         let t = Instant::now();
         let queue = match &config.queue_url {
             Some(url) => QueueStore::Redis(RedisQueue::connect(url).await.map_err(|e| {
@@ -222,6 +212,17 @@ impl Engine {
             Arc::clone(&gallery),
         ));
         phase("job queue", t);
+        let generator = Arc::new(Generator::new(
+            GenerationStore::new(store.pool().clone()),
+            events.clone(),
+            Arc::clone(&bridge),
+            Arc::clone(&workflows),
+            Arc::clone(&gallery),
+            Arc::clone(&catalog),
+            Arc::clone(&jobs),
+            comfy,
+            config.llm(),
+        ));
         let engine = Arc::new(Engine {
             config,
             layout,
@@ -263,6 +264,16 @@ impl Engine {
         self.bridge.start();
         self.gallery.start();
         self.jobs.spawn_background(&self.stopping);
+        // Embedded: the local ComfyUI is the queue's worker. A team deck coordinates only.
+        if matches!(self.jobs.queue(), QueueStore::Sqlite(_)) {
+            crate::jobs::local::spawn(
+                Arc::clone(&self.jobs),
+                Arc::clone(&self.bridge),
+                self.events.clone(),
+                self.bridge.client().clone(),
+                &self.stopping,
+            );
+        }
         tokio::spawn(Arc::clone(&self.downloads).run());
 
         let (downloads, activity) = (Arc::clone(&self.downloads), self.activity.clone());

@@ -48,6 +48,17 @@ fn fail_with(state: &AppState, error: JobError) -> Response {
     AppError::from_service(&error, &state.engine).into_response()
 }
 
+/// The body as `T`, read only after the token passed (so a stranger learns nothing from
+/// parse errors).
+fn parse<T: serde::de::DeserializeOwned>(state: &AppState, body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        fail_with(
+            state,
+            JobError::Invalid(format!("the request body is not what this call takes: {e}")),
+        )
+    })
+}
+
 /// The worker's name, from its token.
 async fn worker(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
     state
@@ -58,13 +69,13 @@ async fn worker(state: &AppState, headers: &HeaderMap) -> Result<String, Respons
         .map_err(|e| fail_with(state, e))
 }
 
-async fn claim(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(mut request): Json<ClaimRequest>,
-) -> Response {
+async fn claim(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
+        Err(response) => return response,
+    };
+    let mut request: ClaimRequest = match parse(&state, &body) {
+        Ok(r) => r,
         Err(response) => return response,
     };
     // The token names the worker; a worker cannot speak for another.
@@ -77,13 +88,13 @@ async fn claim(
     }
 }
 
-async fn heartbeat(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(request): Json<HeartbeatRequest>,
-) -> Response {
+async fn heartbeat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
+        Err(response) => return response,
+    };
+    let request: HeartbeatRequest = match parse(&state, &body) {
+        Ok(r) => r,
         Err(response) => return response,
     };
     match state.engine.jobs().heartbeat(&name, &request).await {
@@ -92,14 +103,14 @@ async fn heartbeat(
     }
 }
 
-async fn events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(events): Json<JobEvents>,
-) -> Response {
+async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(response) = worker(&state, &headers).await {
         return response;
     }
+    let events: JobEvents = match parse(&state, &body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
     match state.engine.jobs().relay_events(events).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => fail_with(&state, e),
@@ -116,12 +127,18 @@ struct OutputQuery {
 async fn output(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<OutputQuery>,
+    query: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
     if let Err(response) = worker(&state, &headers).await {
         return response;
     }
+    let Ok(Query(query)) = query else {
+        return fail_with(
+            &state,
+            JobError::Invalid("the upload needs ?job_id=…&fence=…&name=…".to_string()),
+        );
+    };
     let fence = JobFence {
         job_id: query.job_id,
         fence: query.fence,
@@ -137,13 +154,13 @@ async fn output(
     }
 }
 
-async fn complete(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(fence): Json<JobFence>,
-) -> Response {
+async fn complete(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
+        Err(response) => return response,
+    };
+    let fence: JobFence = match parse(&state, &body) {
+        Ok(r) => r,
         Err(response) => return response,
     };
     match state.engine.jobs().complete(&name, fence).await {
@@ -152,13 +169,13 @@ async fn complete(
     }
 }
 
-async fn fail(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(failure): Json<JobFailure>,
-) -> Response {
+async fn fail(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
+        Err(response) => return response,
+    };
+    let failure: JobFailure = match parse(&state, &body) {
+        Ok(r) => r,
         Err(response) => return response,
     };
     match state.engine.jobs().fail(&name, &failure).await {

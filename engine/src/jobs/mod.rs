@@ -7,6 +7,7 @@
 //! What happens to a job is decided here, once ([`rules`]); the two stores only apply those
 //! decisions atomically, each checking the fence itself.
 
+pub mod local;
 mod redis_queue;
 pub mod rules;
 mod service;
@@ -191,6 +192,10 @@ impl QueueStore {
 
     pub async fn get(&self, job_id: i64) -> Result<Option<JobRecord>, JobError> {
         each_store!(self, q => q.get(job_id).await)
+    }
+
+    pub async fn id_of_prompt(&self, prompt_id: &str) -> Result<Option<i64>, JobError> {
+        each_store!(self, q => q.id_of_prompt(prompt_id).await)
     }
 
     /// Newest first, ids below `before` when given.

@@ -53,6 +53,7 @@ redis.call('ZADD', p..'pending_users', user, user)
 redis.call('ZADD', p..'all', id, id)
 redis.call('ZADD', p..'user:'..user, id, id)
 redis.call('HSET', p..'usernames', user, ARGV[3])
+redis.call('HSET', p..'prompts', ARGV[8], id)
 return id
 "#;
 
@@ -449,6 +450,11 @@ impl RedisQueue {
             return Ok(None);
         }
         read_hash(&hash).map(Some)
+    }
+
+    pub async fn id_of_prompt(&self, prompt_id: &str) -> Result<Option<i64>, JobError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hget(format!("{P}prompts"), prompt_id).await?)
     }
 
     async fn get_many(&self, ids: &[i64]) -> Result<Vec<JobRecord>, JobError> {

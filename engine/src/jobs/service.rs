@@ -54,6 +54,16 @@ pub struct SubmitJob {
     pub name: Option<String>,
 }
 
+/// A job about to enter the queue, its workflow already found.
+struct Enqueue {
+    workflow_id: Option<String>,
+    workflow: serde_json::Value,
+    summary: WorkflowSummary,
+    inputs: Vec<InputValue>,
+    priority: i64,
+    prompt_id: String,
+}
+
 /// Jobs per page of `GET /api/jobs`.
 pub const PAGE_SIZE: usize = 50;
 /// The longest a claim waits for a job before answering "none".
@@ -151,20 +161,78 @@ impl JobService {
 
     pub async fn submit(&self, caller: &Caller, job: SubmitJob) -> Result<JobSubmitted, JobError> {
         let priority = job.priority.unwrap_or(0);
-        if !super::PRIORITY_RANGE.contains(&priority) {
-            return Err(JobError::Invalid(format!(
-                "priority must be between {} and {}",
-                super::PRIORITY_RANGE.start(),
-                super::PRIORITY_RANGE.end()
-            )));
+        let (workflow_id, workflow, summary) = self
+            .resolve(caller, job.workflow_id, job.workflow, job.name)
+            .await?;
+        self.enqueue(
+            caller,
+            Enqueue {
+                workflow_id,
+                workflow,
+                summary,
+                inputs: job.inputs,
+                priority,
+                prompt_id: crate::bridge::new_prompt_id(),
+            },
+        )
+        .await
+    }
+
+    /// A run from Generate, Workflows or their API: checked first like ComfyUI would (a
+    /// refusal comes back at once, per node, and nothing is queued), then queued under
+    /// `prompt_id`, the id its live events and its generation row go by.
+    pub async fn run(
+        &self,
+        caller: &Caller,
+        workflow_id: Option<String>,
+        workflow: Option<serde_json::Value>,
+        inputs: Vec<InputValue>,
+        prompt_id: String,
+    ) -> Result<RunSubmission, JobError> {
+        let (workflow_id, workflow, summary) =
+            self.resolve(caller, workflow_id, workflow, None).await?;
+        if let Some(refused) = self.workflows.check_run(&workflow, &inputs).await? {
+            return Ok(refused);
         }
-        let (workflow_id, workflow, summary) = match (job.workflow_id, job.workflow) {
+        let queued = self
+            .enqueue(
+                caller,
+                Enqueue {
+                    workflow_id,
+                    workflow,
+                    summary,
+                    inputs,
+                    priority: 0,
+                    prompt_id,
+                },
+            )
+            .await?;
+        Ok(RunSubmission {
+            prompt_id: Some(queued.prompt_id),
+            problems: Vec::new(),
+            message: match queued.position {
+                1 => "Queued".to_string(),
+                n => format!("Queued, {n} in line"),
+            },
+        })
+    }
+
+    /// The workflow a submission names: a library one by id (the caller's, or shared), or
+    /// one posted whole.
+    async fn resolve(
+        &self,
+        caller: &Caller,
+        workflow_id: Option<String>,
+        workflow: Option<serde_json::Value>,
+        name: Option<String>,
+    ) -> Result<(Option<String>, serde_json::Value, WorkflowSummary), JobError> {
+        let resolved = match (workflow_id, workflow) {
             (Some(id), None) => {
                 let detail = self.workflows.get(caller, &id).await?;
                 (Some(id), detail.workflow, detail.summary)
             }
             (None, Some(workflow)) => {
-                let name = job.name.unwrap_or_else(|| "Posted workflow".to_string());
+                let name = name.unwrap_or_else(|| "Posted workflow".to_string());
                 let summary = self.workflows.summarize_posted(&name, &workflow).await;
                 (None, workflow, summary)
             }
@@ -174,14 +242,26 @@ impl JobService {
                 ))
             }
         };
-        if summary.format == WorkflowFileFormat::Unknown {
+        if resolved.2.format == WorkflowFileFormat::Unknown {
             return Err(JobError::Invalid(format!(
                 "{} holds no workflow: {}",
-                summary.name,
-                summary.problems.join("; ")
+                resolved.2.name,
+                resolved.2.problems.join("; ")
             )));
         }
-        let mut required_models: Vec<String> = summary
+        Ok(resolved)
+    }
+
+    async fn enqueue(&self, caller: &Caller, job: Enqueue) -> Result<JobSubmitted, JobError> {
+        if !super::PRIORITY_RANGE.contains(&job.priority) {
+            return Err(JobError::Invalid(format!(
+                "priority must be between {} and {}",
+                super::PRIORITY_RANGE.start(),
+                super::PRIORITY_RANGE.end()
+            )));
+        }
+        let mut required_models: Vec<String> = job
+            .summary
             .required_models
             .iter()
             .map(|m| format!("{}/{}", m.folder, m.file))
@@ -191,15 +271,15 @@ impl JobService {
         let new = NewJob {
             user_id: caller.user_id,
             username: caller.username.clone(),
-            workflow_name: summary.name.clone(),
-            workflow_id,
+            workflow_name: job.summary.name.clone(),
+            workflow_id: job.workflow_id,
             payload: JobPayload {
-                workflow,
+                workflow: job.workflow,
                 inputs: job.inputs,
             },
             required_models,
-            priority,
-            prompt_id: crate::bridge::new_prompt_id(),
+            priority: job.priority,
+            prompt_id: job.prompt_id,
             created_ms: now_ms(),
         };
         // Events of the run are routed to its owner by the prompt id: owned before it runs.
@@ -223,6 +303,40 @@ impl JobService {
             position: view.position.unwrap_or(1),
             prompt_id: view.prompt_id,
         })
+    }
+
+    /// Cancels the job a prompt belongs to; `false` when no job has that prompt (it was
+    /// queued in ComfyUI some other way). Another person's job is not found.
+    pub async fn cancel_prompt(&self, caller: &Caller, prompt_id: &str) -> Result<bool, JobError> {
+        match self.queue.id_of_prompt(prompt_id).await? {
+            Some(id) => self.cancel(caller, id).await.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    /// The state of the job a prompt belongs to (no caller check: for the deck's own
+    /// bookkeeping).
+    pub async fn state_of_prompt(&self, prompt_id: &str) -> Result<Option<JobState>, JobError> {
+        match self.queue.id_of_prompt(prompt_id).await? {
+            Some(id) => Ok(self.queue.get(id).await?.map(|r| r.view.state)),
+            None => Ok(None),
+        }
+    }
+
+    /// The job a prompt id belongs to, when the caller may see it.
+    pub async fn by_prompt(
+        &self,
+        caller: &Caller,
+        prompt_id: &str,
+    ) -> Result<Option<JobView>, JobError> {
+        match self.queue.id_of_prompt(prompt_id).await? {
+            Some(id) => match self.get(caller, id).await {
+                Ok(view) => Ok(Some(view)),
+                Err(JobError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
     }
 
     /// The caller's jobs, newest first (administrators: everyone's, or one user's).
@@ -557,6 +671,30 @@ impl JobService {
             tracing::warn!(error = %e, path = %relative, "uploaded output not indexed yet");
         }
         Ok(output)
+    }
+
+    /// Records an output the deck's own ComfyUI wrote into the output folder (`name` relative
+    /// to it), fenced like an upload.
+    pub async fn record_local_output(&self, fence: JobFence, name: &str) -> Result<(), JobError> {
+        let path = crate::workspace::resolve_inside(&self.gallery.root(), name)
+            .map_err(|e| JobError::Invalid(e.to_string()))?;
+        let bytes = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let output = JobOutput {
+            name: name.to_string(),
+            bytes,
+        };
+        if self
+            .queue
+            .add_output(fence.job_id, fence.fence, &output)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(JobError::Fenced(fence.job_id))
+        }
     }
 
     /// The file an uploaded output was stored as.

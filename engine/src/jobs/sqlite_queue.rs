@@ -292,6 +292,15 @@ impl SqliteQueue {
         row.as_ref().map(read_row).transpose()
     }
 
+    pub async fn id_of_prompt(&self, prompt_id: &str) -> Result<Option<i64>, JobError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM jobs WHERE prompt_id = ?")
+                .bind(prompt_id)
+                .fetch_optional(self.store.pool())
+                .await?,
+        )
+    }
+
     pub async fn list(
         &self,
         state: Option<JobState>,

@@ -153,6 +153,13 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
         if stop.is_cancelled() {
             break;
         }
+        // A job claimed while ComfyUI is away would spend its deliveries for nothing.
+        if comfy.system_stats().await.is_err() {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(super::local::COMFY_DOWN_RETRY) => continue,
+            }
+        }
         let hello = hello(&config, &comfy).await;
         let request = ClaimRequest {
             worker: hello,
@@ -199,19 +206,7 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
 
 /// What the worker tells the deck about itself: its GPU and the model files its ComfyUI sees.
 async fn hello(config: &WorkerConfig, comfy: &ComfyClient) -> WorkerHello {
-    let (gpu, vram_mb) = match comfy.system_stats().await {
-        Ok(stats) => stats
-            .devices
-            .first()
-            .map(|d| {
-                (
-                    Some(d.name.clone()),
-                    d.vram_total.map(|v| v / (1024 * 1024)),
-                )
-            })
-            .unwrap_or((None, None)),
-        Err(_) => (None, None),
-    };
+    let (gpu, vram_mb) = gpu_of(comfy).await;
     let models = match comfy.folder_paths().await {
         Ok(folders) => tokio::task::spawn_blocking(move || model_files(&folders))
             .await
@@ -224,6 +219,23 @@ async fn hello(config: &WorkerConfig, comfy: &ComfyClient) -> WorkerHello {
         vram_mb,
         models,
         install_missing: config.install_missing,
+    }
+}
+
+/// The first device ComfyUI reports, and its VRAM in MiB.
+pub(crate) async fn gpu_of(comfy: &ComfyClient) -> (Option<String>, Option<u64>) {
+    match comfy.system_stats().await {
+        Ok(stats) => stats
+            .devices
+            .first()
+            .map(|d| {
+                (
+                    Some(d.name.clone()),
+                    d.vram_total.map(|v| v / (1024 * 1024)),
+                )
+            })
+            .unwrap_or((None, None)),
+        Err(_) => (None, None),
     }
 }
 
@@ -252,7 +264,7 @@ fn model_files(folders: &std::collections::BTreeMap<String, Vec<String>>) -> Vec
 }
 
 /// How one run ended, as the deck is told.
-enum Ending {
+pub(crate) enum Ending {
     Done(Vec<RunOutput>),
     Failed {
         reason: String,
@@ -472,8 +484,9 @@ async fn forward_events(
     }
 }
 
-/// Converts, submits and follows one run on this worker's ComfyUI.
-async fn execute(
+/// Converts, submits and follows one run on a ComfyUI (the worker's, or the embedded deck's
+/// own).
+pub(crate) async fn execute(
     bridge: &Arc<Bridge>,
     events: &EventBus,
     job: &ClaimedJob,
@@ -510,19 +523,37 @@ async fn execute(
     };
     // Subscribed before submitting, so the outcome cannot slip by.
     let mut rx = events.subscribe();
-    let catalog = crate::catalog::Catalog::default();
-    let submitted = bridge
-        .submit(prompt, &info, &catalog, job.prompt_id.clone(), &owner)
-        .await;
-    match submitted {
-        Ok(s) if s.prompt_id.is_some() => {}
-        Ok(s) => {
-            return Ending::Failed {
-                reason: s.message,
-                transient: false,
+    // A delivery after a restart may find its prompt still known to ComfyUI (the prompt id is
+    // the job's): finished, or still queued or running. Only a lost one is submitted again.
+    let known = if job.attempt > 1 {
+        match bridge.history(&job.prompt_id).await {
+            Ok(record) if !matches!(record.outcome, RunOutcome::Unknown { .. }) => {
+                return ending_of(record, cancelled)
             }
+            _ => matches!(bridge.queue().await, Ok(queue) if queue
+                .running
+                .iter()
+                .chain(&queue.pending)
+                .any(|e| e.prompt_id == job.prompt_id)),
         }
-        Err(e) => return transient(&e),
+    } else {
+        false
+    };
+    if !known {
+        let catalog = crate::catalog::Catalog::default();
+        let submitted = bridge
+            .submit(prompt, &info, &catalog, job.prompt_id.clone(), &owner)
+            .await;
+        match submitted {
+            Ok(s) if s.prompt_id.is_some() => {}
+            Ok(s) => {
+                return Ending::Failed {
+                    reason: s.message,
+                    transient: false,
+                }
+            }
+            Err(e) => return transient(&e),
+        }
     }
     let mut check = tokio::time::interval(Duration::from_secs(2));
     check.tick().await;
