@@ -58,4 +58,11 @@ if $with_browser && [ ! -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
+# The job queue's tests run a real redis-server (started per test on a free port).
+if $with_browser && ! command -v redis-server >/dev/null; then
+  log "installing Debian's redis-server for the job queue's tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
 log "tools ready: $(cargo leptos --version), $(wasm-bindgen --version), tailwindcss $(node -p 'require("tailwindcss/package.json").version'), wasm-opt $(wasm-opt --version | awk '{print $3}')"

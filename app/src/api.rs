@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod gallery;
 pub mod generate;
+pub mod jobs;
 pub mod nodes;
 pub mod users;
 
@@ -458,9 +459,10 @@ pub async fn run_workflow(
     inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
     let (engine, caller) = server::engine_and_caller()?;
+    let prompt_id = engine::bridge::new_prompt_id();
     engine
-        .workflows()
-        .run(&caller, &workflow, &inputs)
+        .jobs()
+        .run(&caller, None, Some(workflow), inputs, prompt_id)
         .await
         .map_err(server::fail)
 }
@@ -479,6 +481,15 @@ pub async fn get_comfy_queue() -> Result<QueueSnapshot, ApiError> {
 #[server(endpoint = "comfy/queue/cancel", prefix = "/api", input = Json)]
 pub async fn cancel_prompt(prompt_id: String) -> Result<(), ApiError> {
     let (engine, caller) = server::engine_and_caller()?;
+    // A run comfydeck queued is cancelled through its job, wherever it waits or runs.
+    if engine
+        .jobs()
+        .cancel_prompt(&caller, &prompt_id)
+        .await
+        .map_err(server::fail)?
+    {
+        return Ok(());
+    }
     engine
         .bridge()
         .check_prompt_access(&caller, &prompt_id)
@@ -495,6 +506,15 @@ pub async fn cancel_prompt(prompt_id: String) -> Result<(), ApiError> {
 #[server(endpoint = "comfy/interrupt", prefix = "/api", input = Json)]
 pub async fn interrupt_prompt(prompt_id: String) -> Result<(), ApiError> {
     let (engine, caller) = server::engine_and_caller()?;
+    // A run comfydeck queued is cancelled through its job, wherever it waits or runs.
+    if engine
+        .jobs()
+        .cancel_prompt(&caller, &prompt_id)
+        .await
+        .map_err(server::fail)?
+    {
+        return Ok(());
+    }
     engine
         .bridge()
         .check_prompt_access(&caller, &prompt_id)
@@ -588,9 +608,10 @@ pub async fn run_saved_workflow(
     inputs: Vec<InputValue>,
 ) -> Result<RunSubmission, ApiError> {
     let (engine, caller) = server::engine_and_caller()?;
+    let prompt_id = engine::bridge::new_prompt_id();
     engine
-        .workflows()
-        .run_saved(&caller, &id, &inputs)
+        .jobs()
+        .run(&caller, Some(id), None, inputs, prompt_id)
         .await
         .map_err(server::fail)
 }

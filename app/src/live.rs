@@ -132,6 +132,8 @@ impl Live {
             Event::ComfyQueue { remaining } => self.comfy_queue.set(Some(remaining)),
             Event::Gallery(change) => self.gallery.set(Some(change)),
             Event::Generation(row) => self.generation.set(Some(row)),
+            // Runs follow their prompt's events; no page lists queue jobs live yet.
+            Event::Job(_) => {}
         }
     }
 }

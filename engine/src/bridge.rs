@@ -94,6 +94,11 @@ impl Bridge {
         })
     }
 
+    /// The HTTP client of the ComfyUI this bridge talks to.
+    pub fn client(&self) -> &ComfyClient {
+        &self.client
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
@@ -272,6 +277,37 @@ impl Bridge {
         Ok(info)
     }
 
+    /// What keeps a prompt from running, found before submitting: node classes ComfyUI lacks,
+    /// model files it does not have (with the preset that provides them). `None`: nothing.
+    pub fn precheck(
+        prompt: &convert::ApiPrompt,
+        info: &ObjectInfo,
+        catalog: &Catalog,
+    ) -> Option<RunSubmission> {
+        let hint = |folder: &str, file: &str| {
+            catalog
+                .preset_for_model(&format!("{folder}/{file}"))
+                .map(str::to_string)
+        };
+        let problems = convert::check_prompt(prompt, info, &hint);
+        if problems.is_empty() {
+            return None;
+        }
+        let message = format!(
+            "Not submitted: {}",
+            problems
+                .iter()
+                .map(NodeProblem::sentence)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        Some(RunSubmission {
+            prompt_id: None,
+            problems: problems.into_iter().map(problem_view).collect(),
+            message,
+        })
+    }
+
     /// Checks an API prompt's classes and model files against ComfyUI's node list and
     /// submits it under `prompt_id` (see [`new_prompt_id`]; chosen by the caller so that it
     /// can record the run before ComfyUI's first event). Problems found before submitting, or
@@ -284,26 +320,8 @@ impl Bridge {
         prompt_id: String,
         owner: &Caller,
     ) -> Result<RunSubmission, BridgeError> {
-        let hint = |folder: &str, file: &str| {
-            catalog
-                .preset_for_model(&format!("{folder}/{file}"))
-                .map(str::to_string)
-        };
-        let problems = convert::check_prompt(&prompt, info, &hint);
-        if !problems.is_empty() {
-            let message = format!(
-                "Not submitted: {}",
-                problems
-                    .iter()
-                    .map(NodeProblem::sentence)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
-            return Ok(RunSubmission {
-                prompt_id: None,
-                problems: problems.into_iter().map(problem_view).collect(),
-                message,
-            });
+        if let Some(refused) = Self::precheck(&prompt, info, catalog) {
+            return Ok(refused);
         }
         let mut value = prompt.to_value();
         convert::strip_private_keys(&mut value);

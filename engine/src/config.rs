@@ -92,6 +92,11 @@ pub struct Config {
     /// `<workspace>/output` (an attached ComfyUI with its own folder). The gallery indexes it
     /// and a supervised ComfyUI is given it as `--output-directory`.
     pub comfyui_output_dir: Option<PathBuf>,
+    /// `QUEUE_URL` (`redis://HOST:PORT/DB`): the job queue lives in Redis, shared with other
+    /// decks; without it, in the deck's SQLite file.
+    pub queue_url: Option<String>,
+    /// Per-person limits and the claim lease of the job queue.
+    pub job_limits: crate::jobs::JobLimits,
     /// `NODE_MAP_URL`: the node map (ComfyUI-Manager's `extension-node-map.json` format) that
     /// resolves a missing node class to its pack; `None` turns syncing off.
     pub node_map_url: Option<String>,
@@ -131,6 +136,8 @@ impl Config {
             llm_api_key: None,
             llm_timeout: DEFAULT_LLM_TIMEOUT,
             comfyui_output_dir: None,
+            queue_url: None,
+            job_limits: crate::jobs::JobLimits::default(),
             node_map_url: Some(DEFAULT_NODE_MAP_URL.to_string()),
             node_protected_packages: Vec::new(),
             node_pip_args: Vec::new(),

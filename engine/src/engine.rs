@@ -21,6 +21,7 @@ use crate::events::EventBus;
 use crate::gallery::GalleryService;
 use crate::generate::history::GenerationStore;
 use crate::generate::Generator;
+use crate::jobs::{JobService, QueueStore, RedisQueue, SqliteQueue};
 use crate::metrics::{MetricsConfig, MetricsSampler};
 use crate::model::*;
 use crate::nodes::{NodePackService, NodesConfig};
@@ -43,6 +44,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("{0}")]
+    Queue(String),
 }
 
 impl crate::error::Classify for EngineError {
@@ -51,6 +54,7 @@ impl crate::error::Classify for EngineError {
             EngineError::Workspace(e) => e.kind(),
             EngineError::Store(e) => e.kind(),
             EngineError::Auth(e) => e.kind(),
+            EngineError::Queue(_) => ErrorKind::Unavailable,
         }
     }
 }
@@ -78,6 +82,7 @@ pub struct Engine {
     workflows: Arc<WorkflowService>,
     generator: Arc<Generator>,
     gallery: Arc<GalleryService>,
+    jobs: Arc<JobService>,
     nodes: Arc<NodePackService>,
     /// Cancelled by [`Engine::shutdown`]: ends the background loops, which hold service
     /// handles (and so the workspace lock) while they run.
@@ -196,6 +201,25 @@ impl Engine {
             Arc::clone(&catalog),
             activity.clone(),
         ));
+        let t = Instant::now();
+        let queue = match &config.queue_url {
+            Some(url) => QueueStore::Redis(RedisQueue::connect(url).await.map_err(|e| {
+                EngineError::Queue(format!(
+                    "the job queue at {} cannot be reached: {e}",
+                    redact_url(url)
+                ))
+            })?),
+            None => QueueStore::Sqlite(SqliteQueue::new(store.clone())),
+        };
+        let jobs = Arc::new(JobService::new(
+            queue,
+            store.clone(),
+            Arc::clone(&workflows),
+            events.clone(),
+            config.job_limits.clone(),
+            Arc::clone(&gallery),
+        ));
+        phase("job queue", t);
         let generator = Arc::new(Generator::new(
             GenerationStore::new(store.pool().clone()),
             events.clone(),
@@ -203,6 +227,7 @@ impl Engine {
             Arc::clone(&workflows),
             Arc::clone(&gallery),
             Arc::clone(&catalog),
+            Arc::clone(&jobs),
             comfy,
             config.llm(),
         ));
@@ -221,6 +246,7 @@ impl Engine {
             workflows,
             generator,
             gallery,
+            jobs,
             nodes,
             stopping: CancellationToken::new(),
             _lock: lock,
@@ -247,6 +273,17 @@ impl Engine {
             .follow_reported_output_dir(&self.bridge, &self.stopping);
         self.bridge.start();
         self.gallery.start();
+        self.jobs.spawn_background(&self.stopping);
+        // Embedded: the local ComfyUI is the queue's worker. A team deck coordinates only.
+        if matches!(self.jobs.queue(), QueueStore::Sqlite(_)) {
+            crate::jobs::local::spawn(
+                Arc::clone(&self.jobs),
+                Arc::clone(&self.bridge),
+                self.events.clone(),
+                self.bridge.client().clone(),
+                &self.stopping,
+            );
+        }
         tokio::spawn(Arc::clone(&self.downloads).run());
 
         let (downloads, activity) = (Arc::clone(&self.downloads), self.activity.clone());
@@ -426,6 +463,9 @@ impl Engine {
     pub fn generator(&self) -> &Arc<Generator> {
         &self.generator
     }
+    pub fn jobs(&self) -> &Arc<JobService> {
+        &self.jobs
+    }
     pub fn gallery(&self) -> &Arc<GalleryService> {
         &self.gallery
     }
@@ -505,4 +545,15 @@ async fn stable_client_id(store: &Store) -> Result<String, EngineError> {
         .write_settings(&[(KEY, Some(id.clone()))], crate::clock::now_ms())
         .await?;
     Ok(id)
+}
+
+/// A Redis URL fit for messages: the password, if any, is not shown.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
 }

@@ -37,6 +37,8 @@ pub mod generate;
 #[cfg(feature = "server")]
 pub mod hf;
 #[cfg(feature = "server")]
+pub mod jobs;
+#[cfg(feature = "server")]
 pub mod logfile;
 #[cfg(feature = "server")]
 pub mod metrics;

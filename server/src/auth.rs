@@ -22,6 +22,8 @@ pub const SESSION_COOKIE: &str = "comfydeck_session";
 pub fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/health" | LOGIN_PATH)
         || path.starts_with("/pkg/")
+        // Workers prove themselves with their own token, checked by each handler.
+        || path.starts_with(crate::workers::PREFIX)
         || assets::exists(path)
 }
 

@@ -42,9 +42,92 @@ pub enum Command {
     /// Accounts: add, list, set passwords, disable, enable and remove people. Works while a
     /// server holds the workspace.
     Users(UsersArgs),
+    /// Run jobs from a deck's queue on this machine's ComfyUI.
+    Worker(WorkerArgs),
+    /// Worker tokens: create (printed once), list, revoke. Works while a server runs.
+    Workers(WorkersArgs),
     /// Custom-node packs of the supervised ComfyUI (COMFYUI_DIR): list, install, update,
     /// disable, enable, remove. Changes need the workspace (stop the deck, or use its API).
     Nodes(NodesArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The deck whose queue this worker serves (e.g. its proxy URL)
+    #[arg(long, env = "COORDINATOR_URL", value_name = "URL")]
+    pub coordinator_url: String,
+    /// A token from `comfydeck workers token create` (prefer the variable: flags show in `ps`)
+    #[arg(
+        long,
+        env = "WORKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub worker_token: String,
+    /// The ComfyUI this worker runs jobs on
+    #[arg(long, env = "COMFYUI_URL", default_value = config::DEFAULT_COMFYUI_URL, value_name = "URL")]
+    pub comfyui_url: String,
+    /// How the worker is shown on the deck [default: the host name]
+    #[arg(long, env = "WORKER_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Where the worker keeps its small state database
+    #[arg(
+        long,
+        env = "WORKER_WORKSPACE",
+        default_value = "comfydeck-worker",
+        value_name = "DIR"
+    )]
+    pub workspace: PathBuf,
+    /// Log level (error, warn, info, debug, trace)
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkersArgs {
+    #[command(subcommand)]
+    pub action: WorkersAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkersAction {
+    #[command(subcommand)]
+    Token(TokenAction),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// A new token for a worker named NAME, printed once.
+    Create {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Every token by name (never the secret), with its state.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// The token stops working at once (the worker's next call is refused).
+    Revoke {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+impl TokenAction {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            TokenAction::Create { common, .. }
+            | TokenAction::List { common, .. }
+            | TokenAction::Revoke { common, .. } => common,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -402,6 +485,10 @@ pub struct CommonArgs {
     /// A remote preset registry (JSON), synced on demand and cached in the workspace
     #[arg(long, env = "PRESET_REGISTRY_URL", value_name = "URL")]
     pub preset_registry_url: Option<String>,
+    /// The job queue in Redis (redis://HOST:PORT/DB), shared by every deck that names it
+    /// [default: the workspace's SQLite]
+    #[arg(long, env = "QUEUE_URL", value_name = "URL", hide_env_values = true)]
+    pub queue_url: Option<String>,
 }
 
 impl CommonArgs {
@@ -446,6 +533,18 @@ impl CommonArgs {
             ));
         }
         config.disk_reserve_bytes = (reserve * 1024.0 * 1024.0 * 1024.0) as u64;
+        config.queue_url = match self.queue_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(url.to_string())
+            }
+            Some(url) => {
+                return Err(format!(
+                    "--queue-url / QUEUE_URL must be a redis:// URL, got {:?}",
+                    url.split('@').next_back().unwrap_or(url)
+                ))
+            }
+        };
         config.preset_registry_url = match self.preset_registry_url.as_deref() {
             None | Some("") => None,
             Some(url) => Some(config::normalize_base_url(
@@ -514,6 +613,25 @@ pub struct ServeArgs {
     pub image_preset_download: Option<String>,
     #[arg(long, env = "AUDIO_PRESET_DOWNLOAD", value_name = "IDS")]
     pub audio_preset_download: Option<String>,
+    /// Jobs one person may have waiting in the queue (more are answered 429)
+    #[arg(
+        long,
+        env = "MAX_PENDING_PER_USER",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub max_pending_per_user: u64,
+    /// Jobs one person may have running at once [default: no limit]
+    #[arg(long, env = "MAX_RUNNING_PER_USER", value_name = "N")]
+    pub max_running_per_user: Option<u64>,
+    /// How long a worker's claim lasts without a heartbeat, in seconds
+    #[arg(
+        long,
+        env = "JOB_LEASE_SECS",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub job_lease_secs: u64,
     #[command(flatten)]
     pub packs: NodePackArgs,
 }
@@ -577,6 +695,23 @@ impl ServeArgs {
             None => config::normalize_base_url("--comfyui-url / COMFYUI_URL", &self.comfyui_url)?,
         };
         config.access_password = access_password;
+        if self.max_pending_per_user == 0 {
+            return Err("--max-pending-per-user must be at least 1".to_string());
+        }
+        if self.max_running_per_user == Some(0) {
+            return Err("--max-running-per-user must be at least 1".to_string());
+        }
+        if !(2..=3600).contains(&self.job_lease_secs) {
+            return Err(format!(
+                "--job-lease-secs must be between 2 and 3600, got {}",
+                self.job_lease_secs
+            ));
+        }
+        config.job_limits = engine::jobs::JobLimits {
+            max_pending_per_user: self.max_pending_per_user,
+            max_running_per_user: self.max_running_per_user,
+            lease: std::time::Duration::from_secs(self.job_lease_secs),
+        };
         self.packs.apply(&mut config)?;
         config.startup_presets = [
             &self.preset_download,

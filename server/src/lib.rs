@@ -14,6 +14,7 @@ pub mod gallery_files;
 pub mod logging;
 pub mod memory;
 pub mod proxy;
+pub mod workers;
 pub mod ws;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub const HAND_WRITTEN_ROUTES: &[(Method, &str)] = &[
 pub fn route_inventory() -> Vec<(Method, String)> {
     let mut routes: Vec<(Method, String)> = HAND_WRITTEN_ROUTES
         .iter()
+        .chain(workers::ROUTES)
         .map(|(m, p)| (m.clone(), p.to_string()))
         .collect();
     for listing in generate_route_list(App) {
@@ -106,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route(proxy::PREFIX, get(proxy::redirect_to_slash))
         .route("/comfyui/", any(proxy::forward))
         .route("/comfyui/{*rest}", any(proxy::forward))
+        .merge(workers::routes())
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),

@@ -31,6 +31,16 @@ async fn run(exec_started: Instant) {
             init_cli_logging(&args.action.common().log_level);
             commands::users(args.action).await
         }
+        Some(Command::Worker(args)) => {
+            init_cli_logging(&args.log_level);
+            commands::worker(args).await
+        }
+        Some(Command::Workers(args)) => {
+            let crate_action = args.action;
+            let server::cli::WorkersAction::Token(action) = crate_action;
+            init_cli_logging(&action.common().log_level);
+            commands::worker_tokens(action).await
+        }
         Some(Command::Nodes(args)) => {
             init_cli_logging(&args.action.options().common.log_level);
             commands::nodes(args.action).await

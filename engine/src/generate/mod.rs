@@ -45,6 +45,8 @@ pub enum GenerateError {
     Bridge(#[from] BridgeError),
     #[error(transparent)]
     Gallery(#[from] crate::gallery::GalleryError),
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::JobError),
 }
 
 impl crate::error::Classify for GenerateError {
@@ -60,6 +62,7 @@ impl crate::error::Classify for GenerateError {
             GenerateError::Workflow(e) => e.kind(),
             GenerateError::Bridge(e) => e.kind(),
             GenerateError::Gallery(e) => e.kind(),
+            GenerateError::Jobs(e) => e.kind(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::comfy::ComfyClient;
 use crate::config::LlmConfig;
 use crate::events::EventBus;
 use crate::gallery::GalleryService;
+use crate::jobs::JobService;
 use crate::workflows::WorkflowService;
 
 pub struct Generator {
@@ -25,6 +26,8 @@ pub struct Generator {
     workflows: Arc<WorkflowService>,
     gallery: Arc<GalleryService>,
     catalog: Arc<CatalogService>,
+    /// Every run goes through the queue.
+    jobs: Arc<JobService>,
     comfy: ComfyClient,
     llm: Option<LlmConfig>,
 }
@@ -49,6 +52,17 @@ pub(crate) fn spawn_tracker(generator: &Arc<Generator>, stopping: &CancellationT
                         Ok(false) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, prompt_id = %run.prompt_id, "generation history not updated")
+                        }
+                    }
+                }
+                // A job that ended without ComfyUI saying so (refused by the worker, out of
+                // deliveries, cancelled while waiting) ends its generation too.
+                Ok(Event::Job(job)) if !job.state.is_active() => {
+                    match tracker.settle_from_job(&job).await {
+                        Ok(true) => tracker.publish_generation(&job.prompt_id).await,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, job = job.id, "generation not settled from its job")
                         }
                     }
                 }
@@ -95,6 +109,7 @@ impl Generator {
         workflows: Arc<WorkflowService>,
         gallery: Arc<GalleryService>,
         catalog: Arc<CatalogService>,
+        jobs: Arc<JobService>,
         comfy: ComfyClient,
         llm: Option<LlmConfig>,
     ) -> Self {
@@ -105,6 +120,7 @@ impl Generator {
             workflows,
             gallery,
             catalog,
+            jobs,
             comfy,
             llm,
         }
@@ -203,8 +219,14 @@ impl Generator {
             })
             .await?;
         let submitted = self
-            .workflows
-            .run_as(caller, &detail.workflow, inputs, prompt_id.clone())
+            .jobs
+            .run(
+                caller,
+                Some(workflow_id.to_string()),
+                None,
+                inputs.to_vec(),
+                prompt_id.clone(),
+            )
             .await;
         match &submitted {
             Ok(s) if s.prompt_id.is_some() => {}
@@ -259,6 +281,18 @@ impl Generator {
         if !found.status.is_active() {
             return Ok(found);
         }
+        // Queued through the job queue: cancelled there (a waiting job at once; a running
+        // one is interrupted by its worker, and ComfyUI reports it).
+        if let Some(job) = self.jobs.by_prompt(caller, prompt_id).await? {
+            let job = self.jobs.cancel(caller, job.id).await?;
+            if job.state == JobState::Cancelled {
+                store
+                    .finish(prompt_id, GenerationStatus::Cancelled, None, now_ms())
+                    .await?;
+                self.publish_generation(prompt_id).await;
+            }
+            return Ok(store.by_prompt(prompt_id).await?.unwrap_or(found));
+        }
         let queue = self.bridge.queue().await?;
         if queue.pending.iter().any(|e| e.prompt_id == prompt_id) {
             self.bridge.cancel_pending(prompt_id).await?;
@@ -273,6 +307,26 @@ impl Generator {
             self.settle_generation(&found).await?;
         }
         Ok(store.by_prompt(prompt_id).await?.unwrap_or(found))
+    }
+
+    /// A generation whose job ended failed or cancelled, while the row still waits.
+    async fn settle_from_job(&self, job: &JobView) -> Result<bool, GenerateError> {
+        let Some(row) = self.history.by_prompt(&job.prompt_id).await? else {
+            return Ok(false);
+        };
+        if !row.status.is_active() {
+            return Ok(false);
+        }
+        let (status, error) = match job.state {
+            JobState::Failed => (GenerationStatus::Failed, job.error.as_deref()),
+            JobState::Cancelled => (GenerationStatus::Cancelled, None),
+            // Succeeded: ComfyUI's events (or its history) say so with the outputs.
+            _ => return Ok(false),
+        };
+        self.history
+            .finish(&job.prompt_id, status, error, now_ms())
+            .await?;
+        Ok(true)
     }
 
     /// Settles every queued or running row from ComfyUI's history; returns how many changed.
@@ -292,6 +346,15 @@ impl Generator {
     async fn settle_generation(&self, generation: &Generation) -> Result<bool, GenerateError> {
         let store = &self.history;
         let id = &generation.prompt_id;
+        // Its job still waits or runs: the queue delivers it (again, after a restart).
+        if self
+            .jobs
+            .state_of_prompt(id)
+            .await?
+            .is_some_and(JobState::is_active)
+        {
+            return Ok(false);
+        }
         match self.bridge.history(id).await {
             Ok(record) => {
                 let (status, error) = match record.outcome {

@@ -14,6 +14,10 @@ pub enum ErrorKind {
     Conflict,
     /// The caller may not do this.
     Forbidden,
+    /// No valid credentials came with a request that needs its own (a worker's token).
+    Unauthorized,
+    /// A per-person limit is reached (pending jobs); the message names the limit.
+    TooMany,
     /// A service this deck depends on (ComfyUI, a download host) is away or answered badly.
     Unavailable,
     /// Our own fault: a database, disk or bug problem. Logged and recorded.
@@ -21,11 +25,13 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Invalid,
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::Forbidden,
+        ErrorKind::Unauthorized,
+        ErrorKind::TooMany,
         ErrorKind::Unavailable,
         ErrorKind::Internal,
     ];
@@ -34,9 +40,11 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::Invalid => 400,
+            ErrorKind::Unauthorized => 401,
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
+            ErrorKind::TooMany => 429,
             ErrorKind::Internal => 500,
             ErrorKind::Unavailable => 502,
         }

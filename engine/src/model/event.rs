@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, GalleryChange, Generation,
+    ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, GalleryChange, Generation, JobView,
     PresetProgress, RunEvent, SettingsView, SystemStats,
 };
 
@@ -31,6 +31,8 @@ pub enum Event {
     Gallery(GalleryChange),
     /// A generation's history row changed (queued, started, ended, got outputs).
     Generation(Generation),
+    /// A queue job changed (submitted, claimed, ended, cancelled, moved).
+    Job(JobView),
 }
 
 #[cfg(test)]

@@ -279,6 +279,46 @@ impl WorkflowService {
             .await?)
     }
 
+    /// Why a run of this workflow with these values would be refused, found before it is
+    /// queued: it cannot be converted, or it names classes or model files ComfyUI lacks. A
+    /// refused value is an error that names the node and input. `None` when nothing is found,
+    /// and when ComfyUI cannot be asked now (the job waits for it).
+    pub async fn check_run(
+        &self,
+        workflow: &serde_json::Value,
+        inputs: &[InputValue],
+    ) -> Result<Option<RunSubmission>, WorkflowError> {
+        let Some(info) = self.object_info_if_reachable().await else {
+            return Ok(None);
+        };
+        let mut prompt = match crate::comfy::convert::to_api(workflow, &info) {
+            Ok(prompt) => prompt,
+            Err(e) => {
+                return Ok(Some(RunSubmission {
+                    prompt_id: None,
+                    problems: Vec::new(),
+                    message: format!("The workflow cannot be converted: {e}"),
+                }))
+            }
+        };
+        super::apply_inputs(&mut prompt, inputs, Some(&info))?;
+        Ok(Bridge::precheck(&prompt, &info, &self.catalog.current()))
+    }
+
+    /// What a workflow posted whole (not from the library) needs: its models, its problems.
+    pub async fn summarize_posted(
+        &self,
+        name: &str,
+        workflow: &serde_json::Value,
+    ) -> WorkflowSummary {
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        with_context(&catalog, info.as_deref(), |ctx| {
+            self.library
+                .summarize_value(WorkflowSource::User, name, 0, 0, workflow, ctx)
+        })
+    }
+
     /// Runs a library workflow with the values the user set.
     pub async fn run_saved(
         &self,

@@ -13,6 +13,7 @@ mod engine;
 mod fuzz_regressions;
 mod gallery;
 mod generate;
+mod jobs;
 mod nodes;
 mod store;
 mod supervisor;

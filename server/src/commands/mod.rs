@@ -1,5 +1,6 @@
 //! The binary's commands, one file each: `serve` (the dashboard; the default), `presets …`,
-//! `download …`, `workflow to-api`, `users …` and `nodes …`; `progress` draws their progress bars. The one-shot
+//! `download …`, `workflow to-api`, `users …`, `nodes …`, `worker` and `workers token …`;
+//! `progress` draws their progress bars. The one-shot
 //! commands are for provisioning scripts: they start the same engine as the server and use
 //! the same service handles as the web layer; only the output (tables, JSON, progress bars)
 //! is theirs.
@@ -29,6 +30,7 @@ mod presets;
 mod progress;
 mod serve;
 mod users;
+mod worker;
 mod workflow;
 
 pub use download::download;
@@ -36,6 +38,7 @@ pub use nodes::nodes;
 pub use presets::presets;
 pub use serve::serve;
 pub use users::users;
+pub use worker::{worker, worker_tokens};
 pub use workflow::workflow;
 
 /// Exit status for "a download did not end verified".

@@ -287,6 +287,16 @@ async fn every_non_public_route_requires_a_login() {
         }
         checked += 1;
         let what = format!("{method} {path}");
+        if path.starts_with(server::workers::PREFIX) {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            assert_worker_token_required(&send(&h.app, request).await, &what);
+            continue;
+        }
         let is_page = *method == Method::GET && !is_api(&path);
 
         // A browser asking for a page is sent to the login page, with the way back.
@@ -441,7 +451,26 @@ const ADMIN_ONLY: &[&str] = &[
     "/comfyui",
     "/comfyui/",
     "/comfyui/rest",
+    "/api/jobs/priority",
+    "/api/workers",
+    "/api/workers/tokens",
+    "/api/workers/tokens/create",
+    "/api/workers/tokens/revoke",
 ];
+
+/// A worker route answers 401 (`unauthorized`, no login asked for) to anyone without a
+/// worker token, whatever session comes with the request.
+fn assert_worker_token_required(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {:?}",
+        reply.body
+    );
+    let body = reply.json();
+    assert_eq!(body["kind"], json!("unauthorized"), "{what}: {body}");
+    assert_eq!(body["login_required"], json!(false), "{what}: {body}");
+}
 
 /// Bodies that get past a server function's argument parsing (so the answer is the role's,
 /// not a 400 for a missing field), and that change nothing an administrator would miss.
@@ -459,6 +488,10 @@ fn matrix_body(path: &str) -> Value {
         "/api/downloads/pause" | "/api/downloads/resume" => json!({ "task_id": 999_999 }),
         "/api/downloads/cancel" => json!({ "task_id": 999_999, "delete_part": false }),
         "/api/settings/update" => json!({ "patch": { "theme": "dark" } }),
+        "/api/jobs/priority" => json!({ "id": 999_999, "priority": 1 }),
+        "/api/jobs/cancel" => json!({ "id": 999_999 }),
+        "/api/workers/tokens/create" => json!({ "name": "bad name!" }),
+        "/api/workers/tokens/revoke" => json!({ "name": "nobody" }),
         "/api/nodes/update" | "/api/nodes/disable" | "/api/nodes/enable" | "/api/nodes/remove" => {
             json!({ "id": "no-such-pack" })
         }
@@ -523,6 +556,22 @@ async fn every_route_answers_each_role_as_the_permission_table_says() {
             }
         };
         let what = format!("{method} {path}");
+        if path.starts_with(server::workers::PREFIX) {
+            for cookie in [None, Some(&alice), Some(&admin)] {
+                let request = Request::builder()
+                    .method(method.clone())
+                    .uri(&path)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
+                let request = match cookie {
+                    Some(c) => with_cookie(request, c),
+                    None => request,
+                };
+                assert_worker_token_required(&send(&h.app, request).await, &what);
+            }
+            continue;
+        }
         // No session.
         let anonymous = answer(None).await;
         if PUBLIC.contains(&path.as_str()) {

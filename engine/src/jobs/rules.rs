@@ -1,0 +1,246 @@
+//! What becomes of a running job when its run ends, fails or its worker goes quiet: decided
+//! once here, applied atomically by either store.
+
+use super::JobRecord;
+use crate::model::{JobOutput, JobState, MAX_DELIVERIES};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Settlement {
+    Succeed {
+        outputs: Vec<JobOutput>,
+    },
+    /// Back in line for another delivery.
+    Requeue {
+        attempt_errors: Vec<String>,
+    },
+    Fail {
+        error: String,
+        attempt_errors: Vec<String>,
+    },
+    Cancel {
+        attempt_errors: Vec<String>,
+    },
+}
+
+impl Settlement {
+    pub fn state(&self) -> JobState {
+        match self {
+            Settlement::Succeed { .. } => JobState::Succeeded,
+            Settlement::Requeue { .. } => JobState::Pending,
+            Settlement::Fail { .. } => JobState::Failed,
+            Settlement::Cancel { .. } => JobState::Cancelled,
+        }
+    }
+
+    pub fn attempt_errors<'a>(&'a self, record: &'a JobRecord) -> &'a [String] {
+        match self {
+            Settlement::Succeed { .. } => &record.view.attempt_errors,
+            Settlement::Requeue { attempt_errors }
+            | Settlement::Fail { attempt_errors, .. }
+            | Settlement::Cancel { attempt_errors } => attempt_errors,
+        }
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Settlement::Fail { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery failed for `reason`. Transient failures (a worker lost, ComfyUI away or crashed,
+/// a connection error) get up to [`MAX_DELIVERIES`] deliveries, then fail with every
+/// attempt's reason; anything else (ComfyUI refused the prompt, a node raised) fails at once.
+/// A job someone cancelled ends cancelled whatever the failure.
+pub fn after_failure(record: &JobRecord, reason: &str, transient: bool) -> Settlement {
+    let mut attempt_errors = record.view.attempt_errors.clone();
+    attempt_errors.push(format!(
+        "delivery {}: {reason}",
+        record.view.attempts.max(1)
+    ));
+    if record.view.cancel_requested {
+        return Settlement::Cancel { attempt_errors };
+    }
+    if !transient {
+        return Settlement::Fail {
+            error: reason.to_string(),
+            attempt_errors,
+        };
+    }
+    if record.view.attempts >= MAX_DELIVERIES {
+        let error = format!(
+            "Failed after {} deliveries: {}",
+            record.view.attempts,
+            attempt_errors.join("; ")
+        );
+        return Settlement::Fail {
+            error,
+            attempt_errors,
+        };
+    }
+    Settlement::Requeue { attempt_errors }
+}
+
+/// The worker holding the job stopped heart-beating until its lease ended.
+pub fn after_lost_lease(record: &JobRecord) -> Settlement {
+    let worker = record.view.worker.as_deref().unwrap_or("the worker");
+    after_failure(
+        record,
+        &format!("{worker} stopped answering before its lease ended"),
+        true,
+    )
+}
+
+/// The run ended well; the outputs are those uploaded under this claim. A cancel that came
+/// too late to interrupt it does not undo that: the outputs exist.
+pub fn after_success(record: &JobRecord) -> Settlement {
+    Settlement::Succeed {
+        outputs: record.view.outputs.clone(),
+    }
+}
+
+/// Sort key inside one person's line: higher priority first, then older first.
+pub fn line_score(priority: i64, id: i64) -> f64 {
+    let priority = priority.clamp(*super::PRIORITY_RANGE.start(), *super::PRIORITY_RANGE.end());
+    // Exact in a double and in Lua's 14-digit number format: |priority| ≤ 1000, ids below 10^9.
+    (-priority as f64) * 1e9 + id as f64
+}
+
+/// Where each pending job stands in line (1 = next), given every user's pending line in
+/// service order and the user served last. Round-robin: a job `r` places down its owner's
+/// line waits for `r` of each other person's jobs (fewer when they have fewer), and for one
+/// more of those whose turn comes before its owner's in the current round.
+pub fn positions(
+    lines: &[(i64, Vec<i64>)],
+    cursor_user: i64,
+) -> std::collections::HashMap<i64, u64> {
+    let mut positions = std::collections::HashMap::new();
+    for (user, jobs) in lines {
+        for (rank, job) in jobs.iter().enumerate() {
+            let rank = rank as u64;
+            let mut ahead = rank;
+            for (other, other_jobs) in lines {
+                if other == user {
+                    continue;
+                }
+                let n = other_jobs.len() as u64;
+                // Does `other` come before `user` in the round that starts after the cursor?
+                let before = round_order(*other, cursor_user) < round_order(*user, cursor_user);
+                ahead += n.min(rank + u64::from(before));
+            }
+            positions.insert(*job, ahead + 1);
+        }
+    }
+    positions
+}
+
+/// The order users are visited in a round that starts just after `cursor`.
+fn round_order(user: i64, cursor: i64) -> (bool, i64) {
+    (user <= cursor, user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobPayload;
+    use crate::model::JobView;
+
+    fn record(attempts: u32, cancel: bool) -> JobRecord {
+        JobRecord {
+            view: JobView {
+                id: 1,
+                user_id: 2,
+                username: "bob".into(),
+                workflow_name: "w".into(),
+                workflow_id: None,
+                state: JobState::Running,
+                priority: 0,
+                position: None,
+                attempts,
+                worker: Some("gpu-1".into()),
+                prompt_id: "p".into(),
+                created_ms: 0,
+                started_ms: None,
+                finished_ms: None,
+                error: None,
+                attempt_errors: Vec::new(),
+                outputs: Vec::new(),
+                required_models: Vec::new(),
+                waiting_for: None,
+                cancel_requested: cancel,
+            },
+            payload: JobPayload {
+                workflow: serde_json::json!({}),
+                inputs: Vec::new(),
+            },
+            fence: attempts as i64,
+            lease_until_ms: Some(10),
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_the_third_delivery() {
+        assert!(matches!(
+            after_failure(&record(1, false), "ComfyUI is not reachable", true),
+            Settlement::Requeue { .. }
+        ));
+        assert!(matches!(
+            after_failure(&record(2, false), "reset", true),
+            Settlement::Requeue { .. }
+        ));
+        let mut third = record(3, false);
+        third.view.attempt_errors = vec!["delivery 1: a".into(), "delivery 2: b".into()];
+        match after_failure(&third, "c", true) {
+            Settlement::Fail {
+                error,
+                attempt_errors,
+            } => {
+                assert_eq!(
+                    error,
+                    "Failed after 3 deliveries: delivery 1: a; delivery 2: b; delivery 3: c"
+                );
+                assert_eq!(attempt_errors.len(), 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refusals_fail_at_once_and_cancelled_jobs_stay_cancelled() {
+        match after_failure(&record(1, false), "KSampler (node 3): bad seed", false) {
+            Settlement::Fail { error, .. } => assert_eq!(error, "KSampler (node 3): bad seed"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            after_failure(&record(1, true), "interrupted", true),
+            Settlement::Cancel { .. }
+        ));
+        assert!(matches!(
+            after_lost_lease(&record(3, true)),
+            Settlement::Cancel { .. }
+        ));
+    }
+
+    #[test]
+    fn scores_order_priority_first_then_age() {
+        assert!(line_score(5, 100) < line_score(0, 1));
+        assert!(line_score(0, 1) < line_score(0, 2));
+        assert!(line_score(-3, 1) > line_score(0, 999));
+        assert_eq!(line_score(5000, 1), line_score(1000, 1));
+    }
+
+    #[test]
+    fn positions_follow_the_round_robin() {
+        // alice (1) has three jobs, bob (2) one; alice was served last, so bob is next.
+        let lines = vec![(1, vec![10, 11, 12]), (2, vec![20])];
+        let p = positions(&lines, 1);
+        assert_eq!(p[&20], 1);
+        assert_eq!(p[&10], 2);
+        assert_eq!(p[&11], 3);
+        assert_eq!(p[&12], 4);
+        // Nobody served yet: alice first.
+        let p = positions(&lines, 0);
+        assert_eq!((p[&10], p[&20], p[&11], p[&12]), (1, 2, 3, 4));
+    }
+}
