@@ -50,33 +50,29 @@ fn fail_with(state: &AppState, error: JobError) -> Response {
 
 /// The body as `T`, read only after the token passed (so a stranger learns nothing from
 /// parse errors).
-fn parse<T: serde::de::DeserializeOwned>(state: &AppState, body: &Bytes) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, JobError> {
     serde_json::from_slice(body).map_err(|e| {
-        fail_with(
-            state,
-            JobError::Invalid(format!("the request body is not what this call takes: {e}")),
-        )
+        JobError::Invalid(format!("the request body is not what this call takes: {e}"))
     })
 }
 
 /// The worker's name, from its token.
-async fn worker(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+async fn worker(state: &AppState, headers: &HeaderMap) -> Result<String, JobError> {
     state
         .engine
         .jobs()
         .authenticate(crate::auth::bearer_token(headers))
         .await
-        .map_err(|e| fail_with(state, e))
 }
 
 async fn claim(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
-    let mut request: ClaimRequest = match parse(&state, &body) {
+    let mut request: ClaimRequest = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
     // The token names the worker; a worker cannot speak for another.
     request.worker.name = name;
@@ -91,11 +87,11 @@ async fn claim(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
 async fn heartbeat(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
-    let request: HeartbeatRequest = match parse(&state, &body) {
+    let request: HeartbeatRequest = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
     match state.engine.jobs().heartbeat(&name, &request).await {
         Ok(answer) => Json(answer).into_response(),
@@ -104,12 +100,12 @@ async fn heartbeat(State(state): State<AppState>, headers: HeaderMap, body: Byte
 }
 
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = worker(&state, &headers).await {
-        return response;
+    if let Err(e) = worker(&state, &headers).await {
+        return fail_with(&state, e);
     }
-    let events: JobEvents = match parse(&state, &body) {
+    let events: JobEvents = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
     match state.engine.jobs().relay_events(events).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -130,8 +126,8 @@ async fn output(
     query: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = worker(&state, &headers).await {
-        return response;
+    if let Err(e) = worker(&state, &headers).await {
+        return fail_with(&state, e);
     }
     let Ok(Query(query)) = query else {
         return fail_with(
@@ -157,11 +153,11 @@ async fn output(
 async fn complete(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
-    let fence: JobFence = match parse(&state, &body) {
+    let fence: JobFence = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
     match state.engine.jobs().complete(&name, fence).await {
         Ok(job) => Json(job).into_response(),
@@ -172,11 +168,11 @@ async fn complete(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 async fn fail(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
-    let failure: JobFailure = match parse(&state, &body) {
+    let failure: JobFailure = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return fail_with(&state, e),
     };
     match state.engine.jobs().fail(&name, &failure).await {
         Ok(job) => Json(job).into_response(),
