@@ -123,6 +123,7 @@ pub enum Icon {
     Activity,
     Workflows,
     Gallery,
+    Queue,
     Video,
     Audio,
     External,
@@ -145,6 +146,8 @@ pub fn IconSvg(icon: Icon, #[prop(optional)] small: bool) -> impl IntoView {
         Icon::Workflows => "M3 4h6v6H3zM15 14h6v6h-6zM9 7h2.5a3.5 3.5 0 0 1 3.5 3.5V14",
         // A framed picture: hills and a sun.
         Icon::Gallery => "M4 5h16v14H4zM4 16l4.5-4.5 4 4 2.5-2.5 5 5M15.5 10a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3Z",
+        // Three waiting lines, the first one moving: a queue.
+        Icon::Queue => "M4 6h10M4 12h16M4 18h16M17 3l3 3-3 3",
         // A film camera.
         Icon::Video => "M3 7h12v10H3zM15 10.5 21 7v10l-6-3.5",
         // A pair of notes.

@@ -119,6 +119,7 @@ fn Nav() -> impl IntoView {
             {link("/models", "Models", "nav-models", Icon::Models)}
             {link("/workflows", "Workflows", "nav-workflows", Icon::Workflows)}
             {link("/gallery", "Gallery", "nav-gallery", Icon::Gallery)}
+            {link("/queue", "Queue", "nav-queue", Icon::Queue)}
             {link("/settings", "Settings", "nav-settings", Icon::Settings)}
             {link("/activity", "Activity", "nav-activity", Icon::Activity)}
         </nav>

@@ -18,7 +18,7 @@ use crate::layout::Layout;
 use crate::pages::gallery::GalleryPage;
 use crate::pages::generate::GeneratePage;
 use crate::pages::{
-    activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage,
+    activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage, queue::QueuePage,
     settings::SettingsPage, workflows::WorkflowsPage,
 };
 
@@ -87,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("gallery") view=GalleryPage/>
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("activity") view=ActivityPage/>
+                    <Route path=path!("queue") view=QueuePage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -66,6 +66,8 @@ pub struct Live {
     pub gallery: RwSignal<Option<engine::model::GalleryChange>>,
     /// The newest change to a generation's history row.
     pub generation: RwSignal<Option<engine::model::Generation>>,
+    /// The newest change to a queue job (submitted, claimed, ended, cancelled, moved).
+    pub job: RwSignal<Option<engine::model::JobView>>,
 }
 
 impl Live {
@@ -84,6 +86,7 @@ impl Live {
             comfy_queue: RwSignal::new(None),
             gallery: RwSignal::new(None),
             generation: RwSignal::new(None),
+            job: RwSignal::new(None),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -132,8 +135,7 @@ impl Live {
             Event::ComfyQueue { remaining } => self.comfy_queue.set(Some(remaining)),
             Event::Gallery(change) => self.gallery.set(Some(change)),
             Event::Generation(row) => self.generation.set(Some(row)),
-            // Runs follow their prompt's events; no page lists queue jobs live yet.
-            Event::Job(_) => {}
+            Event::Job(job) => self.job.set(Some(job)),
         }
     }
 }

@@ -560,6 +560,9 @@ pub struct RecordedRequest {
     pub uri: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived, in milliseconds since the Unix epoch (for the queue benchmark's
+    /// "submit → ComfyUI has it").
+    pub at_ms: f64,
 }
 
 impl RecordedRequest {
@@ -1103,6 +1106,9 @@ async fn route(ctx: Ctx, request: Request) -> Response {
             })
             .collect(),
         body: body.clone(),
+        at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
     });
     if origin_mismatch(&parts.headers) {
         return empty(StatusCode::FORBIDDEN);
@@ -1201,10 +1207,18 @@ fn control_api(ctx: &Ctx, method: &Method, what: &str, body: &[u8]) -> Response 
             let list: Vec<Value> = lock(&s.requests)
                 .iter()
                 .map(|r| {
+                    // A submitted prompt's id, so a client can match what it sent.
+                    let prompt_id = serde_json::from_slice::<Value>(&r.body).ok().and_then(|b| {
+                        b.get("prompt_id")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
                     json!({
                         "method": r.method,
                         "uri": r.uri,
                         "headers": r.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                        "at_ms": r.at_ms,
+                        "prompt_id": prompt_id,
                     })
                 })
                 .collect();

@@ -224,19 +224,29 @@ test('Stop interrupts a running prompt; Cancel takes a waiting one off the queue
   await expect(state).toHaveAttribute('data-state', 'interrupted', { timeout: 15_000 });
   await expect(state).toContainText('Stopped');
 
-  // One prompt held running, a second one waits behind it and is cancelled.
+  // One prompt held running in ComfyUI; a second one waits behind it in comfydeck's queue
+  // (the deck hands ComfyUI one job at a time) and is cancelled there.
   await playNext(request, 'ws_prompt_interrupted');
   await press(page.getByTestId('workflow-run'), testInfo);
   await expect(state).toHaveAttribute('data-state', 'running', { timeout: 15_000 });
   const held = await page.getByTestId('run-view').getAttribute('data-prompt-id');
   await press(page.getByTestId('workflow-run'), testInfo);
   await expect(page.getByTestId('run-view')).not.toHaveAttribute('data-prompt-id', held!);
+  const waiting = await page.getByTestId('run-view').getAttribute('data-prompt-id');
   await expect(state).toHaveAttribute('data-state', 'queued');
-  await expect(page.getByTestId('comfy-queue')).toHaveAttribute('data-count', '2');
+  await expect(page.getByTestId('comfy-queue')).toHaveAttribute('data-count', '1');
+  const jobs = (await (await request.get(`${COMFY_URL}/api/jobs?state=pending`)).json()) as {
+    jobs: { prompt_id: string; position: number }[];
+  };
+  expect(jobs.jobs.find((j) => j.prompt_id === waiting)?.position).toBe(1);
   await press(page.getByTestId('run-cancel'), testInfo);
   await expect(state).toHaveAttribute('data-state', 'cancelled');
   await expect(state).toContainText('Cancelled before it started');
   await expect(page.getByTestId('comfy-queue')).toHaveAttribute('data-count', '1');
+  const after = (await (await request.get(`${COMFY_URL}/api/jobs?state=cancelled`)).json()) as {
+    jobs: { prompt_id: string }[];
+  };
+  expect(after.jobs.some((j) => j.prompt_id === waiting)).toBe(true);
 
   // Let the held one go (it is no longer the panel's run).
   const stop = await request.post(`${COMFY_URL}/api/comfy/interrupt`, { data: { prompt_id: held } });
@@ -326,7 +336,7 @@ test('a file that holds no workflow is refused with a clear error', async ({ pag
   ).toEqual([]);
 });
 
-test('without ComfyUI the library says so quietly, and a run says why it cannot start', async ({ page }, testInfo) => {
+test('without ComfyUI the library says so quietly, and a run waits in the queue for it', async ({ page }, testInfo) => {
   const browserErrors = collectBrowserErrors(page);
   await gotoHydrated(page, `${OPEN_URL}/workflows`);
   await expect(page.getByTestId('comfyui-note')).toContainText("ComfyUI's saved workflows are not listed");
@@ -336,12 +346,20 @@ test('without ComfyUI the library says so quietly, and a run says why it cannot 
   await page.waitForTimeout(1_000);
   browserErrors.assertNone();
 
+  // The run is queued anyway: it waits until ComfyUI answers (the Queue page says so), and
+  // can be cancelled meanwhile.
   await importFixture(page);
   await press(page.getByTestId('workflow-run'), testInfo);
-  await expect(page.getByTestId('run-problems')).toContainText('ComfyUI is not reachable');
-  await expect(page.getByTestId('run-view')).toHaveCount(0);
-  // The refused request (a 502) is the only thing the browser may complain about.
-  expect(browserErrors.errors.filter((e) => !/status of 502/.test(e)), 'no errors but the refused request').toEqual([]);
+  const state = page.getByTestId('run-state');
+  await expect(state).toHaveAttribute('data-state', 'queued');
+  const waiting = await page.getByTestId('run-view').getAttribute('data-prompt-id');
+  const pending = (await (await page.request.get(`${OPEN_URL}/api/jobs?state=pending`)).json()) as {
+    jobs: { prompt_id: string; waiting_for: string | null }[];
+  };
+  expect(pending.jobs.find((j) => j.prompt_id === waiting)?.waiting_for).toBe('waiting for ComfyUI to answer');
+  await press(page.getByTestId('run-cancel'), testInfo);
+  await expect(state).toHaveAttribute('data-state', 'cancelled');
+  browserErrors.assertNone();
   await expectNoHorizontalScroll(page);
 });
 

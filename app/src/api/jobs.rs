@@ -77,6 +77,17 @@ pub async fn cancel_job(id: i64) -> Result<JobView, ApiError> {
         .map_err(super::server::fail)
 }
 
+/// "Run again": the job's workflow and values, queued as a new job.
+#[server(endpoint = "jobs/rerun", prefix = "/api", input = Json)]
+pub async fn rerun_job(id: i64) -> Result<JobSubmitted, ApiError> {
+    let (engine, caller) = super::server::engine_and_caller()?;
+    engine
+        .jobs()
+        .rerun(&caller, id)
+        .await
+        .map_err(super::server::fail)
+}
+
 #[server(endpoint = "jobs/priority", prefix = "/api", input = Json)]
 pub async fn set_job_priority(id: i64, priority: i64) -> Result<JobView, ApiError> {
     let (engine, caller) = super::server::engine_and_caller()?;

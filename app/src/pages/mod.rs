@@ -4,6 +4,7 @@ pub mod generate;
 pub mod home;
 pub mod login;
 pub mod models;
+pub mod queue;
 pub(crate) mod run_panel;
 pub mod settings;
 pub mod workflows;

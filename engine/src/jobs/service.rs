@@ -68,6 +68,8 @@ struct Enqueue {
 pub const PAGE_SIZE: usize = 50;
 /// The longest a claim waits for a job before answering "none".
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(25);
+/// How often a waiting claim marks its worker as seen.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How often expired leases are looked for (claims look too).
 const REAP_INTERVAL: Duration = Duration::from_secs(2);
 /// The longest a heartbeat waits for a cancel before answering.
@@ -371,6 +373,39 @@ impl JobService {
         Ok(self.decorate(vec![record]).await?.remove(0))
     }
 
+    /// "Run again": the same workflow and values as a new job of the caller's (another
+    /// person's job is not found).
+    pub async fn rerun(&self, caller: &Caller, id: i64) -> Result<JobSubmitted, JobError> {
+        let record = self
+            .queue
+            .get(id)
+            .await?
+            .filter(|r| caller.may_access(r.view.user_id))
+            .ok_or_else(|| not_found(id))?;
+        let name = record.view.workflow_name.clone();
+        // A library workflow is read again (it may have been fixed since); a posted one is
+        // run as it was.
+        let (workflow_id, workflow) = match record.view.workflow_id {
+            Some(id) => (Some(id), None),
+            None => (None, Some(record.payload.workflow)),
+        };
+        let (workflow_id, workflow, summary) = self
+            .resolve(caller, workflow_id, workflow, Some(name))
+            .await?;
+        self.enqueue(
+            caller,
+            Enqueue {
+                workflow_id,
+                workflow,
+                summary,
+                inputs: record.payload.inputs,
+                priority: record.view.priority,
+                prompt_id: crate::bridge::new_prompt_id(),
+            },
+        )
+        .await
+    }
+
     /// A pending job leaves the queue at once; a running one is stopped by its worker, which
     /// hears of it in its heartbeat's answer.
     pub async fn cancel(&self, caller: &Caller, id: i64) -> Result<JobView, JobError> {
@@ -508,11 +543,17 @@ impl JobService {
         wait: Duration,
     ) -> Result<Option<ClaimedJob>, JobError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
+        let mut touched: Option<tokio::time::Instant> = None;
         loop {
             let notified = self.submitted.notified();
             self.reap().await?;
             let now = now_ms();
-            self.touch(hello, None).await?;
+            // Seen now and then while it waits: often enough to stay online, rarely enough
+            // not to write on every look.
+            if touched.is_none_or(|t| t.elapsed() >= TOUCH_INTERVAL.min(self.limits.lease / 3)) {
+                self.touch(hello, None).await?;
+                touched = Some(tokio::time::Instant::now());
+            }
             let claimed = self
                 .queue
                 .claim(
@@ -736,6 +777,18 @@ impl JobService {
         if settlement.state() == JobState::Pending {
             self.submitted.notify_waiters();
         }
+        if let Some(error) = settlement.error() {
+            // A failure found by the queue (a refused prompt, deliveries used up) may never
+            // have come from ComfyUI's own events: the run view hears it from here.
+            self.announce(Event::Run(RunEvent {
+                prompt_id: record.view.prompt_id.clone(),
+                event: RunEventKind::Failed {
+                    node: None,
+                    node_type: None,
+                    message: error.to_string(),
+                },
+            }));
+        }
         self.publish(&record.view.id).await;
         Ok(())
     }
@@ -846,12 +899,23 @@ impl JobService {
         } else {
             Default::default()
         };
+        // A connected worker that takes any job (it installs what is missing, or it is the
+        // embedded deck's own ComfyUI) leaves nothing to wait for but one's turn.
+        let (now, lease) = (now_ms(), self.lease_ms());
         let install_anywhere = self
             .queue
             .workers()
             .await
-            .map(|rows| rows.iter().any(|w| w.install_missing))
+            .map(|rows| {
+                rows.iter()
+                    .any(|w| w.install_missing && now - w.last_heartbeat_ms <= lease)
+            })
             .unwrap_or(false);
+        // The embedded deck's worker is its own ComfyUI, which claims only while it answers.
+        let nobody_to_run = match self.queue {
+            QueueStore::Sqlite(_) => "waiting for ComfyUI to answer",
+            QueueStore::Redis(_) => "waiting for a worker to connect",
+        };
         Ok(records
             .into_iter()
             .map(|record| {
@@ -873,11 +937,8 @@ impl JobService {
                             })
                             .min_by_key(Vec::len)
                             .unwrap_or_else(|| view.required_models.clone());
-                        view.waiting_for = waiting_for_sentence(&missing).or_else(|| {
-                            workers
-                                .is_empty()
-                                .then(|| "waiting for a worker to connect".to_string())
-                        });
+                        view.waiting_for = waiting_for_sentence(&missing)
+                            .or_else(|| workers.is_empty().then(|| nobody_to_run.to_string()));
                     }
                 }
                 view
