@@ -28,11 +28,13 @@ pub fn QueuePage() -> impl IntoView {
     let workers = Resource::new(
         move || reload.get(),
         move |_| async move {
-            if session.is_admin().await {
-                list_workers().await.ok()
-            } else {
-                None
+            if !session.is_admin().await {
+                return None;
             }
+            let embedded = read_queue_status()
+                .await
+                .is_ok_and(|s| s.backend == "sqlite");
+            list_workers().await.ok().map(|list| (list, embedded))
         },
     );
     // Every job change (here or on another deck) refreshes the lists.
@@ -104,7 +106,7 @@ pub fn QueuePage() -> impl IntoView {
         </Transition>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                workers.await.map(|list| view! { <Workers workers=list/> })
+                workers.await.map(|(list, embedded)| view! { <Workers workers=list embedded/> })
             })}
         </Transition>
     }
@@ -195,7 +197,7 @@ where
                 <span class="text-xs tabular-nums text-muted">{format!("#{id}")}</span>
             </div>
             <div class="mt-1 flex flex-wrap gap-x-3 gap-y-1 text-sm text-muted">
-                <span data-testid="queue-job-line">{line}</span>
+                {(!line.is_empty()).then(|| view! { <span data-testid="queue-job-line">{line.clone()}</span> })}
                 {(!waited.is_empty()).then(|| view! { <span>{waited.clone()}</span> })}
                 {deliveries.map(|d| view! { <span>{d}</span> })}
                 {outputs.map(|o| view! { <span>{o}</span> })}
@@ -239,16 +241,17 @@ fn ordinal(n: u64) -> String {
 }
 
 #[component]
-fn Workers(workers: Vec<WorkerView>) -> impl IntoView {
+fn Workers(workers: Vec<WorkerView>, embedded: bool) -> impl IntoView {
     view! {
         <section class="mt-6">
             <h2 class="mb-2 text-lg font-semibold">"Workers"</h2>
             {if workers.is_empty() {
                 view! {
                     <p data-testid="queue-no-workers" class="rounded-xl border border-line bg-surface p-4 text-sm text-muted">
-                        "No worker has connected. Create a token with "
+                        {embedded.then_some("This deck's own ComfyUI runs the jobs as soon as it answers. ")}
+                        "More GPU pods can help: create a token with "
                         <code>"comfydeck workers token create NAME"</code>
-                        " and start "<code>"comfydeck worker"</code>" on a GPU pod."
+                        " and start "<code>"comfydeck worker"</code>" there."
                     </p>
                 }.into_any()
             } else {

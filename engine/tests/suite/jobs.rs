@@ -508,3 +508,112 @@ async fn two_decks_on_one_redis_share_the_queue_and_its_events() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// Twenty people, each with several jobs, some with more than others: every round serves
+/// each person with a waiting job once, in turn, whoever submitted first or most.
+async fn twenty_people_take_turns(queue_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(config(dir.path(), queue_url, 100)).await;
+    let mut people = Vec::new();
+    for n in 0..20 {
+        people.push(person(&engine, &format!("user{n:02}")).await);
+    }
+    // user00 queues 10, everyone else 1 to 3, all before any worker asks.
+    let mut owner_of = std::collections::HashMap::new();
+    for (n, caller) in people.iter().enumerate() {
+        let count = if n == 0 { 10 } else { 1 + n % 3 };
+        for _ in 0..count {
+            owner_of.insert(submit(&engine, caller, None).await.job_id, caller.user_id);
+        }
+    }
+    let total = owner_of.len();
+    let worker = hello("gpu-1", &[]);
+    let mut served = Vec::new();
+    while let Some(job) = claim(&engine, &worker).await {
+        served.push(owner_of[&job.job_id]);
+        engine.jobs().complete("gpu-1", fence(&job)).await.unwrap();
+    }
+    assert_eq!(served.len(), total);
+    // The first round: all twenty people, one job each, before anyone's second.
+    let first: std::collections::HashSet<i64> = served[..20].iter().copied().collect();
+    assert_eq!(first.len(), 20, "first round: {served:?}");
+    // user00's ten jobs are spread out: after the first round only those still waiting share.
+    let heavy = people[0].user_id;
+    let positions: Vec<usize> = served
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| **u == heavy)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        positions[1] >= 20,
+        "user00's second job waits for the round: {positions:?}"
+    );
+    assert_eq!(
+        *served.last().unwrap(),
+        heavy,
+        "the one with most jobs finishes last"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_queue_serves_twenty_people_in_turn() {
+    twenty_people_take_turns(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_queue_serves_twenty_people_in_turn() {
+    let redis = RedisServer::start();
+    twenty_people_take_turns(Some(redis.url())).await;
+}
+
+/// `--max-running-per-user`: a person's next job waits while they have that many running,
+/// and others' jobs go ahead of it.
+async fn running_limit(queue_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start(Config {
+        job_limits: JobLimits {
+            max_pending_per_user: 100,
+            max_running_per_user: Some(1),
+            lease: LEASE,
+        },
+        ..config(dir.path(), queue_url, 100)
+    })
+    .await;
+    let alice = person(&engine, "alice").await;
+    let bob = person(&engine, "bob").await;
+    let a1 = submit(&engine, &alice, None).await.job_id;
+    let a2 = submit(&engine, &alice, None).await.job_id;
+    let b1 = submit(&engine, &bob, None).await.job_id;
+    let (w1, w2, w3) = (
+        hello("gpu-1", &[]),
+        hello("gpu-2", &[]),
+        hello("gpu-3", &[]),
+    );
+    let first = claim(&engine, &w1).await.unwrap();
+    assert_eq!(first.job_id, a1);
+    assert_eq!(claim(&engine, &w2).await.unwrap().job_id, b1);
+    assert!(
+        claim(&engine, &w3).await.is_none(),
+        "alice already has one running"
+    );
+    engine
+        .jobs()
+        .complete("gpu-1", fence(&first))
+        .await
+        .unwrap();
+    assert_eq!(claim(&engine, &w3).await.unwrap().job_id, a2);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_queue_keeps_the_running_limit_per_person() {
+    running_limit(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_queue_keeps_the_running_limit_per_person() {
+    let redis = RedisServer::start();
+    running_limit(Some(redis.url())).await;
+}

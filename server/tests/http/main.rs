@@ -6,6 +6,7 @@ mod accounts;
 mod api_paths;
 mod common;
 mod error_kinds;
+mod jobs;
 mod nodes;
 mod proxy;
 mod router;

@@ -19,7 +19,7 @@ const CIVITAI_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     headers: HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
