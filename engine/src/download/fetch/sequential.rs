@@ -355,10 +355,14 @@ impl<C: AsRef<[u8]> + Send + Sync + 'static> Sink<C> {
         };
         let before = hashes.clone();
         let batch = Arc::new(mem::take(&mut self.batch));
-        self.batch_len = 0;
+        let (start, len) = (before.len, mem::take(&mut self.batch_len) as u64);
         let write = {
             let (file, batch) = (self.file.clone(), batch.clone());
-            tokio::task::spawn_blocking(move || write_all_vectored(&file, &batch))
+            tokio::task::spawn_blocking(move || {
+                write_all_vectored(&file, &batch)?;
+                disk::start_writeback(&file, start, len);
+                Ok(())
+            })
         };
         let hash = tokio::task::spawn_blocking(move || {
             for chunk in batch.iter() {
