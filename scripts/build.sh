@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Release build of the self-contained `comfydeck` binary. The front (wasm, js, css) is built
-# first and the server after it, so the server embeds the current front, not a stale one. Last
-# comes the ComfyUI stand-in (the comfy-standin crate's binary) that the browser tests run.
+# first (with a brotli copy of each file beside it) and the server after it, so the server embeds
+# the current front, not a stale one. Last comes the ComfyUI stand-in (the comfy-standin crate's binary) that the browser tests run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
 log "building the front (wasm + css)"
 cargo leptos build --release --frontend-only
+log "brotli copies of the wasm, js and css (served as they are to browsers that accept brotli)"
+rm -f "$SITE"/pkg/*.br
+node "$ROOT/scripts/precompress.js" "$SITE/pkg"
 log "building the server (embeds the front)"
 cargo leptos build --release --server-only
 log "built $BIN ($(du -h "$BIN" | cut -f1))"

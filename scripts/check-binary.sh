@@ -26,4 +26,11 @@ for file in pkg/comfydeck.wasm pkg/comfydeck.js pkg/comfydeck.css favicon.svg; d
     exit 1
   fi
 done
+# Browsers that accept brotli get the build's brotli copy as it is.
+for file in pkg/comfydeck.wasm pkg/comfydeck.js pkg/comfydeck.css; do
+  [ -f "$SITE/$file.br" ] || continue
+  headers="$(curl -fsS -D - -o "$work/br" -H 'Accept-Encoding: gzip, br' "http://127.0.0.1:$port/$file")"
+  grep -qi '^content-encoding: br' <<<"$headers" || { echo "check-binary: /$file was not sent as its brotli copy" >&2; exit 1; }
+  cmp -s "$work/br" "$SITE/$file.br" || { echo "check-binary: /$file (brotli) differs from $SITE/$file.br" >&2; exit 1; }
+done
 log "the binary serves the current site assets on its own"

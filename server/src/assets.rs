@@ -1,5 +1,10 @@
 //! The site's static files (wasm, js, css, icons), embedded in the binary at release build
 //! time so that `comfydeck` is one self-contained file. Debug builds read them from disk.
+//!
+//! `scripts/build.sh` also writes a brotli copy at the highest quality beside the wasm, js and
+//! css (`comfydeck.wasm.br`, …); a browser that accepts brotli gets that copy as it is, so the
+//! response layer's on-the-fly compression (a fast, lower quality) never runs on them. A copy
+//! older than its file is ignored.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -24,8 +29,17 @@ pub fn serve(path: &str, request_headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     let file = SiteAssets::get(name)?;
-    let etag = format!("\"{}\"", hex_prefix(&file.metadata.sha256_hash()));
+    // A copy older than its file is stale (the front was rebuilt without `scripts/build.sh`).
+    let precompressed = accepts_brotli(request_headers)
+        .then(|| SiteAssets::get(&format!("{name}.br")))
+        .flatten()
+        .filter(|br| br.metadata.last_modified() >= file.metadata.last_modified());
     let mime = file.metadata.mimetype().to_string();
+    let (file, encoding) = match precompressed {
+        Some(br) => (br, Some("br")),
+        None => (file, None),
+    };
+    let etag = format!("\"{}\"", hex_prefix(&file.metadata.sha256_hash()));
     // The wasm, js and css keep fixed names across builds, so browsers must revalidate them
     // (a cheap 304 thanks to the ETag); icons can be cached for a day.
     let cache = if name.starts_with("pkg/") {
@@ -48,9 +62,55 @@ pub fn serve(path: &str, request_headers: &HeaderMap) -> Option<Response> {
     if let Ok(value) = HeaderValue::from_str(&mime) {
         headers.insert(header::CONTENT_TYPE, value);
     }
+    if let Some(encoding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Some(response)
+}
+
+/// Whether `Accept-Encoding` lists `br` (and not with `q=0`).
+fn accepts_brotli(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            coding.eq_ignore_ascii_case("br") && !refused
+        })
 }
 
 fn hex_prefix(hash: &[u8; 32]) -> String {
     hash[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn brotli_is_chosen_only_when_accepted() {
+        assert!(accepts_brotli(&accept("gzip, deflate, br, zstd")));
+        assert!(accepts_brotli(&accept("br;q=0.5")));
+        assert!(!accepts_brotli(&accept("gzip, br;q=0")));
+        assert!(!accepts_brotli(&accept("gzip, brotli")));
+        assert!(!accepts_brotli(&HeaderMap::new()));
+    }
 }

@@ -209,7 +209,10 @@ pub struct FetchTuning {
     pub breaker_threshold: u32,
     /// How long an open circuit refuses requests before one trial.
     pub breaker_cooldown: Duration,
-    /// Bytes gathered before one write (and hash) of a sequential transfer.
+    /// Bytes gathered before one write (and hash) of a sequential transfer. 1 MiB: on the
+    /// project's machine a 4 MiB `write(2)` into the page cache cost from 1× to 5× the time of
+    /// the same bytes in 1 MiB writes (`dd` of 1 GiB: 0.3 s against 0.4–2.9 s), and a buffer
+    /// that fits the CPU's cache is still there when the hash reads it.
     pub write_buffer: usize,
     /// Bytes gathered per connection before one positional write of a segmented transfer.
     pub segment_buffer: usize,
@@ -233,7 +236,7 @@ impl Default for FetchTuning {
             connect_timeout: Duration::from_secs(30),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
-            write_buffer: 4 << 20,
+            write_buffer: 1 << 20,
             segment_buffer: 1 << 20,
             min_split: 4 << 20,
             sidecar_interval: Duration::from_secs(1),
@@ -462,8 +465,9 @@ impl From<http::SendError> for AttemptError {
 
 /// Progress is reported at most every this many bytes (the manager throttles further).
 const PROGRESS_STEP: u64 = 256 << 10;
-/// Bytes read per blocking call when hashing an existing part.
-const HASH_BLOCK: usize = 8 << 20;
+/// Bytes read per blocking call when hashing a part from disk (the segmented prefix, a resumed
+/// part): small enough to stay in the CPU's cache between the read and the hash.
+const HASH_BLOCK: usize = 1 << 20;
 
 impl Ctx<'_> {
     /// A GET from the current route (following redirects) that answered 2xx or 416. When a

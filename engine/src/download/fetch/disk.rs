@@ -71,6 +71,26 @@ pub(super) fn hash_block(
     Ok(())
 }
 
+/// Starts the kernel's writeback of `len` bytes from `offset` and returns without waiting, so
+/// that the `fsync` before the rename finds little left to write (on the project's machine it
+/// otherwise spent 0.29 s on a 1 GiB part). Best effort: errors are ignored, the `fsync` still
+/// decides. Blocking only as long as queueing the writeback takes.
+pub(super) fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: a plain syscall on a descriptor that `file` keeps open; no memory is passed.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// The disk is full (or the quota is reached): the user must act, retrying will not help.
 pub(super) fn is_no_space(e: &io::Error) -> bool {
     matches!(

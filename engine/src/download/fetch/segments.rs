@@ -381,6 +381,9 @@ impl Shared<'_, '_> {
         let file = self.file.clone();
         let (mut data, result) = tokio::task::spawn_blocking(move || {
             let r = file.write_all_at(&data, pos);
+            if r.is_ok() {
+                disk::start_writeback(&file, pos, data.len() as u64);
+            }
             (data, r)
         })
         .await

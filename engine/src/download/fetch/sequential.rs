@@ -1,7 +1,7 @@
 //! One connection into `<dest>.part`: resume with `Range` + `If-Range`, hash while writing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::mem;
 use std::sync::Arc;
 
@@ -268,7 +268,7 @@ impl Transfer<'_> {
                 Ok(None) => break Ok(None),
                 Ok(Some(Err(e))) => break Ok(Some(Failure::new(http::describe(e)))),
                 Ok(Some(Ok(chunk))) => {
-                    if let Err(e) = sink.push(&chunk).await {
+                    if let Err(e) = sink.push(chunk).await {
                         break Err(self.ctx.write_error(e));
                     }
                     if sink.received - reported >= PROGRESS_STEP {
@@ -292,83 +292,87 @@ impl Transfer<'_> {
     }
 }
 
-/// One buffer on its way to disk: written and hashed at the same time on two blocking threads.
+/// One batch of body chunks on its way to disk: written and hashed at the same time on two
+/// blocking threads.
 struct InFlight {
     write: JoinHandle<io::Result<()>>,
     hash: JoinHandle<Hashes>,
-    buf: Arc<Vec<u8>>,
-    /// The hashes before this buffer, restored if the write fails, so that the hashes never
+    /// The hashes before this batch, restored if the write fails, so that the hashes never
     /// cover bytes that are not in the file.
     before: Hashes,
 }
 
-/// Gathers body chunks into a large buffer; a full buffer is written and hashed (in parallel)
-/// on blocking threads while the next one fills, so the network never waits long on the disk
-/// or the hash.
-struct Sink {
+/// Gathers body chunks (as the HTTP client handed them over, not copied) until they reach
+/// `cap` bytes; a full batch is written with one `writev` and hashed, in parallel, on blocking
+/// threads while the next one fills, so the network never waits long on the disk or the hash.
+struct Sink<C> {
     file: Arc<File>,
-    /// `None` while a buffer is in flight.
+    /// `None` while a batch is in flight.
     hashes: Option<Hashes>,
     in_flight: Option<InFlight>,
-    buf: Vec<u8>,
-    spare: Vec<u8>,
+    batch: Vec<C>,
+    batch_len: usize,
     cap: usize,
     /// Position after the last byte handed to the sink.
     received: u64,
 }
 
-impl Sink {
-    fn new(file: Arc<File>, hashes: Hashes, cap: usize) -> Sink {
+impl<C: AsRef<[u8]> + Send + Sync + 'static> Sink<C> {
+    fn new(file: Arc<File>, hashes: Hashes, cap: usize) -> Sink<C> {
         Sink {
             file,
             received: hashes.len,
             hashes: Some(hashes),
             in_flight: None,
-            buf: Vec::with_capacity(cap),
-            spare: Vec::with_capacity(cap),
+            batch: Vec::new(),
+            batch_len: 0,
             cap,
         }
     }
 
-    async fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = (self.cap - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            self.received += n as u64;
-            data = &data[n..];
-            if self.buf.len() >= self.cap {
-                self.submit().await?;
-            }
+    async fn push(&mut self, chunk: C) -> io::Result<()> {
+        let n = chunk.as_ref().len();
+        if n == 0 {
+            return Ok(());
+        }
+        self.batch.push(chunk);
+        self.batch_len += n;
+        self.received += n as u64;
+        if self.batch_len >= self.cap {
+            self.submit().await?;
         }
         Ok(())
     }
 
-    /// Waits for the previous buffer, then starts writing and hashing the current one.
+    /// Waits for the previous batch, then starts writing and hashing the current one.
     async fn submit(&mut self) -> io::Result<()> {
         self.wait().await?;
-        if self.buf.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
         let Some(mut hashes) = self.hashes.take() else {
             return Err(io::Error::other("the part writer was lost"));
         };
         let before = hashes.clone();
-        let buf = Arc::new(mem::replace(&mut self.buf, mem::take(&mut self.spare)));
+        let batch = Arc::new(mem::take(&mut self.batch));
+        let (start, len) = (before.len, mem::take(&mut self.batch_len) as u64);
         let write = {
-            let (file, buf) = (self.file.clone(), buf.clone());
-            tokio::task::spawn_blocking(move || (&*file).write_all(&buf))
-        };
-        let hash = {
-            let buf = buf.clone();
+            let (file, batch) = (self.file.clone(), batch.clone());
             tokio::task::spawn_blocking(move || {
-                hashes.update(&buf);
-                hashes
+                write_all_vectored(&file, &batch)?;
+                disk::start_writeback(&file, start, len);
+                Ok(())
             })
         };
+        let hash = tokio::task::spawn_blocking(move || {
+            for chunk in batch.iter() {
+                hashes.update(chunk.as_ref());
+            }
+            hashes
+        });
         self.in_flight = Some(InFlight {
             write,
             hash,
-            buf,
             before,
         });
         Ok(())
@@ -380,13 +384,6 @@ impl Sink {
         };
         let written = f.write.await.map_err(io::Error::other).and_then(|r| r);
         let hashed = f.hash.await;
-        // Both threads are done with the buffer: reuse it.
-        if let Ok(mut buf) = Arc::try_unwrap(f.buf) {
-            buf.clear();
-            self.spare = buf;
-        } else {
-            self.spare = Vec::with_capacity(self.cap);
-        }
         match (written, hashed) {
             (Ok(()), Ok(hashes)) => {
                 self.hashes = Some(hashes);
@@ -412,4 +409,19 @@ impl Sink {
         let hashes = self.hashes.take().unwrap_or_else(|| Hashes::new(false));
         (hashes, submitted.and(waited))
     }
+}
+
+/// Appends every chunk to `file`, as few `writev` calls as the kernel allows. Blocking.
+fn write_all_vectored<C: AsRef<[u8]>>(mut file: &File, chunks: &[C]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c.as_ref())).collect();
+    let mut left: &mut [IoSlice<'_>] = &mut slices;
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
