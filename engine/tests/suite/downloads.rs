@@ -172,7 +172,15 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
         "{gets:?}"
     );
 
-    let history = engine.store().history(10).await.unwrap();
+    // The history row is written just after the preset is marked installed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let history = loop {
+        let history = engine.store().history(10).await.unwrap();
+        if history[0].1 != "running" || Instant::now() > deadline {
+            break history;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     assert_eq!(history[0].0, "pair");
     assert_eq!(history[0].1, "installed");
     assert!(history[0].3.is_some(), "finished time recorded");
