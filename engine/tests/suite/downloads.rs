@@ -185,16 +185,27 @@ async fn a_preset_installs_with_verified_files_history_activity_and_events() {
     assert_eq!(history[0].1, "installed");
     assert!(history[0].3.is_some(), "finished time recorded");
 
-    let activity = engine
-        .activity()
-        .page(
-            &engine.auth().open_caller(),
-            Some(ActivityKind::Download),
-            1,
-            10,
-        )
-        .await
-        .unwrap();
+    // So is the activity line, after the history row.
+    let activity = loop {
+        let activity = engine
+            .activity()
+            .page(
+                &engine.auth().open_caller(),
+                Some(ActivityKind::Download),
+                1,
+                10,
+            )
+            .await
+            .unwrap();
+        let done = activity
+            .entries
+            .iter()
+            .any(|e| e.message.starts_with("Installed Test pair"));
+        if done || Instant::now() > deadline {
+            break activity;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     let messages: Vec<&str> = activity
         .entries
         .iter()
