@@ -67,6 +67,15 @@ pub struct WorkerArgs {
     /// The ComfyUI this worker runs jobs on
     #[arg(long, env = "COMFYUI_URL", default_value = config::DEFAULT_COMFYUI_URL, value_name = "URL")]
     pub comfyui_url: String,
+    /// Run ComfyUI from this folder (supervised, as `serve` does); then COMFYUI_URL is ignored
+    #[arg(long, env = "COMFYUI_DIR", value_name = "DIR")]
+    pub comfyui_dir: Option<PathBuf>,
+    /// Port of the supervised ComfyUI (on 127.0.0.1)
+    #[arg(long, env = "COMFYUI_PORT", default_value_t = config::DEFAULT_COMFYUI_PORT, value_name = "PORT")]
+    pub comfyui_port: u16,
+    /// Python for the supervised ComfyUI [default: its venv/ or .venv/ if present, else python3]
+    #[arg(long, env = "COMFYUI_PYTHON", value_name = "PATH")]
+    pub comfyui_python: Option<PathBuf>,
     /// How the worker is shown on the deck [default: the host name]
     #[arg(long, env = "WORKER_NAME", value_name = "NAME")]
     pub name: Option<String>,

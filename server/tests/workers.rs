@@ -242,3 +242,99 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+/// `--comfyui-dir`: the worker runs ComfyUI itself (here the small Python ComfyUI of the
+/// custom-node tests), reports in once it answers, and stops it when it stops.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_runs_its_own_comfyui_and_stops_it_with_itself() {
+    let ws = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _deck = deck(ws.path(), port);
+    let http = reqwest::Client::new();
+    wait_for("the deck", Duration::from_secs(30), async || {
+        let r = http.get(format!("{base}/health")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    let t = token(ws.path(), "gpu-own");
+
+    let comfyui = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../comfy-standin/python/fake_comfyui/main.py"),
+        comfyui.path().join("main.py"),
+    )
+    .unwrap();
+    std::fs::create_dir(comfyui.path().join("custom_nodes")).unwrap();
+    let comfy_port = free_port();
+    let worker_dir = tempfile::tempdir().unwrap();
+    let child = clean(Command::new(BIN).arg("worker"))
+        .args(["--coordinator-url", &base, "--name", "gpu-own"])
+        .args([
+            "--comfyui-port",
+            &comfy_port.to_string(),
+            "--comfyui-python",
+            "python3",
+        ])
+        .arg("--comfyui-dir")
+        .arg(comfyui.path())
+        .env("WORKER_TOKEN", &t)
+        .arg("--workspace")
+        .arg(worker_dir.path())
+        .spawn()
+        .unwrap();
+    let mut worker = Process(child);
+
+    // It claims (and so shows up) only once its ComfyUI answers.
+    let seen = wait_for(
+        "the worker on the deck",
+        Duration::from_secs(60),
+        async || {
+            let workers: Value = http
+                .get(format!("{base}/api/workers"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            workers
+                .as_array()?
+                .iter()
+                .find(|w| w["name"] == "gpu-own" && w["state"] == "idle")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(seen["name"], "gpu-own");
+    let comfy = format!("http://127.0.0.1:{comfy_port}/system_stats");
+    assert!(http.get(&comfy).send().await.unwrap().status().is_success());
+    // The worker's folder is its ComfyUI's volume.
+    assert!(worker_dir.path().join("models").is_dir());
+    assert!(worker_dir.path().join("logs/comfyui.log").is_file());
+    let yaml =
+        std::fs::read_to_string(worker_dir.path().join("config/extra_model_paths.yaml")).unwrap();
+    assert!(
+        yaml.contains(&worker_dir.path().display().to_string()),
+        "{yaml}"
+    );
+
+    // Ctrl-C: the worker stops, and its ComfyUI with it.
+    let pid = worker.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while worker.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(worker.0.try_wait().unwrap().unwrap().success());
+    worker.kill_9();
+    wait_for("its ComfyUI to stop", Duration::from_secs(10), async || {
+        http.get(&comfy).send().await.is_err().then_some(())
+    })
+    .await;
+}

@@ -45,6 +45,9 @@ pub struct WorkerConfig {
     /// Where the worker keeps its own small database.
     pub workspace: PathBuf,
     pub install_missing: bool,
+    /// Run ComfyUI itself (`--comfyui-dir`), with the workspace's folders, restarted when it
+    /// exits and stopped with the worker; `comfyui_url` is then where it listens.
+    pub supervise: Option<crate::comfy::supervisor::SupervisorConfig>,
 }
 
 /// The deck, as the worker talks to it.
@@ -130,6 +133,20 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
     let store = Store::open(&config.workspace.join("comfydeck-worker.sqlite3"))
         .await
         .map_err(|e| JobError::Corrupt(e.to_string()))?;
+    let supervisor = match &config.supervise {
+        Some(supervise) => {
+            // The worker's folder is its ComfyUI's volume: models, input, output, the log.
+            let layout = crate::workspace::WorkspaceLayout::new(&config.workspace);
+            crate::workspace::create_tree(&layout)
+                .and_then(|()| crate::workspace::write_extra_model_paths(&layout).map(|_| ()))
+                .map_err(|e| JobError::Invalid(e.to_string()))?;
+            tracing::info!(dir = %supervise.comfyui_dir.display(), port = supervise.port, "starting ComfyUI");
+            Some(crate::comfy::supervisor::Supervisor::start(
+                supervise.clone(),
+            ))
+        }
+        None => None,
+    };
     let comfy = ComfyClient::new(&config.comfyui_url);
     let events = EventBus::new();
     let bridge = Bridge::new(
@@ -184,6 +201,9 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
             Ok(None) => continue,
             Err(CallError::Unauthorized(message)) => {
                 bridge.stop();
+                if let Some(supervisor) = &supervisor {
+                    supervisor.shutdown().await;
+                }
                 return Err(JobError::Coordinator(format!(
                     "the deck refused this worker's token: {message}"
                 )));
@@ -201,6 +221,9 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
         run_job(&coordinator, &bridge, &events, job, &stop).await;
     }
     bridge.stop();
+    if let Some(supervisor) = supervisor {
+        supervisor.shutdown().await;
+    }
     Ok(())
 }
 

@@ -16,9 +16,30 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         &args.coordinator_url,
     )
     .map_err(anyhow::Error::msg)?;
-    let comfyui_url =
-        engine::config::normalize_base_url("--comfyui-url / COMFYUI_URL", &args.comfyui_url)
-            .map_err(anyhow::Error::msg)?;
+    // ComfyUI resolves the model paths file's relative paths against its own folder.
+    let workspace = std::path::absolute(&args.workspace)
+        .with_context(|| format!("--workspace {}", args.workspace.display()))?;
+    let supervised = args
+        .comfyui_dir
+        .as_ref()
+        .filter(|d| !d.as_os_str().is_empty());
+    let comfyui_url = match supervised {
+        Some(_) => format!("http://127.0.0.1:{}", args.comfyui_port),
+        None => {
+            engine::config::normalize_base_url("--comfyui-url / COMFYUI_URL", &args.comfyui_url)
+                .map_err(anyhow::Error::msg)?
+        }
+    };
+    let supervise = supervised.map(|dir| {
+        let layout = engine::workspace::WorkspaceLayout::new(&workspace);
+        let mut config = engine::comfy::supervisor::SupervisorConfig::new(dir.clone(), &layout);
+        config.port = args.comfyui_port;
+        config.python = args
+            .comfyui_python
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty());
+        config
+    });
     if args.worker_token.trim().is_empty() {
         anyhow::bail!("--worker-token / WORKER_TOKEN is empty: create one with `comfydeck workers token create NAME` on the deck");
     }
@@ -37,8 +58,9 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         token: Secret::new(args.worker_token.trim()),
         name,
         comfyui_url,
-        workspace: args.workspace,
+        workspace,
         install_missing: false,
+        supervise,
     };
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
