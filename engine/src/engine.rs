@@ -206,7 +206,7 @@ impl Engine {
             Some(url) => QueueStore::Redis(RedisQueue::connect(url).await.map_err(|e| {
                 EngineError::Queue(format!(
                     "the job queue at {} cannot be reached: {e}",
-                    redact_url(url)
+                    crate::secret::redact_url(url)
                 ))
             })?),
             None => QueueStore::Sqlite(SqliteQueue::new(store.clone())),
@@ -545,15 +545,4 @@ async fn stable_client_id(store: &Store) -> Result<String, EngineError> {
         .write_settings(&[(KEY, Some(id.clone()))], crate::clock::now_ms())
         .await?;
     Ok(id)
-}
-
-/// A Redis URL fit for messages: the password, if any, is not shown.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
 }

@@ -1,4 +1,5 @@
-//! [`Secret`]: a password, token or API key that never shows itself in `Debug` output or logs.
+//! [`Secret`]: a password, token or API key that never shows itself in `Debug` output or logs;
+//! [`redact_url`]: a URL without the credentials it may carry.
 
 use std::fmt;
 
@@ -19,6 +20,18 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(…)")
+    }
+}
+
+/// A URL with any user name and password removed, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -108,14 +108,34 @@ fn check_output_name(name: &str) -> Result<(), JobError> {
     let bad = name.is_empty()
         || name.len() > 255
         || name.starts_with('.')
-        || name.contains(['/', '\\', '\0'])
-        || name == "..";
+        || name.contains(['/', '\\', '\0']);
     if bad {
         return Err(JobError::Invalid(format!(
             "output name {name:?} is not a plain file name"
         )));
     }
     Ok(())
+}
+
+/// A worker's row as administrators see it: offline once its lease has passed unheard.
+fn worker_view(w: WorkerRow, now: i64, lease: i64) -> WorkerView {
+    WorkerView {
+        state: if now - w.last_heartbeat_ms > lease {
+            "offline"
+        } else if w.current_job.is_some() {
+            "busy"
+        } else {
+            "idle"
+        }
+        .to_string(),
+        name: w.name,
+        gpu: w.gpu,
+        vram_mb: w.vram_mb,
+        current_job: w.current_job,
+        last_heartbeat_ms: w.last_heartbeat_ms,
+        jobs_done: w.jobs_done,
+        models: w.models,
+    }
 }
 
 fn percentile(sorted: &[i64], pct: usize) -> Option<i64> {
@@ -470,30 +490,13 @@ impl JobService {
     }
 
     async fn workers_now(&self) -> Result<Vec<WorkerView>, JobError> {
-        let now = now_ms();
-        let lease = self.lease_ms();
+        let (now, lease) = (now_ms(), self.lease_ms());
         Ok(self
             .queue
             .workers()
             .await?
             .into_iter()
-            .map(|w| WorkerView {
-                state: if now - w.last_heartbeat_ms > lease {
-                    "offline"
-                } else if w.current_job.is_some() {
-                    "busy"
-                } else {
-                    "idle"
-                }
-                .to_string(),
-                name: w.name,
-                gpu: w.gpu,
-                vram_mb: w.vram_mb,
-                current_job: w.current_job,
-                last_heartbeat_ms: w.last_heartbeat_ms,
-                jobs_done: w.jobs_done,
-                models: w.models,
-            })
+            .map(|w| worker_view(w, now, lease))
             .collect())
     }
 
@@ -887,30 +890,25 @@ impl JobService {
     /// Adds what is computed per request: place in line and what a pending job waits for.
     async fn decorate(&self, records: Vec<JobRecord>) -> Result<Vec<JobView>, JobError> {
         let any_pending = records.iter().any(|r| r.view.state == JobState::Pending);
-        let (positions, workers) = if any_pending {
+        // What a pending job waits for needs the line and the connected workers, read once.
+        let (positions, workers, install_anywhere) = if any_pending {
             let (cursor, lines) = self.queue.pending_lines().await?;
-            let workers: Vec<WorkerView> = self
-                .workers_now()
-                .await?
+            let (now, lease) = (now_ms(), self.lease_ms());
+            let rows = self.queue.workers().await?;
+            // A connected worker that takes any job (it installs what is missing, or it is
+            // the embedded deck's own ComfyUI) leaves nothing to wait for but one's turn.
+            let install_anywhere = rows
+                .iter()
+                .any(|w| w.install_missing && now - w.last_heartbeat_ms <= lease);
+            let workers: Vec<WorkerView> = rows
                 .into_iter()
+                .map(|w| worker_view(w, now, lease))
                 .filter(|w| w.state != "offline")
                 .collect();
-            (rules::positions(&lines, cursor), workers)
+            (rules::positions(&lines, cursor), workers, install_anywhere)
         } else {
             Default::default()
         };
-        // A connected worker that takes any job (it installs what is missing, or it is the
-        // embedded deck's own ComfyUI) leaves nothing to wait for but one's turn.
-        let (now, lease) = (now_ms(), self.lease_ms());
-        let install_anywhere = self
-            .queue
-            .workers()
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .any(|w| w.install_missing && now - w.last_heartbeat_ms <= lease)
-            })
-            .unwrap_or(false);
         // The embedded deck's worker is its own ComfyUI, which claims only while it answers.
         let nobody_to_run = match self.queue {
             QueueStore::Sqlite(_) => "waiting for ComfyUI to answer",
