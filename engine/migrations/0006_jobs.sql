@@ -49,6 +49,8 @@ CREATE TABLE workers (
     vram_mb            INTEGER,
     models_json        TEXT NOT NULL DEFAULT '[]',
     install_missing    INTEGER NOT NULL DEFAULT 0,
+    -- With install_missing: the files it can install (JSON list); NULL: any file.
+    installable_json   TEXT,
     current_job        INTEGER,
     last_heartbeat_ms  INTEGER NOT NULL,
     jobs_done          INTEGER NOT NULL DEFAULT 0

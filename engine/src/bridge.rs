@@ -206,18 +206,10 @@ impl Bridge {
             }
             PromptEventKind::Preview {
                 node, mime, bytes, ..
-            } => {
-                let seq = {
-                    let mut previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
-                    let seq = previews.get(prompt_id).map(|p| p.2 + 1).unwrap_or(1);
-                    previews.insert(prompt_id.to_string(), (mime, bytes, seq));
-                    seq
-                };
-                RunEventKind::Preview {
-                    node,
-                    url: comfy_preview_url(prompt_id, seq),
-                }
-            }
+            } => RunEventKind::Preview {
+                node,
+                url: self.put_preview(prompt_id, mime, bytes),
+            },
             PromptEventKind::ProgressText { node, text } => {
                 RunEventKind::ProgressText { node, text }
             }
@@ -257,6 +249,11 @@ impl Bridge {
             PromptEventKind::Interrupted { node, .. } => RunEventKind::Interrupted { node },
             _ => return None,
         })
+    }
+
+    /// Reads `/object_info` again next time (model files were added: its choices changed).
+    pub fn forget_object_info(&self) {
+        *self.object_info.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// `/object_info`, cached until ComfyUI reconnects (a restart may add custom nodes).
@@ -611,6 +608,15 @@ impl Bridge {
             started_at_ms: entry.started_at_ms,
             ended_at_ms: entry.ended_at_ms,
         })
+    }
+
+    /// Keeps `bytes` as the newest preview of a prompt (from this ComfyUI's socket, or
+    /// uploaded by a remote worker) and returns the URL browsers fetch it from.
+    pub fn put_preview(&self, prompt_id: &str, mime: String, bytes: ImageBytes) -> String {
+        let mut previews = self.previews.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = previews.get(prompt_id).map(|p| p.2 + 1).unwrap_or(1);
+        previews.insert(prompt_id.to_string(), (mime, bytes, seq));
+        comfy_preview_url(prompt_id, seq)
     }
 
     /// The newest preview image of a prompt.

@@ -218,6 +218,7 @@ impl Engine {
             events.clone(),
             config.job_limits.clone(),
             Arc::clone(&gallery),
+            Arc::clone(&bridge),
         ));
         phase("job queue", t);
         let generator = Arc::new(Generator::new(

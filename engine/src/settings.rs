@@ -82,21 +82,31 @@ impl Settings {
 
     /// The tokens downloads may use, each scoped to its own hosts.
     fn credentials(&self, config: &Config) -> Credentials {
-        let mut tokens = Vec::new();
-        if let Some(token) = &self.hf_token {
-            tokens.push(ScopedToken {
-                hosts: config.hf_token_hosts(),
-                token: token.clone(),
-            });
-        }
-        if let Some(token) = &self.civitai_token {
-            tokens.push(ScopedToken {
-                hosts: vec!["civitai.com".to_string(), "www.civitai.com".to_string()],
-                token: token.clone(),
-            });
-        }
-        Credentials { tokens }
+        download_credentials(config, self.hf_token.clone(), self.civitai_token.clone())
     }
+}
+
+/// The download tokens, each scoped to the hosts it belongs to (a worker's come from its
+/// environment, a deck's from its settings).
+pub fn download_credentials(
+    config: &Config,
+    hf_token: Option<Secret>,
+    civitai_token: Option<Secret>,
+) -> Credentials {
+    let mut tokens = Vec::new();
+    if let Some(token) = hf_token {
+        tokens.push(ScopedToken {
+            hosts: config.hf_token_hosts(),
+            token,
+        });
+    }
+    if let Some(token) = civitai_token {
+        tokens.push(ScopedToken {
+            hosts: vec!["civitai.com".to_string(), "www.civitai.com".to_string()],
+            token,
+        });
+    }
+    Credentials { tokens }
 }
 
 /// The download credentials saved in a workspace's settings (for a read-only view of it).

@@ -79,7 +79,23 @@ pub struct WorkerArgs {
     /// How the worker is shown on the deck [default: the host name]
     #[arg(long, env = "WORKER_NAME", value_name = "NAME")]
     pub name: Option<String>,
-    /// Where the worker keeps its small state database
+    /// Take jobs whose model files this worker lacks when presets of its catalog provide them,
+    /// and install those presets into the workspace's models folder first
+    #[arg(long, env = "WORKER_INSTALL_MISSING")]
+    pub install_missing: bool,
+    /// Hugging Face token for --install-missing (sent only to Hugging Face)
+    #[arg(long, env = "HF_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub hf_token: Option<String>,
+    /// Civitai token for --install-missing (sent only to civitai.com)
+    #[arg(
+        long,
+        env = "CIVITAI_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub civitai_token: Option<String>,
+    /// Where the worker keeps its state database, and (with --comfyui-dir or
+    /// --install-missing) its ComfyUI's models, input and output
     #[arg(
         long,
         env = "WORKER_WORKSPACE",

@@ -1,5 +1,5 @@
 //! The worker protocol over HTTP: claim (long-poll), heartbeat (long-poll for a cancel),
-//! events, output upload, complete, fail. Every call carries the worker's token
+//! events, previews, output upload, complete, fail. Every call carries the worker's token
 //! (`Authorization: Bearer …`); every call about a job carries its claim's fence, and a stale
 //! one answers 409. The decisions are the engine's `JobService`.
 
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
 use engine::jobs::worker::{
-    CLAIM_PATH, COMPLETE_PATH, EVENTS_PATH, FAIL_PATH, HEARTBEAT_PATH, OUTPUT_PATH,
+    CLAIM_PATH, COMPLETE_PATH, EVENTS_PATH, FAIL_PATH, HEARTBEAT_PATH, OUTPUT_PATH, PREVIEW_PATH,
 };
 use engine::jobs::JobError;
 use engine::model::*;
@@ -30,6 +30,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, HEARTBEAT_PATH),
     (Method::POST, EVENTS_PATH),
     (Method::PUT, OUTPUT_PATH),
+    (Method::PUT, PREVIEW_PATH),
     (Method::POST, COMPLETE_PATH),
     (Method::POST, FAIL_PATH),
 ];
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route(HEARTBEAT_PATH, post(heartbeat))
         .route(EVENTS_PATH, post(events))
         .route(OUTPUT_PATH, put(output))
+        .route(PREVIEW_PATH, put(preview))
         .route(COMPLETE_PATH, post(complete))
         .route(FAIL_PATH, post(fail))
 }
@@ -146,6 +148,49 @@ async fn output(
         .await
     {
         Ok(output) => Json(output).into_response(),
+        Err(e) => fail_with(&state, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    job_id: i64,
+    fence: i64,
+    #[serde(default)]
+    node: Option<String>,
+}
+
+/// The newest preview of a running job, as the image's bytes with its `Content-Type`.
+async fn preview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = worker(&state, &headers).await {
+        return fail_with(&state, e);
+    }
+    let Ok(Query(query)) = query else {
+        return fail_with(
+            &state,
+            JobError::Invalid("the preview needs ?job_id=…&fence=…".to_string()),
+        );
+    };
+    let mime = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let fence = JobFence {
+        job_id: query.job_id,
+        fence: query.fence,
+    };
+    match state
+        .engine
+        .jobs()
+        .relay_preview(fence, query.node, mime, body.to_vec())
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => fail_with(&state, e),
     }
 }

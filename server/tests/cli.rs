@@ -4,11 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+mod support;
 use sha2::{Digest, Sha256};
+use support::{file_server, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_comfydeck");
 
@@ -29,27 +27,6 @@ fn comfydeck(workspace: &Path, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Serves `/model.bin` (the given bytes, with a length and an ETag) until the test ends.
-async fn file_server(body: Vec<u8>) -> String {
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..16]);
-    let app = Router::new().route(
-        "/model.bin",
-        get(move || {
-            let body = body.clone();
-            let etag = etag.clone();
-            async move {
-                let mut headers = HeaderMap::new();
-                headers.insert(header::ETAG, etag.parse().unwrap());
-                (StatusCode::OK, headers, body).into_response()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/model.bin")
 }
 
 #[test]
@@ -253,15 +230,6 @@ fn workflow_to_api_prints_the_frontends_prompt_or_fails_clearly() {
     let message = text(&out.stderr);
     assert!(message.contains("cannot be converted"), "{message}");
     assert!(message.contains("NoSuchNode"), "{message}");
-}
-
-/// A free loopback port (bound, read and released; the server binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `comfydeck users …` with standard input (for `--password-stdin`).

@@ -1,7 +1,9 @@
 //! The team queue with real processes: a `comfydeck serve` deck, worker tokens made with the
 //! CLI while it runs, and `comfydeck worker` processes each on its own ComfyUI stand-in. A
 //! worker is killed with -9 in the middle of a job; another finishes it, with one set of
-//! outputs uploaded to the deck. Wrong and revoked tokens answer 401.
+//! outputs uploaded to the deck. Wrong and revoked tokens answer 401. A job needing a file no
+//! worker has waits for one, and a worker with `--install-missing` installs the preset that
+//! provides it (from a local file server) and runs it.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,15 +12,11 @@ use std::time::{Duration, Instant};
 use comfy_standin::{fixture_dir, ComfyStandin, StandinConfig};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_comfydeck");
+mod support;
+use support::redis::RedisServer;
+use support::{file_server, free_port};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_comfydeck");
 
 /// A child process killed (-9) when the test ends, however it ends.
 struct Process(Child);
@@ -48,8 +46,9 @@ fn clean(command: &mut Command) -> &mut Command {
         .stderr(Stdio::null())
 }
 
-fn deck(workspace: &Path, port: u16) -> Process {
+fn deck(workspace: &Path, port: u16, extra: &[&str]) -> Process {
     let child = clean(Command::new(BIN).args(["serve", "--port", &port.to_string()]))
+        .args(extra)
         .arg("--workspace")
         .arg(workspace)
         .args([
@@ -63,7 +62,14 @@ fn deck(workspace: &Path, port: u16) -> Process {
     Process(child)
 }
 
-fn worker(deck: &str, token: &str, comfyui: &str, name: &str, workspace: &Path) -> Process {
+fn worker(
+    deck: &str,
+    token: &str,
+    comfyui: &str,
+    name: &str,
+    workspace: &Path,
+    extra: &[&str],
+) -> Process {
     let child = clean(Command::new(BIN).arg("worker"))
         .args([
             "--coordinator-url",
@@ -73,6 +79,7 @@ fn worker(deck: &str, token: &str, comfyui: &str, name: &str, workspace: &Path) 
             "--name",
             name,
         ])
+        .args(extra)
         .env("WORKER_TOKEN", token)
         .arg("--workspace")
         .arg(workspace)
@@ -82,7 +89,13 @@ fn worker(deck: &str, token: &str, comfyui: &str, name: &str, workspace: &Path) 
 }
 
 fn token(workspace: &Path, name: &str) -> String {
+    token_in(workspace, name, &[])
+}
+
+/// A worker token made with the CLI (`extra`: `--queue-url` for a Redis queue's tokens).
+fn token_in(workspace: &Path, name: &str, extra: &[&str]) -> String {
     let out = clean(Command::new(BIN).args(["workers", "token", "create", name]))
+        .args(extra)
         .arg("--workspace")
         .arg(workspace)
         .stdout(Stdio::piped())
@@ -138,13 +151,9 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
     let ws = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _deck = deck(ws.path(), port);
+    let _deck = deck(ws.path(), port, &[]);
     let http = reqwest::Client::new();
-    wait_for("the deck", Duration::from_secs(30), async || {
-        let r = http.get(format!("{base}/health")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    deck_ready(&http, &base).await;
 
     // Tokens are made while the deck runs; a wrong one is refused.
     let (t1, t2) = (token(ws.path(), "gpu-1"), token(ws.path(), "gpu-2"));
@@ -172,7 +181,7 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
     assert_eq!(submitted["position"], 1);
 
     let w1_dir = tempfile::tempdir().unwrap();
-    let mut w1 = worker(&base, &t1, &slow.url(), "gpu-1", w1_dir.path());
+    let mut w1 = worker(&base, &t1, &slow.url(), "gpu-1", w1_dir.path(), &[]);
     wait_for(
         "gpu-1 to run the job",
         Duration::from_secs(30),
@@ -197,7 +206,7 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
     w1.kill_9();
 
     let w2_dir = tempfile::tempdir().unwrap();
-    let _w2 = worker(&base, &t2, &fast.url(), "gpu-2", w2_dir.path());
+    let _w2 = worker(&base, &t2, &fast.url(), "gpu-2", w2_dir.path(), &[]);
     let done = wait_for(
         "gpu-2 to finish the job",
         Duration::from_secs(60),
@@ -250,13 +259,9 @@ async fn a_worker_runs_its_own_comfyui_and_stops_it_with_itself() {
     let ws = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _deck = deck(ws.path(), port);
+    let _deck = deck(ws.path(), port, &[]);
     let http = reqwest::Client::new();
-    wait_for("the deck", Duration::from_secs(30), async || {
-        let r = http.get(format!("{base}/health")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    deck_ready(&http, &base).await;
     let t = token(ws.path(), "gpu-own");
 
     let comfyui = tempfile::tempdir().unwrap();
@@ -337,4 +342,220 @@ async fn a_worker_runs_its_own_comfyui_and_stops_it_with_itself() {
         http.get(&comfy).send().await.is_err().then_some(())
     })
     .await;
+}
+
+async fn deck_ready(http: &reqwest::Client, base: &str) {
+    wait_for("the deck", Duration::from_secs(30), async || {
+        let r = http.get(format!("{base}/health")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _deck = deck(ws.path(), port, &[]);
+    let http = reqwest::Client::new();
+    deck_ready(&http, &base).await;
+    let (bare_token, installer_token) = (
+        token(ws.path(), "gpu-bare"),
+        token(ws.path(), "gpu-installs"),
+    );
+
+    // The recorded run, with a loader of `vae/pixel_space` (a choice the recorded ComfyUI
+    // offers, so its ComfyUI takes the prompt once the file is there).
+    let bare_comfy = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let mut workflow = bare_comfy.fixtures().prompt_of("post_prompt_ok");
+    workflow["9"] = json!({"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}});
+    let submitted: Value = http
+        .post(format!("{base}/api/jobs/submit"))
+        .json(&json!({"workflow": workflow, "name": "needs a file"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["job_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{submitted}"));
+    assert_eq!(
+        job(&http, &base, id).await["required_models"],
+        json!(["vae/pixel_space"])
+    );
+
+    // A worker without the file (and not installing) leaves the job waiting, and says why.
+    let bare_dir = tempfile::tempdir().unwrap();
+    let _bare = worker(
+        &base,
+        &bare_token,
+        &bare_comfy.url(),
+        "gpu-bare",
+        bare_dir.path(),
+        &[],
+    );
+    let waiting = wait_for(
+        "the job to wait for the file",
+        Duration::from_secs(30),
+        async || {
+            let j = job(&http, &base, id).await;
+            (j["waiting_for"] == "waiting for a worker with pixel_space").then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(waiting["state"], "pending", "{waiting}");
+
+    // A worker whose catalog has a preset with the file installs it, then runs the job.
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let url = file_server(body.clone()).await;
+    let installer_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(installer_dir.path().join("config")).unwrap();
+    std::fs::write(
+        installer_dir.path().join("config/presets.yaml"),
+        format!(
+            "presets:\n  PIXEL_SPACE_TEST:\n    name: Pixel space (test)\n    category: Image Generation\n    type: image\n    description: one small file\n    files:\n    - path: vae/pixel_space\n      url: {url}\n      size: {}\n",
+            body.len()
+        ),
+    )
+    .unwrap();
+    // Its ComfyUI's model folders are the worker's workspace's.
+    let installer_comfy = ComfyStandin::start(StandinConfig {
+        base_dir: Some(installer_dir.path().to_path_buf()),
+        ..StandinConfig::new(fixture_dir())
+    })
+    .await
+    .unwrap();
+    let _installer = worker(
+        &base,
+        &installer_token,
+        &installer_comfy.url(),
+        "gpu-installs",
+        installer_dir.path(),
+        &["--install-missing"],
+    );
+    let done = wait_for(
+        "the installing worker to run the job",
+        Duration::from_secs(60),
+        async || {
+            let j = job(&http, &base, id).await;
+            matches!(j["state"].as_str(), Some("succeeded" | "failed")).then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["worker"], "gpu-installs", "{done}");
+    assert_eq!(done["attempts"], 1, "{done}");
+    let installed = installer_dir.path().join("models/vae/pixel_space");
+    assert_eq!(std::fs::read(&installed).unwrap(), body);
+    // The prompt reached its ComfyUI only after the file was there (one submission).
+    let prompts = installer_comfy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri.starts_with("/prompt"))
+        .count();
+    assert_eq!(prompts, 1);
+    assert!(bare_comfy
+        .requests()
+        .iter()
+        .all(|r| !(r.method == "POST" && r.uri.starts_with("/prompt"))));
+    // The worker now reports the file it installed.
+    let workers: Value = http
+        .get(format!("{base}/api/workers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let installer = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "gpu-installs")
+        .unwrap();
+    assert_eq!(installer["jobs_done"], 1, "{installer}");
+}
+
+/// Two `serve` processes on one Redis, each with its own workspace: a job submitted to one is
+/// seen live by a browser of the other, and a worker of the other runs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_decks_on_one_redis_serve_one_queue_live() {
+    use futures::StreamExt;
+    let redis = RedisServer::start();
+    let queue = ["--queue-url", &redis.url()];
+    let (ws1, ws2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (p1, p2) = (free_port(), free_port());
+    let _one = deck(ws1.path(), p1, &queue);
+    let _two = deck(ws2.path(), p2, &queue);
+    let (one, two) = (
+        format!("http://127.0.0.1:{p1}"),
+        format!("http://127.0.0.1:{p2}"),
+    );
+    let http = reqwest::Client::new();
+    deck_ready(&http, &one).await;
+    deck_ready(&http, &two).await;
+
+    // A browser of the second deck.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{p2}/ws"))
+        .await
+        .unwrap();
+    let comfy = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let submitted: Value = http
+        .post(format!("{one}/api/jobs/submit"))
+        .json(
+            &json!({"workflow": comfy.fixtures().prompt_of("post_prompt_ok"), "name": "from one"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["job_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{submitted}"));
+    let seen = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.into_text() else {
+                continue;
+            };
+            let Ok(event) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if event["type"] == "job" && event["data"]["id"] == id {
+                return event["data"].clone();
+            }
+        }
+        panic!("the socket closed");
+    })
+    .await
+    .expect("the second deck's browser hears of the first deck's job");
+    assert_eq!(seen["workflow_name"], "from one", "{seen}");
+    let listed: Value = http
+        .get(format!("{two}/api/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"][0]["id"], id, "{listed}");
+
+    // A worker of the second deck (its token is in Redis) runs it; the first deck sees it done.
+    let t = token_in(ws2.path(), "gpu-shared", &queue);
+    let worker_dir = tempfile::tempdir().unwrap();
+    let _worker = worker(&two, &t, &comfy.url(), "gpu-shared", worker_dir.path(), &[]);
+    let done = wait_for("the job to succeed", Duration::from_secs(60), async || {
+        let j = job(&http, &one, id).await;
+        (j["state"] == "succeeded").then_some(j)
+    })
+    .await;
+    assert_eq!(done["worker"], "gpu-shared", "{done}");
 }

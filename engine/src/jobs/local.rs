@@ -47,6 +47,8 @@ pub fn spawn(
                 vram_mb,
                 models: Vec::new(),
                 install_missing: true,
+                // Any file: a run was checked against ComfyUI's models when it was queued.
+                installable: None,
             };
             let job = match jobs.claim(&hello, super::service::MAX_CLAIM_WAIT).await {
                 Ok(Some(job)) => job,

@@ -7,6 +7,7 @@
 //! What happens to a job is decided here, once ([`rules`]); the two stores only apply those
 //! decisions atomically, each checking the fence itself.
 
+mod install;
 pub mod local;
 mod redis_queue;
 pub mod rules;
@@ -110,6 +111,7 @@ pub struct WorkerRow {
     pub vram_mb: Option<u64>,
     pub models: Vec<String>,
     pub install_missing: bool,
+    pub installable: Option<Vec<String>>,
     pub current_job: Option<i64>,
     pub last_heartbeat_ms: i64,
     pub jobs_done: u64,

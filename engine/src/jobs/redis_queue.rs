@@ -57,7 +57,8 @@ redis.call('HSET', p..'prompts', ARGV[8], id)
 return id
 "#;
 
-// ARGV: now, lease_ms, max_running (-1: none), install_missing, worker, models…
+// ARGV: now, lease_ms, max_running (-1: none), any ('1': the worker takes every job), worker,
+// the files it has or installs… (`rules::fits` is the rule; this is its Redis side).
 const CLAIM: &str = r#"
 local p = 'comfydeck:'
 local now = tonumber(ARGV[1])
@@ -273,6 +274,8 @@ struct StoredWorker {
     vram_mb: Option<u64>,
     models: Vec<String>,
     install_missing: bool,
+    #[serde(default)]
+    installable: Option<Vec<String>>,
     current_job: Option<i64>,
     last_heartbeat_ms: i64,
 }
@@ -358,10 +361,21 @@ impl RedisQueue {
             .arg(now_ms)
             .arg(lease_ms)
             .arg(max_running_per_user.map_or(-1, |m| m as i64))
-            .arg(if worker.install_missing { "1" } else { "0" })
+            .arg(
+                if super::rules::takes_any(worker.install_missing, worker.installable.as_deref()) {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .arg(&worker.name);
         for model in &worker.models {
             invocation.arg(model);
+        }
+        if worker.install_missing {
+            for model in worker.installable.iter().flatten() {
+                invocation.arg(model);
+            }
         }
         let claimed: Option<(i64, i64)> = invocation.invoke_async(&mut conn).await?;
         match claimed {
@@ -584,6 +598,7 @@ impl RedisQueue {
             vram_mb: row.vram_mb,
             models: row.models.clone(),
             install_missing: row.install_missing,
+            installable: row.installable.clone(),
             current_job: row.current_job,
             last_heartbeat_ms: row.last_heartbeat_ms,
         };
@@ -613,6 +628,7 @@ impl RedisQueue {
                 vram_mb: w.vram_mb,
                 models: w.models,
                 install_missing: w.install_missing,
+                installable: w.installable,
                 current_job: w.current_job,
                 last_heartbeat_ms: w.last_heartbeat_ms,
             })

@@ -100,6 +100,26 @@ pub fn after_success(record: &JobRecord) -> Settlement {
     }
 }
 
+/// Whether a worker takes every job whatever it needs: it installs what it lacks and may
+/// install anything (the embedded deck's own worker, whose runs are checked at submit).
+pub fn takes_any(install_missing: bool, installable: Option<&[String]>) -> bool {
+    install_missing && installable.is_none()
+}
+
+/// Whether a worker may take a job needing `required` (`folder/file` each): it has every
+/// file, or it installs what it lacks (`install_missing`) and each is one it can install.
+pub fn fits(
+    models: &[String],
+    install_missing: bool,
+    installable: Option<&[String]>,
+    required: &[String],
+) -> bool {
+    takes_any(install_missing, installable)
+        || required.iter().all(|m| {
+            models.contains(m) || (install_missing && installable.is_some_and(|l| l.contains(m)))
+        })
+}
+
 /// Sort key inside one person's line: higher priority first, then older first.
 pub fn line_score(priority: i64, id: i64) -> f64 {
     let priority = priority.clamp(*super::PRIORITY_RANGE.start(), *super::PRIORITY_RANGE.end());
@@ -142,6 +162,28 @@ fn round_order(user: i64, cursor: i64) -> (bool, i64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_worker_fits_a_job_whose_files_it_has_or_can_install() {
+        use super::fits;
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let need = v(&["checkpoints/a.safetensors", "vae/b.sft"]);
+        let has_a = v(&["checkpoints/a.safetensors"]);
+        assert!(!fits(&has_a, false, None, &need));
+        assert!(fits(
+            &v(&["checkpoints/a.safetensors", "vae/b.sft"]),
+            false,
+            None,
+            &need
+        ));
+        // Installable files count only for a worker that installs.
+        assert!(!fits(&has_a, false, Some(&v(&["vae/b.sft"])), &need));
+        assert!(fits(&has_a, true, Some(&v(&["vae/b.sft"])), &need));
+        assert!(!fits(&has_a, true, Some(&v(&["vae/c.sft"])), &need));
+        // The deck's own worker takes everything.
+        assert!(fits(&[], true, None, &need));
+        assert!(fits(&[], false, None, &[]));
+    }
+
     use super::*;
     use crate::jobs::JobPayload;
     use crate::model::JobView;

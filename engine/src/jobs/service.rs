@@ -72,6 +72,10 @@ pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(25);
 const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How often expired leases are looked for (claims look too).
 const REAP_INTERVAL: Duration = Duration::from_secs(2);
+/// What a worker's preview may be (what ComfyUI's preview frames are).
+const PREVIEW_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
+/// The largest preview a worker may upload.
+pub const MAX_PREVIEW_BYTES: usize = 8 << 20;
 /// The longest a heartbeat waits for a cancel before answering.
 pub const MAX_HEARTBEAT_WAIT: Duration = Duration::from_secs(10);
 
@@ -83,6 +87,9 @@ pub struct JobService {
     limits: JobLimits,
     /// Uploaded outputs land in its folder, `jobs/<job id>/<file>`, and in the owner's gallery.
     gallery: Arc<GalleryService>,
+    /// Keeps the previews remote workers upload, beside the deck's own ComfyUI's, so one
+    /// route serves both.
+    bridge: Arc<crate::bridge::Bridge>,
     /// Tells this deck's own messages apart on the shared Redis channel.
     deck_id: String,
     /// Wakes waiting claims when this deck queues a job (other decks' jobs are polled).
@@ -115,6 +122,32 @@ fn check_output_name(name: &str) -> Result<(), JobError> {
         )));
     }
     Ok(())
+}
+
+/// What one deck tells the others on the shared Redis channel: a job or run event, or a
+/// remote worker's preview (whose bytes each deck keeps, so any of them can serve it).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeckMessage {
+    origin: String,
+    #[serde(default)]
+    event: Option<Event>,
+    #[serde(default)]
+    preview: Option<SharedPreview>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedPreview {
+    prompt_id: String,
+    node: Option<String>,
+    mime: String,
+    /// Base64.
+    data: String,
+}
+
+impl DeckMessage {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// A worker's row as administrators see it: offline once its lease has passed unheard.
@@ -154,6 +187,7 @@ impl JobService {
         events: EventBus,
         limits: JobLimits,
         gallery: Arc<GalleryService>,
+        bridge: Arc<crate::bridge::Bridge>,
     ) -> JobService {
         JobService {
             queue,
@@ -162,6 +196,7 @@ impl JobService {
             events,
             limits,
             gallery,
+            bridge,
             deck_id: hex::encode(rand::random::<[u8; 8]>()),
             submitted: Notify::new(),
         }
@@ -602,6 +637,7 @@ impl JobService {
                 vram_mb: hello.vram_mb,
                 models: hello.models.clone(),
                 install_missing: hello.install_missing,
+                installable: hello.installable.clone(),
                 current_job,
                 last_heartbeat_ms: now_ms(),
                 jobs_done: 0,
@@ -661,6 +697,59 @@ impl JobService {
                 event,
             }));
         }
+        Ok(())
+    }
+
+    /// The newest preview of a running job's prompt, uploaded by its worker: kept for
+    /// `GET /api/comfy/preview/{prompt_id}` (on every deck, with Redis) and announced to the
+    /// owner like a preview of the deck's own ComfyUI.
+    pub async fn relay_preview(
+        &self,
+        fence: JobFence,
+        node: Option<String>,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), JobError> {
+        let mime = PREVIEW_TYPES
+            .iter()
+            .find(|t| mime.eq_ignore_ascii_case(t))
+            .ok_or_else(|| {
+                JobError::Invalid(format!(
+                    "a preview is one of {}, not {mime:?}",
+                    PREVIEW_TYPES.join(", ")
+                ))
+            })?;
+        if bytes.is_empty() || bytes.len() > MAX_PREVIEW_BYTES {
+            return Err(JobError::Invalid(format!(
+                "a preview has 1 to {MAX_PREVIEW_BYTES} bytes, not {}",
+                bytes.len()
+            )));
+        }
+        let record = self.fenced(fence.job_id, fence.fence).await?;
+        let prompt_id = record.view.prompt_id;
+        if let QueueStore::Redis(redis) = &self.queue {
+            use base64::Engine as _;
+            let message = DeckMessage {
+                origin: self.deck_id.clone(),
+                event: None,
+                preview: Some(SharedPreview {
+                    prompt_id: prompt_id.clone(),
+                    node: node.clone(),
+                    mime: mime.to_string(),
+                    data: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                }),
+            };
+            if let Err(e) = redis.publish_event(&message.to_json()).await {
+                tracing::warn!(error = %e, "preview not shared with the other decks");
+            }
+        }
+        let url = self
+            .bridge
+            .put_preview(&prompt_id, mime.to_string(), bytes.into());
+        self.events.publish(Event::Run(RunEvent {
+            prompt_id,
+            event: RunEventKind::Preview { node, url },
+        }));
         Ok(())
     }
 
@@ -824,7 +913,12 @@ impl JobService {
     /// To this deck's browsers, and through Redis to the other decks'.
     fn announce(&self, event: Event) {
         if let QueueStore::Redis(redis) = &self.queue {
-            let message = serde_json::json!({ "origin": self.deck_id, "event": event }).to_string();
+            let message = DeckMessage {
+                origin: self.deck_id.clone(),
+                event: Some(event.clone()),
+                preview: None,
+            }
+            .to_json();
             let redis = redis.clone();
             tokio::spawn(async move {
                 if let Err(e) = redis.publish_event(&message).await {
@@ -847,22 +941,44 @@ impl JobService {
             }
         });
         if let QueueStore::Redis(redis) = &self.queue {
-            let (redis, events, deck_id) =
-                (redis.clone(), self.events.clone(), self.deck_id.clone());
+            let (redis, events, deck_id, bridge) = (
+                redis.clone(),
+                self.events.clone(),
+                self.deck_id.clone(),
+                Arc::clone(&self.bridge),
+            );
             crate::background::spawn_until(stopping, async move {
                 loop {
                     let result = redis
                         .follow_events(|text| {
-                            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                            let Ok(message) = serde_json::from_str::<DeckMessage>(&text) else {
                                 return;
                             };
-                            if value["origin"].as_str() == Some(deck_id.as_str()) {
+                            if message.origin == deck_id {
                                 return;
                             }
-                            if let Ok(event) =
-                                serde_json::from_value::<Event>(value["event"].clone())
-                            {
+                            if let Some(event) = message.event {
                                 events.publish(event);
+                            }
+                            if let Some(preview) = message.preview {
+                                use base64::Engine as _;
+                                let Ok(bytes) =
+                                    base64::engine::general_purpose::STANDARD.decode(&preview.data)
+                                else {
+                                    return;
+                                };
+                                let url = bridge.put_preview(
+                                    &preview.prompt_id,
+                                    preview.mime,
+                                    bytes.into(),
+                                );
+                                events.publish(Event::Run(RunEvent {
+                                    prompt_id: preview.prompt_id,
+                                    event: RunEventKind::Preview {
+                                        node: preview.node,
+                                        url,
+                                    },
+                                }));
                             }
                         })
                         .await;
@@ -891,21 +1007,17 @@ impl JobService {
     async fn decorate(&self, records: Vec<JobRecord>) -> Result<Vec<JobView>, JobError> {
         let any_pending = records.iter().any(|r| r.view.state == JobState::Pending);
         // What a pending job waits for needs the line and the connected workers, read once.
-        let (positions, workers, install_anywhere) = if any_pending {
+        let (positions, workers) = if any_pending {
             let (cursor, lines) = self.queue.pending_lines().await?;
             let (now, lease) = (now_ms(), self.lease_ms());
-            let rows = self.queue.workers().await?;
-            // A connected worker that takes any job (it installs what is missing, or it is
-            // the embedded deck's own ComfyUI) leaves nothing to wait for but one's turn.
-            let install_anywhere = rows
-                .iter()
-                .any(|w| w.install_missing && now - w.last_heartbeat_ms <= lease);
-            let workers: Vec<WorkerView> = rows
+            let workers: Vec<WorkerRow> = self
+                .queue
+                .workers()
+                .await?
                 .into_iter()
-                .map(|w| worker_view(w, now, lease))
-                .filter(|w| w.state != "offline")
+                .filter(|w| now - w.last_heartbeat_ms <= lease)
                 .collect();
-            (rules::positions(&lines, cursor), workers, install_anywhere)
+            (rules::positions(&lines, cursor), workers)
         } else {
             Default::default()
         };
@@ -920,9 +1032,15 @@ impl JobService {
                 let mut view = record.view;
                 if view.state == JobState::Pending {
                     view.position = positions.get(&view.id).copied();
-                    let can_run =
-                        |w: &WorkerView| view.required_models.iter().all(|m| w.models.contains(m));
-                    if !install_anywhere && !workers.iter().any(can_run) {
+                    let can_run = |w: &WorkerRow| {
+                        rules::fits(
+                            &w.models,
+                            w.install_missing,
+                            w.installable.as_deref(),
+                            &view.required_models,
+                        )
+                    };
+                    if !workers.iter().any(can_run) {
                         // The files the best-equipped worker lacks (all of them when none).
                         let missing = workers
                             .iter()

@@ -70,11 +70,6 @@ async fn job_in(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Option<JobR
     row.as_ref().map(read_row).transpose()
 }
 
-/// Whether a worker with these models may take a job needing `required`.
-pub(crate) fn fits(worker: &WorkerHello, required: &[String]) -> bool {
-    worker.install_missing || required.iter().all(|m| worker.models.contains(m))
-}
-
 impl SqliteQueue {
     pub fn new(store: Store) -> Self {
         SqliteQueue { store }
@@ -149,7 +144,12 @@ impl SqliteQueue {
             .fetch_all(&mut *tx)
             .await?;
             for (id, models) in line {
-                if !fits(worker, &json_list::<String>(&models)?) {
+                if !super::rules::fits(
+                    &worker.models,
+                    worker.install_missing,
+                    worker.installable.as_deref(),
+                    &json_list::<String>(&models)?,
+                ) {
                     continue;
                 }
                 sqlx::query(
@@ -376,17 +376,18 @@ impl SqliteQueue {
 
     pub async fn touch_worker(&self, row: &WorkerRow) -> Result<(), JobError> {
         sqlx::query(
-            "INSERT INTO workers (name, gpu, vram_mb, models_json, install_missing, current_job, \
-             last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO workers (name, gpu, vram_mb, models_json, install_missing, \
+             installable_json, current_job, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET gpu = excluded.gpu, vram_mb = excluded.vram_mb, \
              models_json = excluded.models_json, install_missing = excluded.install_missing, \
-             current_job = excluded.current_job, last_heartbeat_ms = excluded.last_heartbeat_ms",
+             installable_json = excluded.installable_json, current_job = excluded.current_job, last_heartbeat_ms = excluded.last_heartbeat_ms",
         )
         .bind(&row.name)
         .bind(&row.gpu)
         .bind(row.vram_mb.map(|v| v as i64))
         .bind(to_json(&row.models))
         .bind(row.install_missing)
+        .bind(row.installable.as_ref().map(to_json))
         .bind(row.current_job)
         .bind(row.last_heartbeat_ms)
         .execute(self.store.pool())
@@ -406,8 +407,8 @@ impl SqliteQueue {
 
     pub async fn workers(&self) -> Result<Vec<WorkerRow>, JobError> {
         let rows = sqlx::query(
-            "SELECT name, gpu, vram_mb, models_json, install_missing, current_job, \
-             last_heartbeat_ms, jobs_done FROM workers ORDER BY name",
+            "SELECT name, gpu, vram_mb, models_json, install_missing, installable_json, \
+             current_job, last_heartbeat_ms, jobs_done FROM workers ORDER BY name",
         )
         .fetch_all(self.store.pool())
         .await?;
@@ -419,6 +420,10 @@ impl SqliteQueue {
                     vram_mb: r.try_get::<Option<i64>, _>("vram_mb")?.map(|v| v as u64),
                     models: json_list(r.try_get::<&str, _>("models_json")?)?,
                     install_missing: r.try_get("install_missing")?,
+                    installable: r
+                        .try_get::<Option<&str>, _>("installable_json")?
+                        .map(json_list)
+                        .transpose()?,
                     current_job: r.try_get("current_job")?,
                     last_heartbeat_ms: r.try_get("last_heartbeat_ms")?,
                     jobs_done: r.try_get::<i64, _>("jobs_done")? as u64,

@@ -24,6 +24,7 @@ pub const CLAIM_PATH: &str = "/api/worker/claim";
 pub const HEARTBEAT_PATH: &str = "/api/worker/heartbeat";
 pub const EVENTS_PATH: &str = "/api/worker/events";
 pub const OUTPUT_PATH: &str = "/api/worker/output";
+pub const PREVIEW_PATH: &str = "/api/worker/preview";
 pub const COMPLETE_PATH: &str = "/api/worker/complete";
 pub const FAIL_PATH: &str = "/api/worker/fail";
 
@@ -33,6 +34,8 @@ const CLAIM_WAIT_MS: u64 = 20_000;
 const HEARTBEAT_WAIT_MS: u64 = 10_000;
 /// Tries per output upload.
 const UPLOAD_TRIES: u32 = 4;
+/// The fewest milliseconds between two previews sent to the deck (ComfyUI sends one per step).
+const PREVIEW_EVERY_MS: u64 = 500;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -45,6 +48,8 @@ pub struct WorkerConfig {
     /// Where the worker keeps its own small database.
     pub workspace: PathBuf,
     pub install_missing: bool,
+    /// Download tokens for `install_missing` (each sent only to its own hosts).
+    pub credentials: crate::download::fetch::Credentials,
     /// Run ComfyUI itself (`--comfyui-dir`), with the workspace's folders, restarted when it
     /// exits and stopped with the worker; `comfyui_url` is then where it listens.
     pub supervise: Option<crate::comfy::supervisor::SupervisorConfig>,
@@ -106,23 +111,59 @@ impl Coordinator {
     }
 
     async fn upload(&self, fence: JobFence, name: &str, bytes: Vec<u8>) -> Result<(), CallError> {
-        let url = format!(
-            "{}{OUTPUT_PATH}?job_id={}&fence={}&name={}",
-            self.base,
+        let query = format!(
+            "job_id={}&fence={}&name={}",
             fence.job_id,
             fence.fence,
             crate::model::encode_component(name)
         );
-        let response = self
+        self.put(OUTPUT_PATH, &query, None, bytes, Duration::from_secs(300))
+            .await
+    }
+
+    async fn preview(
+        &self,
+        fence: JobFence,
+        node: Option<&str>,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), CallError> {
+        let mut query = format!("job_id={}&fence={}", fence.job_id, fence.fence);
+        if let Some(node) = node {
+            query.push_str(&format!("&node={}", crate::model::encode_component(node)));
+        }
+        self.put(
+            PREVIEW_PATH,
+            &query,
+            Some(mime),
+            bytes,
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    async fn put(
+        &self,
+        path: &str,
+        query: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(), CallError> {
+        let mut request = self
             .http
-            .put(url)
+            .put(format!("{}{path}?{query}", self.base))
             .bearer_auth(self.token.expose())
-            .timeout(Duration::from_secs(300))
+            .timeout(timeout);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = request
             .body(bytes)
             .send()
             .await
-            .map_err(|e| CallError::Other(format!("{OUTPUT_PATH}: {e}")))?;
-        Self::check(OUTPUT_PATH, response).await.map(|_| ())
+            .map_err(|e| CallError::Other(format!("{path}: {e}")))?;
+        Self::check(path, response).await.map(|_| ())
     }
 }
 
@@ -133,6 +174,20 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
     let store = Store::open(&config.workspace.join("comfydeck-worker.sqlite3"))
         .await
         .map_err(|e| JobError::Corrupt(e.to_string()))?;
+    let events = EventBus::new();
+    // Before ComfyUI starts, so a bad workspace stops the worker with nothing to clean up.
+    let installer = match config.install_missing {
+        true => Some(Arc::new(
+            super::install::Installer::start(
+                &config.workspace,
+                store.clone(),
+                events.clone(),
+                config.credentials.clone(),
+            )
+            .map_err(JobError::Invalid)?,
+        )),
+        false => None,
+    };
     let supervisor = match &config.supervise {
         Some(supervise) => {
             // The worker's folder is its ComfyUI's volume: models, input, output, the log.
@@ -148,7 +203,8 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
         None => None,
     };
     let comfy = ComfyClient::new(&config.comfyui_url);
-    let events = EventBus::new();
+    // What it can install does not change while it runs: read the catalog once.
+    let installable = installer.as_ref().map(|i| i.installable());
     let bridge = Bridge::new(
         comfy.clone(),
         format!("comfydeck-worker-{}", config.name),
@@ -177,7 +233,7 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
                 _ = tokio::time::sleep(super::local::COMFY_DOWN_RETRY) => continue,
             }
         }
-        let hello = hello(&config, &comfy).await;
+        let hello = hello(&config, &comfy, installable.clone()).await;
         let request = ClaimRequest {
             worker: hello,
             wait_ms: CLAIM_WAIT_MS,
@@ -201,6 +257,9 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
             Ok(None) => continue,
             Err(CallError::Unauthorized(message)) => {
                 bridge.stop();
+                if let Some(installer) = &installer {
+                    installer.shutdown().await;
+                }
                 if let Some(supervisor) = &supervisor {
                     supervisor.shutdown().await;
                 }
@@ -218,9 +277,20 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
         };
         backoff = Duration::from_millis(500);
         tracing::info!(job = job.job_id, attempt = job.attempt, workflow = %job.workflow_name, "job claimed");
-        run_job(&coordinator, &bridge, &events, job, &stop).await;
+        run_job(
+            &coordinator,
+            &bridge,
+            &events,
+            installer.as_deref(),
+            job,
+            &stop,
+        )
+        .await;
     }
     bridge.stop();
+    if let Some(installer) = &installer {
+        installer.shutdown().await;
+    }
     if let Some(supervisor) = supervisor {
         supervisor.shutdown().await;
     }
@@ -228,20 +298,29 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> Result<(), Jo
 }
 
 /// What the worker tells the deck about itself: its GPU and the model files its ComfyUI sees.
-async fn hello(config: &WorkerConfig, comfy: &ComfyClient) -> WorkerHello {
+async fn hello(
+    config: &WorkerConfig,
+    comfy: &ComfyClient,
+    installable: Option<Vec<String>>,
+) -> WorkerHello {
     let (gpu, vram_mb) = gpu_of(comfy).await;
-    let models = match comfy.folder_paths().await {
-        Ok(folders) => tokio::task::spawn_blocking(move || model_files(&folders))
-            .await
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
     WorkerHello {
         name: config.name.clone(),
         gpu,
         vram_mb,
-        models,
+        models: models_of(comfy).await,
         install_missing: config.install_missing,
+        installable,
+    }
+}
+
+/// The model files the ComfyUI sees now (none when it does not say).
+async fn models_of(comfy: &ComfyClient) -> Vec<String> {
+    match comfy.folder_paths().await {
+        Ok(folders) => tokio::task::spawn_blocking(move || model_files(&folders))
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -301,6 +380,7 @@ async fn run_job(
     coordinator: &Coordinator,
     bridge: &Arc<Bridge>,
     events: &EventBus,
+    installer: Option<&super::install::Installer>,
     job: ClaimedJob,
     stop: &CancellationToken,
 ) {
@@ -321,13 +401,23 @@ async fn run_job(
     ));
     let forward = tokio::spawn(forward_events(
         coordinator.clone(),
+        Arc::clone(bridge),
         events.subscribe(),
         job.prompt_id.clone(),
         fence,
         run_over.clone(),
     ));
+    let run = async {
+        if let Some(installer) = installer {
+            if let Err(ending) = install_missing(installer, bridge, events, &job, &cancelled).await
+            {
+                return ending;
+            }
+        }
+        execute(bridge, events, &job, &cancelled).await
+    };
     let ending = tokio::select! {
-        ending = execute(bridge, events, &job, &cancelled) => ending,
+        ending = run => ending,
         _ = lost.cancelled() => Ending::Abandoned,
         _ = stop.cancelled() => Ending::Abandoned,
     };
@@ -417,6 +507,57 @@ async fn upload_output(
     Err(format!("uploading {} failed: {last}", output.filename))
 }
 
+/// Installs the job's model files this worker's ComfyUI lacks (`--install-missing`), telling
+/// the owner how it goes; `Err` is how the job ends instead of running.
+async fn install_missing(
+    installer: &super::install::Installer,
+    bridge: &Bridge,
+    events: &EventBus,
+    job: &ClaimedJob,
+    cancelled: &CancellationToken,
+) -> Result<(), Ending> {
+    let lacking = |have: &[String]| -> Vec<String> {
+        job.required_models
+            .iter()
+            .filter(|m| !have.contains(m))
+            .cloned()
+            .collect()
+    };
+    let missing = lacking(&models_of(bridge.client()).await);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(job = job.job_id, files = ?missing, "installing missing model files");
+    let report = |text: String| {
+        events.publish(Event::Run(RunEvent {
+            prompt_id: job.prompt_id.clone(),
+            event: RunEventKind::ProgressText {
+                node: String::new(),
+                text,
+            },
+        }))
+    };
+    if let Err(reason) = installer.install(&missing, report, cancelled).await {
+        let transient = !cancelled.is_cancelled();
+        return Err(Ending::Failed { reason, transient });
+    }
+    // ComfyUI lists models per loader in `/object_info`: read it again.
+    bridge.forget_object_info();
+    let unseen = lacking(&models_of(bridge.client()).await);
+    if !unseen.is_empty() {
+        return Err(Ending::Failed {
+            reason: format!(
+                "installed {} into the worker's models folder, but its ComfyUI does not see \
+                 it there: start ComfyUI with the worker's extra_model_paths.yaml, or let the \
+                 worker run it (--comfyui-dir)",
+                unseen.join(", ")
+            ),
+            transient: false,
+        });
+    }
+    Ok(())
+}
+
 /// Renews the lease until the run is over; a cancel or a lost claim is signalled.
 async fn heartbeat_loop(
     coordinator: Coordinator,
@@ -470,27 +611,32 @@ async fn heartbeat_loop(
     }
 }
 
-/// Passes the run's events on to the deck in small batches. Previews and outputs name files
-/// on this worker's ComfyUI, which the deck's browsers cannot reach; outputs reach the deck
-/// by upload instead.
+/// Passes the run's events on to the deck in small batches, and the newest preview image at
+/// most every [`PREVIEW_EVERY_MS`]. Preview and output events name files on this worker's
+/// ComfyUI, which the deck's browsers cannot reach: a preview goes up as its bytes (the deck
+/// announces it with its own URL), outputs by upload at the end.
 async fn forward_events(
     coordinator: Coordinator,
+    bridge: Arc<Bridge>,
     mut rx: tokio::sync::broadcast::Receiver<Event>,
     prompt_id: String,
     fence: JobFence,
     run_over: CancellationToken,
 ) {
     let mut batch: Vec<RunEventKind> = Vec::new();
+    // The node of a preview not sent yet (its bytes are the bridge's newest).
+    let mut preview_due: Option<Option<String>> = None;
+    let mut preview_sent = tokio::time::Instant::now() - Duration::from_secs(1);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = run_over.cancelled() => break,
             event = rx.recv() => match event {
-                Ok(Event::Run(run)) if run.prompt_id == prompt_id => {
-                    if !matches!(run.event, RunEventKind::Preview { .. } | RunEventKind::Output { .. }) {
-                        batch.push(run.event);
-                    }
-                }
+                Ok(Event::Run(run)) if run.prompt_id == prompt_id => match run.event {
+                    RunEventKind::Preview { node, .. } => preview_due = Some(node),
+                    RunEventKind::Output { .. } => {}
+                    event => batch.push(event),
+                },
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => break,
@@ -500,6 +646,22 @@ async fn forward_events(
                     let events = JobEvents { job_id: fence.job_id, fence: fence.fence, events: std::mem::take(&mut batch) };
                     if let Err(CallError::Fenced) = coordinator.post(EVENTS_PATH, &events, Duration::from_secs(10)).await {
                         break;
+                    }
+                }
+                if preview_due.is_some()
+                    && preview_sent.elapsed() >= Duration::from_millis(PREVIEW_EVERY_MS)
+                {
+                    let node = preview_due.take().flatten();
+                    if let Some((mime, bytes)) = bridge.preview(&prompt_id) {
+                        preview_sent = tokio::time::Instant::now();
+                        match coordinator.preview(fence, node.as_deref(), &mime, bytes.to_vec()).await {
+                            Err(CallError::Fenced) => break,
+                            // A lost preview is replaced by the next one.
+                            Err(CallError::Other(m)) | Err(CallError::Unauthorized(m)) => {
+                                tracing::debug!(error = %m, "preview not delivered")
+                            }
+                            Ok(()) => {}
+                        }
                     }
                 }
             }

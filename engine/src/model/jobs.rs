@@ -169,9 +169,13 @@ pub struct WorkerHello {
     /// Model files it has, as `folder/file`.
     #[serde(default)]
     pub models: Vec<String>,
-    /// It installs missing models itself (`--install-missing`): any job may go to it.
+    /// It installs missing model files itself (`--install-missing`) …
     #[serde(default)]
     pub install_missing: bool,
+    /// … when they are among these (`folder/file`: what its catalog's presets provide);
+    /// `None`: any file (the embedded deck's own worker, whose runs are checked at submit).
+    #[serde(default)]
+    pub installable: Option<Vec<String>>,
 }
 
 /// `POST /api/worker/claim`: who asks, and how long the deck may hold the answer.

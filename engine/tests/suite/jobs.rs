@@ -345,12 +345,37 @@ async fn scenarios(queue_url: Option<String>) {
         Some("waiting for a worker with flux1-dev.safetensors"),
         "{backend}"
     );
+    // A worker that installs what it lacks, but whose catalog does not provide the file,
+    // leaves the job waiting for one that has it.
+    let cannot_install = WorkerHello {
+        install_missing: true,
+        installable: Some(vec!["vae/ae.safetensors".to_string()]),
+        ..hello("gpu-4", &[])
+    };
+    assert!(
+        claim(&engine, &cannot_install).await.is_none(),
+        "{backend}: gpu-4 cannot install the file"
+    );
+    assert_eq!(
+        state(&engine, needs).await.waiting_for.as_deref(),
+        Some("waiting for a worker with flux1-dev.safetensors"),
+        "{backend}"
+    );
     let equipped = hello("gpu-3", &["checkpoints/flux1-dev.safetensors"]);
     assert_eq!(claim(&engine, &equipped).await.unwrap().job_id, needs);
     let workers = jobs.workers(&engine.auth().open_caller()).await.unwrap();
     let gpu3 = workers.iter().find(|w| w.name == "gpu-3").unwrap();
     assert_eq!(gpu3.state, "busy");
     assert_eq!(gpu3.current_job, Some(needs));
+    // One whose catalog provides it takes such a job (and installs the file first).
+    let next = submit(&engine, &alice, Some("flux1-dev.safetensors"))
+        .await
+        .job_id;
+    let installs = WorkerHello {
+        installable: Some(vec!["checkpoints/flux1-dev.safetensors".to_string()]),
+        ..cannot_install.clone()
+    };
+    assert_eq!(claim(&engine, &installs).await.unwrap().job_id, next);
 
     // Priority: an administrator moves one of alice's jobs ahead of her older one.
     let older = submit(&engine, &alice, None).await.job_id;
@@ -364,7 +389,8 @@ async fn scenarios(queue_url: Option<String>) {
     let status = jobs.status(&engine.auth().open_caller()).await.unwrap();
     assert_eq!(status.backend, backend);
     assert!(status.wait_p50_ms.is_some());
-    assert_eq!(status.running, 3);
+    // gpu-3's, gpu-4's and w1's two.
+    assert_eq!(status.running, 4);
 
     // Worker tokens: shown once, stored hashed, revoked at once.
     let admin = engine.auth().open_caller();
@@ -505,6 +531,58 @@ async fn two_decks_on_one_redis_share_the_queue_and_its_events() {
     // A worker of the second deck takes the first deck's job.
     let claimed = claim(&two, &hello("gpu-1", &[])).await.unwrap();
     assert_eq!(claimed.job_id, submitted.job_id);
+
+    // The worker's live preview, sent to the second deck, is served by the first one too.
+    let fence = JobFence {
+        job_id: claimed.job_id,
+        fence: claimed.fence,
+    };
+    let jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+    let refused = two
+        .jobs()
+        .relay_preview(fence, None, "text/html", jpeg.clone())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("image/jpeg"), "{refused}");
+    let stale = JobFence {
+        fence: claimed.fence - 1,
+        ..fence
+    };
+    assert!(matches!(
+        two.jobs()
+            .relay_preview(stale, None, "image/jpeg", jpeg.clone())
+            .await,
+        Err(JobError::Fenced(_))
+    ));
+    let mut seen_on_one = one.events().subscribe();
+    two.jobs()
+        .relay_preview(fence, Some("9".into()), "image/jpeg", jpeg.clone())
+        .await
+        .unwrap();
+    let url = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::Run(run)) = seen_on_one.recv().await {
+                if let RunEventKind::Preview { node, url } = run.event {
+                    assert_eq!(run.prompt_id, claimed.prompt_id);
+                    assert_eq!(node.as_deref(), Some("9"));
+                    return url;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the first deck hears of the preview");
+    assert!(url.contains(&claimed.prompt_id), "{url}");
+    let (mime, bytes) = one.bridge().preview(&claimed.prompt_id).unwrap();
+    assert_eq!((mime.as_str(), bytes.as_slice()), ("image/jpeg", &jpeg[..]));
+    assert_eq!(
+        two.bridge()
+            .preview(&claimed.prompt_id)
+            .unwrap()
+            .1
+            .as_slice(),
+        &jpeg[..]
+    );
     one.shutdown().await;
     two.shutdown().await;
 }

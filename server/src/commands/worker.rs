@@ -53,13 +53,25 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         })
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "worker".to_string());
+    let token_of = |t: &Option<String>| {
+        t.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+    };
+    let credentials = engine::settings::download_credentials(
+        &engine::config::Config::with_workspace(&workspace),
+        token_of(&args.hf_token),
+        token_of(&args.civitai_token),
+    );
     let config = WorkerConfig {
         coordinator_url,
         token: Secret::new(args.worker_token.trim()),
         name,
         comfyui_url,
         workspace,
-        install_missing: false,
+        install_missing: args.install_missing,
+        credentials,
         supervise,
     };
     let stop = CancellationToken::new();
