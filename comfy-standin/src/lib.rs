@@ -530,6 +530,10 @@ pub struct StandinConfig {
     /// Put in place of the recording's `<BASE_DIR>` in `/system_stats` and
     /// `/internal/folder_paths`, as if ComfyUI ran with `--base-directory` there.
     pub base_dir: Option<PathBuf>,
+    /// List [`FIXTURE_PREVIEW_NODE`] in `/object_info` (shaped like `ImageInvert`), so a
+    /// client that checks classes before submitting (a comfydeck worker) sends the preview
+    /// recordings' prompt.
+    pub advertise_preview_node: bool,
 }
 
 impl StandinConfig {
@@ -542,6 +546,7 @@ impl StandinConfig {
             hold_limit: Duration::from_secs(30),
             output_dir: None,
             base_dir: None,
+            advertise_preview_node: false,
         }
     }
 }
@@ -1165,6 +1170,14 @@ async fn route(ctx: Ctx, request: Request) -> Response {
         (&Method::POST, ["free"]) => fixture_response(fx.exchange("post_free")),
         (&Method::GET, ["models"]) => fixture_response(fx.exchange("get_models")),
         (&Method::GET, ["models", folder]) => models(fx, folder),
+        (&Method::GET, ["object_info"]) if s.config.advertise_preview_node => {
+            let mut info = fx.object_info.clone();
+            let mut node = info["ImageInvert"].clone();
+            node["name"] = json!(FIXTURE_PREVIEW_NODE);
+            node["display_name"] = json!("Progress + preview");
+            info[FIXTURE_PREVIEW_NODE] = node;
+            json_raw(info.to_string())
+        }
         (&Method::GET, ["object_info"]) => {
             json_raw(String::from_utf8_lossy(&fx.object_info_raw).into_owned())
         }

@@ -504,9 +504,12 @@ async fn two_decks_on_one_redis_serve_one_queue_live() {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{p2}/ws"))
         .await
         .unwrap();
-    let comfy = ComfyStandin::start(StandinConfig::new(fixture_dir()))
-        .await
-        .unwrap();
+    let comfy = ComfyStandin::start(StandinConfig {
+        advertise_preview_node: true,
+        ..StandinConfig::new(fixture_dir())
+    })
+    .await
+    .unwrap();
     let submitted: Value = http
         .post(format!("{one}/api/jobs/submit"))
         .json(
@@ -558,4 +561,49 @@ async fn two_decks_on_one_redis_serve_one_queue_live() {
     })
     .await;
     assert_eq!(done["worker"], "gpu-shared", "{done}");
+
+    // A run with live previews: the worker sends them to its deck, and the first deck serves
+    // the newest one too (through Redis).
+    let previewing = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": comfy_standin::FIXTURE_PREVIEW_NODE, "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    });
+    let submitted: Value = http
+        .post(format!("{one}/api/jobs/submit"))
+        .json(&json!({"workflow": previewing, "name": "with previews"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["job_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{submitted}"));
+    let done = wait_for(
+        "the previewing job to end",
+        Duration::from_secs(60),
+        async || {
+            let j = job(&http, &one, id).await;
+            matches!(j["state"].as_str(), Some("succeeded" | "failed")).then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let prompt_id = done["prompt_id"].as_str().unwrap();
+    for deck in [&one, &two] {
+        let preview = http
+            .get(format!("{deck}/api/comfy/preview/{prompt_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preview.status(), 200, "{deck}");
+        let mime = preview.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(mime.starts_with("image/"), "{mime}");
+        assert!(!preview.bytes().await.unwrap().is_empty());
+    }
 }

@@ -628,43 +628,69 @@ async fn forward_events(
     let mut preview_due: Option<Option<String>> = None;
     let mut preview_sent = tokio::time::Instant::now() - Duration::from_secs(1);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let take = |event: Event,
+                batch: &mut Vec<RunEventKind>,
+                preview_due: &mut Option<Option<String>>| match event {
+        Event::Run(run) if run.prompt_id == prompt_id => match run.event {
+            RunEventKind::Preview { node, .. } => *preview_due = Some(node),
+            RunEventKind::Output { .. } => {}
+            event => batch.push(event),
+        },
+        _ => {}
+    };
     loop {
-        tokio::select! {
-            _ = run_over.cancelled() => break,
-            event = rx.recv() => match event {
-                Ok(Event::Run(run)) if run.prompt_id == prompt_id => match run.event {
-                    RunEventKind::Preview { node, .. } => preview_due = Some(node),
-                    RunEventKind::Output { .. } => {}
-                    event => batch.push(event),
-                },
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => break,
-            },
-            _ = tick.tick() => {
-                if !batch.is_empty() {
-                    let events = JobEvents { job_id: fence.job_id, fence: fence.fence, events: std::mem::take(&mut batch) };
-                    if let Err(CallError::Fenced) = coordinator.post(EVENTS_PATH, &events, Duration::from_secs(10)).await {
-                        break;
-                    }
+        let over = tokio::select! {
+            _ = run_over.cancelled() => true,
+            event = rx.recv() => {
+                match event {
+                    Ok(event) => take(event, &mut batch, &mut preview_due),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
                 }
-                if preview_due.is_some()
-                    && preview_sent.elapsed() >= Duration::from_millis(PREVIEW_EVERY_MS)
+                continue;
+            }
+            _ = tick.tick() => false,
+        };
+        // A short run can end between two ticks: what it said last goes too.
+        if over {
+            while let Ok(event) = rx.try_recv() {
+                take(event, &mut batch, &mut preview_due);
+            }
+        }
+        if !batch.is_empty() {
+            let events = JobEvents {
+                job_id: fence.job_id,
+                fence: fence.fence,
+                events: std::mem::take(&mut batch),
+            };
+            if let Err(CallError::Fenced) = coordinator
+                .post(EVENTS_PATH, &events, Duration::from_secs(10))
+                .await
+            {
+                return;
+            }
+        }
+        let due = preview_due.is_some()
+            && (over || preview_sent.elapsed() >= Duration::from_millis(PREVIEW_EVERY_MS));
+        if due {
+            let node = preview_due.take().flatten();
+            if let Some((mime, bytes)) = bridge.preview(&prompt_id) {
+                preview_sent = tokio::time::Instant::now();
+                match coordinator
+                    .preview(fence, node.as_deref(), &mime, bytes.to_vec())
+                    .await
                 {
-                    let node = preview_due.take().flatten();
-                    if let Some((mime, bytes)) = bridge.preview(&prompt_id) {
-                        preview_sent = tokio::time::Instant::now();
-                        match coordinator.preview(fence, node.as_deref(), &mime, bytes.to_vec()).await {
-                            Err(CallError::Fenced) => break,
-                            // A lost preview is replaced by the next one.
-                            Err(CallError::Other(m)) | Err(CallError::Unauthorized(m)) => {
-                                tracing::debug!(error = %m, "preview not delivered")
-                            }
-                            Ok(()) => {}
-                        }
+                    Err(CallError::Fenced) => return,
+                    // A lost preview is replaced by the next one.
+                    Err(CallError::Other(m)) | Err(CallError::Unauthorized(m)) => {
+                        tracing::debug!(error = %m, "preview not delivered")
                     }
+                    Ok(()) => {}
                 }
             }
+        }
+        if over {
+            return;
         }
     }
 }
