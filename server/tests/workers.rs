@@ -479,6 +479,18 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         .find(|w| w["name"] == "gpu-installs")
         .unwrap();
     assert_eq!(installer["jobs_done"], 1, "{installer}");
+    assert_eq!(installer["installs_missing"], true, "{installer}");
+    assert!(installer["models"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("vae/pixel_space")));
+    let bare = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "gpu-bare")
+        .unwrap();
+    assert_eq!(bare["installs_missing"], false, "{bare}");
 }
 
 /// Two `serve` processes on one Redis, each with its own workspace: a job submitted to one is

@@ -279,6 +279,7 @@ fn Workers(workers: Vec<WorkerView>, embedded: bool) -> impl IntoView {
                                     <div class="mt-1 flex flex-wrap gap-x-3 text-xs text-muted">
                                         {w.current_job.map(|j| view! { <span>{format!("job #{j}")}</span> })}
                                         <span>{format!("{} model files", w.models.len())}</span>
+                                        {w.installs_missing.then(|| view! { <span>"installs missing models"</span> })}
                                         <time>{format!("last heartbeat {}", format_utc(w.last_heartbeat_ms))}</time>
                                     </div>
                                 </li>

@@ -168,6 +168,8 @@ fn worker_view(w: WorkerRow, now: i64, lease: i64) -> WorkerView {
         last_heartbeat_ms: w.last_heartbeat_ms,
         jobs_done: w.jobs_done,
         models: w.models,
+        // The deck's own worker also says it installs (any file), but only checks at submit.
+        installs_missing: w.install_missing && w.installable.is_some(),
     }
 }
 

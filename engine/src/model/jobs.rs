@@ -124,6 +124,9 @@ pub struct WorkerView {
     pub last_heartbeat_ms: i64,
     pub jobs_done: u64,
     pub models: Vec<String>,
+    /// Started with `--install-missing`: takes jobs whose files its catalog provides.
+    #[serde(default)]
+    pub installs_missing: bool,
 }
 
 /// A worker token as listed (the secret itself is shown once, when created).
