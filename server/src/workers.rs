@@ -67,6 +67,24 @@ async fn worker(state: &AppState, headers: &HeaderMap) -> Result<String, JobErro
         .await
 }
 
+/// The query of an upload, once the worker's token passed; `wanted` names what it needs.
+async fn worker_query<Q>(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<Q>, axum::extract::rejection::QueryRejection>,
+    wanted: &str,
+) -> Result<Q, Response> {
+    worker(state, headers)
+        .await
+        .map_err(|e| fail_with(state, e))?;
+    query.map(|Query(q)| q).map_err(|_| {
+        fail_with(
+            state,
+            JobError::Invalid(format!("this upload needs {wanted}")),
+        )
+    })
+}
+
 async fn claim(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let name = match worker(&state, &headers).await {
         Ok(name) => name,
@@ -128,14 +146,10 @@ async fn output(
     query: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = worker(&state, &headers).await {
-        return fail_with(&state, e);
-    }
-    let Ok(Query(query)) = query else {
-        return fail_with(
-            &state,
-            JobError::Invalid("the upload needs ?job_id=…&fence=…&name=…".to_string()),
-        );
+    let query = match worker_query(&state, &headers, query, "?job_id=…&fence=…&name=…").await
+    {
+        Ok(query) => query,
+        Err(response) => return response,
     };
     let fence = JobFence {
         job_id: query.job_id,
@@ -167,14 +181,9 @@ async fn preview(
     query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = worker(&state, &headers).await {
-        return fail_with(&state, e);
-    }
-    let Ok(Query(query)) = query else {
-        return fail_with(
-            &state,
-            JobError::Invalid("the preview needs ?job_id=…&fence=…".to_string()),
-        );
+    let query = match worker_query(&state, &headers, query, "?job_id=…&fence=…").await {
+        Ok(query) => query,
+        Err(response) => return response,
     };
     let mime = headers
         .get(axum::http::header::CONTENT_TYPE)

@@ -166,30 +166,14 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    let submitted: Value = http
-        .post(format!("{base}/api/jobs/submit"))
-        .json(&json!({"workflow": prompt, "name": "slow run"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = submitted["job_id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{submitted}"));
+    let (id, submitted) = submit(&http, &base, prompt, "slow run").await;
     assert_eq!(submitted["position"], 1);
 
     let w1_dir = tempfile::tempdir().unwrap();
     let mut w1 = worker(&base, &t1, &slow.url(), "gpu-1", w1_dir.path(), &[]);
-    wait_for(
-        "gpu-1 to run the job",
-        Duration::from_secs(30),
-        async || {
-            let j = job(&http, &base, id).await;
-            (j["state"] == "running" && j["worker"] == "gpu-1").then_some(())
-        },
-    )
+    job_until(&http, &base, id, "gpu-1 to run the job", 30, |j| {
+        j["state"] == "running" && j["worker"] == "gpu-1"
+    })
     .await;
     // Give it time to hand the prompt to its ComfyUI, then kill it mid-run.
     wait_for(
@@ -207,14 +191,9 @@ async fn a_killed_worker_s_job_is_finished_by_another_with_one_set_of_outputs() 
 
     let w2_dir = tempfile::tempdir().unwrap();
     let _w2 = worker(&base, &t2, &fast.url(), "gpu-2", w2_dir.path(), &[]);
-    let done = wait_for(
-        "gpu-2 to finish the job",
-        Duration::from_secs(60),
-        async || {
-            let j = job(&http, &base, id).await;
-            (j["state"] == "succeeded").then_some(j)
-        },
-    )
+    let done = job_until(&http, &base, id, "gpu-2 to finish the job", 60, |j| {
+        j["state"] == "succeeded"
+    })
     .await;
     assert_eq!(done["worker"], "gpu-2", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
@@ -344,6 +323,44 @@ async fn a_worker_runs_its_own_comfyui_and_stops_it_with_itself() {
     .await;
 }
 
+/// The job once `done` holds for it (looked at every 100 ms for up to `secs`).
+async fn job_until(
+    http: &reqwest::Client,
+    base: &str,
+    id: i64,
+    what: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_for(what, Duration::from_secs(secs), async || {
+        let j = job(http, base, id).await;
+        done(&j).then_some(j)
+    })
+    .await
+}
+
+/// Submits a posted workflow; the job's id and the whole answer.
+async fn submit(
+    http: &reqwest::Client,
+    base: &str,
+    workflow: impl serde::Serialize,
+    name: &str,
+) -> (i64, Value) {
+    let submitted: Value = http
+        .post(format!("{base}/api/jobs/submit"))
+        .json(&json!({"workflow": workflow, "name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["job_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{submitted}"));
+    (id, submitted)
+}
+
 async fn deck_ready(http: &reqwest::Client, base: &str) {
     wait_for("the deck", Duration::from_secs(30), async || {
         let r = http.get(format!("{base}/health")).send().await.ok()?;
@@ -372,18 +389,7 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         .unwrap();
     let mut workflow = bare_comfy.fixtures().prompt_of("post_prompt_ok");
     workflow["9"] = json!({"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}});
-    let submitted: Value = http
-        .post(format!("{base}/api/jobs/submit"))
-        .json(&json!({"workflow": workflow, "name": "needs a file"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = submitted["job_id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{submitted}"));
+    let (id, _) = submit(&http, &base, workflow, "needs a file").await;
     assert_eq!(
         job(&http, &base, id).await["required_models"],
         json!(["vae/pixel_space"])
@@ -399,14 +405,9 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         bare_dir.path(),
         &[],
     );
-    let waiting = wait_for(
-        "the job to wait for the file",
-        Duration::from_secs(30),
-        async || {
-            let j = job(&http, &base, id).await;
-            (j["waiting_for"] == "waiting for a worker with pixel_space").then_some(j)
-        },
-    )
+    let waiting = job_until(&http, &base, id, "the job to wait for the file", 30, |j| {
+        j["waiting_for"] == "waiting for a worker with pixel_space"
+    })
     .await;
     assert_eq!(waiting["state"], "pending", "{waiting}");
 
@@ -438,13 +439,13 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         installer_dir.path(),
         &["--install-missing"],
     );
-    let done = wait_for(
+    let done = job_until(
+        &http,
+        &base,
+        id,
         "the installing worker to run the job",
-        Duration::from_secs(60),
-        async || {
-            let j = job(&http, &base, id).await;
-            matches!(j["state"].as_str(), Some("succeeded" | "failed")).then_some(j)
-        },
+        60,
+        |j| matches!(j["state"].as_str(), Some("succeeded" | "failed")),
     )
     .await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -522,20 +523,13 @@ async fn two_decks_on_one_redis_serve_one_queue_live() {
     })
     .await
     .unwrap();
-    let submitted: Value = http
-        .post(format!("{one}/api/jobs/submit"))
-        .json(
-            &json!({"workflow": comfy.fixtures().prompt_of("post_prompt_ok"), "name": "from one"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = submitted["job_id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{submitted}"));
+    let (id, _) = submit(
+        &http,
+        &one,
+        comfy.fixtures().prompt_of("post_prompt_ok"),
+        "from one",
+    )
+    .await;
     let seen = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(Ok(message)) = socket.next().await {
             let Ok(text) = message.into_text() else {
@@ -567,9 +561,8 @@ async fn two_decks_on_one_redis_serve_one_queue_live() {
     let t = token_in(ws2.path(), "gpu-shared", &queue);
     let worker_dir = tempfile::tempdir().unwrap();
     let _worker = worker(&two, &t, &comfy.url(), "gpu-shared", worker_dir.path(), &[]);
-    let done = wait_for("the job to succeed", Duration::from_secs(60), async || {
-        let j = job(&http, &one, id).await;
-        (j["state"] == "succeeded").then_some(j)
+    let done = job_until(&http, &one, id, "the job to succeed", 60, |j| {
+        j["state"] == "succeeded"
     })
     .await;
     assert_eq!(done["worker"], "gpu-shared", "{done}");
@@ -581,26 +574,10 @@ async fn two_decks_on_one_redis_serve_one_queue_live() {
         "2": {"class_type": comfy_standin::FIXTURE_PREVIEW_NODE, "inputs": {"image": ["1", 0]}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
     });
-    let submitted: Value = http
-        .post(format!("{one}/api/jobs/submit"))
-        .json(&json!({"workflow": previewing, "name": "with previews"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = submitted["job_id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{submitted}"));
-    let done = wait_for(
-        "the previewing job to end",
-        Duration::from_secs(60),
-        async || {
-            let j = job(&http, &one, id).await;
-            matches!(j["state"].as_str(), Some("succeeded" | "failed")).then_some(j)
-        },
-    )
+    let (id, _) = submit(&http, &one, previewing, "with previews").await;
+    let done = job_until(&http, &one, id, "the previewing job to end", 60, |j| {
+        matches!(j["state"].as_str(), Some("succeeded" | "failed"))
+    })
     .await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let prompt_id = done["prompt_id"].as_str().unwrap();
