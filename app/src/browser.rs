@@ -1,5 +1,5 @@
 //! What the pages need from the browser itself: going to the login page or another page,
-//! applying a theme,
+//! applying a theme, the page's origin,
 //! the chosen file's bytes, random seeds, scrolling the run panel into view, copying to the
 //! clipboard, and base64 for uploads. On the server these do nothing (events only happen in
 //! the browser). Imports no app module, so every other module may use it.
@@ -24,6 +24,16 @@ pub fn go_to(href: &str) {
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = href;
+}
+
+/// The page's origin (`https://host:port`), as the browser reaches this deck; empty on the
+/// server.
+pub fn page_origin() -> String {
+    #[cfg(feature = "hydrate")]
+    if let Some(origin) = web_sys::window().and_then(|w| w.location().origin().ok()) {
+        return origin;
+    }
+    String::new()
 }
 
 /// Applies a theme to the page at once (the server renders it on the next load).

@@ -1,5 +1,6 @@
 // The Queue page: jobs submitted through the API wait in line and run live; a waiting job is
-// cancelled from its card; screenshots at 1280 and 375 px.
+// cancelled from its card; worker tokens are made, shown once and revoked; screenshots at 1280
+// and 375 px.
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type Page, type TestInfo } from '@playwright/test';
@@ -40,6 +41,43 @@ test.describe('ComfyUI away', () => {
     await expect(card.getByTestId('queue-again')).toBeVisible();
     const job = await (await page.request.get(`/api/jobs/get?id=${id}`)).json();
     expect(job.state).toBe('cancelled');
+  });
+});
+
+test.describe('worker tokens', () => {
+  test.use({ baseURL: OPEN_URL });
+
+  test('an administrator creates a worker token, sees it once, and revokes it', async ({ page }, testInfo) => {
+    const name = `gpu-e2e-${testInfo.project.name}`;
+    await gotoHydrated(page, '/queue');
+    await page.getByTestId('worker-token-name').fill(name);
+    await page.getByTestId('worker-token-create').click();
+    const revealed = page.getByTestId('worker-token-revealed');
+    await expect(revealed).toContainText(`The token for ${name}, shown only now`);
+    const token = (await page.getByTestId('worker-token-value').textContent()) ?? '';
+    expect(token).toMatch(/^cdw_/);
+    // The command to start a worker names this deck as the browser reaches it.
+    await expect(revealed).toContainText(`--coordinator-url ${new URL(OPEN_URL).origin}`);
+    const row = page.locator(`[data-testid="worker-token"][data-name="${name}"]`);
+    await expect(row.getByTestId('worker-token-revoke')).toBeVisible();
+    await expectNoHorizontalScroll(page);
+    await shoot(page, testInfo, 'queue-tokens');
+
+    // The token works for a worker until it is revoked.
+    const claim = (t: string) =>
+      page.request.post('/api/worker/claim', {
+        headers: { Authorization: `Bearer ${t}` },
+        data: { worker: { name }, wait_ms: 0 },
+      });
+    expect((await claim(token)).status()).toBe(204);
+    await row.getByTestId('worker-token-revoke').click();
+    await expect(row).toContainText('revoked');
+    expect((await claim(token)).status()).toBe(401);
+
+    // A name is never reused.
+    await page.getByTestId('worker-token-name').fill(name);
+    await page.getByTestId('worker-token-create').click();
+    await expect(page.getByTestId('worker-token-error')).toContainText(name);
   });
 });
 

@@ -1,13 +1,16 @@
 //! Queue: your jobs (place in line, state, worker, how long they waited, why they failed),
 //! cancel and "run again"; for administrators everyone's jobs with a person filter, priority
-//! moves, the workers and the queue's figures. Follows the queue live over `/ws`.
+//! moves, the workers, their tokens and the queue's figures. Follows the queue live over `/ws`.
 
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+mod tokens;
+
 use crate::api::jobs::{
-    cancel_job, list_jobs, list_workers, read_queue_status, rerun_job, set_job_priority,
+    cancel_job, list_jobs, list_worker_tokens, list_workers, read_queue_status, rerun_job,
+    set_job_priority,
 };
 use crate::components::{badge, ErrorNote, Tone};
 use crate::layout::Session;
@@ -34,7 +37,11 @@ pub fn QueuePage() -> impl IntoView {
             let embedded = read_queue_status()
                 .await
                 .is_ok_and(|s| s.backend == "sqlite");
-            list_workers().await.ok().map(|list| (list, embedded))
+            let tokens = list_worker_tokens().await.unwrap_or_default();
+            list_workers()
+                .await
+                .ok()
+                .map(|list| (list, embedded, tokens))
         },
     );
     // Every job change (here or on another deck) refreshes the lists.
@@ -106,7 +113,10 @@ pub fn QueuePage() -> impl IntoView {
         </Transition>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                workers.await.map(|(list, embedded)| view! { <Workers workers=list embedded/> })
+                workers.await.map(|(list, embedded, initial)| view! {
+                    <Workers workers=list embedded/>
+                    <tokens::WorkerTokens initial/>
+                })
             })}
         </Transition>
     }
@@ -249,9 +259,9 @@ fn Workers(workers: Vec<WorkerView>, embedded: bool) -> impl IntoView {
                 view! {
                     <p data-testid="queue-no-workers" class="rounded-xl border border-line bg-surface p-4 text-sm text-muted">
                         {embedded.then_some("This deck's own ComfyUI runs the jobs as soon as it answers. ")}
-                        "More GPU pods can help: create a token with "
+                        "More GPU pods can help: create a worker token below (or with "
                         <code>"comfydeck workers token create NAME"</code>
-                        " and start "<code>"comfydeck worker"</code>" there."
+                        ") and start "<code>"comfydeck worker"</code>" there."
                     </p>
                 }.into_any()
             } else {
