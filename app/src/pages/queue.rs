@@ -1,6 +1,7 @@
-//! Queue: your jobs (place in line, state, worker, how long they waited, why they failed),
-//! cancel and "run again"; for administrators everyone's jobs with a person filter, priority
-//! moves, the workers, their tokens and the queue's figures. Follows the queue live over `/ws`.
+//! Queue: your jobs (place in line, state, live progress, worker, how long they waited, why
+//! they failed), cancel and "run again"; for administrators everyone's jobs with a person
+//! filter, priority moves, the workers, their tokens and the queue's figures. Follows the
+//! queue live over `/ws`.
 
 use engine::model::*;
 use leptos::prelude::*;
@@ -12,9 +13,10 @@ use crate::api::jobs::{
     cancel_job, list_jobs, list_worker_tokens, list_workers, read_queue_status, rerun_job,
     set_job_priority,
 };
-use crate::components::{badge, ErrorNote, Tone};
+use crate::components::{badge, ErrorNote, ProgressBar, Tone};
 use crate::layout::Session;
 use crate::live::Live;
+use crate::pages::run_panel::fold;
 use crate::server_calls::{api_error_view, Write};
 
 #[component]
@@ -214,6 +216,7 @@ where
                 {(priority != 0).then(|| view! { <span>{format!("priority {priority}")}</span> })}
                 <time class="tabular-nums">{format_utc(job.created_ms)}</time>
             </div>
+            {(job.state == JobState::Running).then(|| view! { <JobProgress prompt_id=job.prompt_id.clone()/> })}
             {job.error.clone().map(|e| view! { <p data-testid="queue-job-error" class="mt-1 text-sm text-bad">{e}</p> })}
             {(attempt_errors.len() > 1 || (job.error.is_none() && !attempt_errors.is_empty())).then(|| view! {
                 <details class="mt-1 text-xs text-muted">
@@ -236,6 +239,29 @@ where
                 })}
             </div>
         </li>
+    }
+}
+
+/// A running job's live progress, from its run events (the deck's own ComfyUI's, or a
+/// remote worker's passed on by the deck).
+#[component]
+fn JobProgress(prompt_id: String) -> impl IntoView {
+    let live = Live::get();
+    let line = Memo::new(move |_| {
+        live.runs
+            .with(|events| fold(&prompt_id, events).card_line())
+    });
+    view! {
+        <div data-testid="queue-job-progress" class="mt-2">
+            <ProgressBar
+                percent=Signal::derive(move || line.get().0)
+                tone="bg-accent"
+                label="Progress of the run"
+            />
+            {move || line.get().1.map(|text| view! {
+                <p data-testid="queue-job-progress-text" class="mt-1 truncate text-xs text-muted">{text}</p>
+            })}
+        </div>
     }
 }
 

@@ -8,5 +8,5 @@ mod folding;
 mod view;
 
 pub(crate) use fields::{Field, InputField};
-pub(crate) use folding::{RunPhase, TrackedRun};
+pub(crate) use folding::{fold, RunPhase, TrackedRun};
 pub(crate) use view::RunView;

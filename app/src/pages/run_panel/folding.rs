@@ -150,6 +150,33 @@ pub(crate) struct RunProgress {
     pub(super) nodes: Option<(usize, usize, f64)>,
 }
 
+impl RunProgress {
+    /// A running job's card in one line: how far (the nodes done, else the node's steps) and
+    /// what is happening (the node and its step, else what the worker says, such as the
+    /// models it is installing first).
+    pub(crate) fn card_line(&self) -> (Option<f32>, Option<String>) {
+        let percent = self
+            .nodes
+            .map(|(_, _, fraction)| (fraction * 100.0) as f32)
+            .or_else(|| {
+                self.step
+                    .filter(|(_, max)| *max > 0.0)
+                    .map(|(value, max)| (value / max * 100.0) as f32)
+            });
+        let mut parts: Vec<String> = self.node.iter().map(|n| n.label.clone()).collect();
+        match (self.step, &self.text) {
+            (Some((value, max)), _) => parts.push(format!(
+                "step {} of {}",
+                super::fields::format_number(value),
+                super::fields::format_number(max)
+            )),
+            (None, Some(text)) => parts.push(text.clone()),
+            (None, None) => {}
+        }
+        (percent, (!parts.is_empty()).then(|| parts.join(" · ")))
+    }
+}
+
 pub(crate) fn fold(prompt_id: &str, events: &[RunEvent]) -> RunProgress {
     let mut p = RunProgress::default();
     let running = |p: &mut RunProgress| {
@@ -286,6 +313,53 @@ mod tests {
             prompt_id: "p".into(),
             event: kind,
         }
+    }
+
+    #[test]
+    fn a_job_card_line_says_how_far_and_what_runs() {
+        assert_eq!(fold("p", &[]).card_line(), (None, None));
+        let installing = fold(
+            "p",
+            &[ev(RunEventKind::ProgressText {
+                node: String::new(),
+                text: "Installing FLUX Dev on the worker: 1 GB of 2 GB".into(),
+            })],
+        );
+        assert_eq!(
+            installing.card_line(),
+            (
+                None,
+                Some("Installing FLUX Dev on the worker: 1 GB of 2 GB".into())
+            )
+        );
+        let stepping = fold(
+            "p",
+            &[
+                ev(RunEventKind::Executing {
+                    node: "3".into(),
+                    title: None,
+                    class_type: Some("KSampler".into()),
+                }),
+                ev(RunEventKind::Progress {
+                    node: Some("3".into()),
+                    value: 5.0,
+                    max: 20.0,
+                }),
+            ],
+        );
+        assert_eq!(
+            stepping.card_line(),
+            (Some(25.0), Some("KSampler · step 5 of 20".into()))
+        );
+        let with_nodes = fold(
+            "p",
+            &[ev(RunEventKind::Nodes {
+                done: 1,
+                total: 2,
+                fraction: 0.5,
+            })],
+        );
+        assert_eq!(with_nodes.card_line().0, Some(50.0));
     }
 
     #[test]
