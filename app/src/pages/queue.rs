@@ -16,7 +16,7 @@ use crate::api::jobs::{
 use crate::components::{badge, ErrorNote, ProgressBar, Tone};
 use crate::layout::Session;
 use crate::live::Live;
-use crate::pages::run_panel::fold;
+use crate::pages::run_panel::{fold, RunPhase};
 use crate::server_calls::{api_error_view, Write};
 
 #[component]
@@ -255,7 +255,7 @@ fn JobProgress(prompt_id: String) -> impl IntoView {
         <div data-testid="queue-job-progress" class="mt-2">
             <ProgressBar
                 percent=Signal::derive(move || line.get().0)
-                tone="bg-accent"
+                tone=RunPhase::Running.bar()
                 label="Progress of the run"
             />
             {move || line.get().1.map(|text| view! {

@@ -90,12 +90,10 @@ impl Installer {
             }
         }
         for id in &presets {
-            let view = self
-                .downloads
+            self.downloads
                 .install_preset(id)
                 .await
                 .map_err(|e| format!("installing preset {id} on the worker: {e}"))?;
-            report(format!("Installing {} on the worker", view.name));
             loop {
                 let view = self
                     .downloads
@@ -118,25 +116,21 @@ impl Installer {
                     }
                     _ => {}
                 }
-                let (done, total) =
-                    view.files
-                        .iter()
-                        .filter(|f| !f.optional)
-                        .fold((0, 0), |(d, t), f| {
-                            let total = f.figures.total_bytes.or(f.size_bytes).unwrap_or(0);
-                            let done = if f.state == FileState::Installed {
-                                total
-                            } else {
-                                f.figures.bytes_done
-                            };
-                            (d + done, t + total)
-                        });
-                report(format!(
-                    "Installing {} on the worker: {} of {}",
-                    view.name,
-                    format_bytes(done),
-                    format_bytes(total)
-                ));
+                // The one preset-progress rule, as the Models page shows it.
+                let figures = TransferFigures::of_preset(&view.files);
+                report(match figures.total_bytes {
+                    Some(total) => format!(
+                        "Installing {} on the worker: {} of {}",
+                        view.name,
+                        format_bytes(figures.bytes_done),
+                        format_bytes(total)
+                    ),
+                    None => format!(
+                        "Installing {} on the worker: {}",
+                        view.name,
+                        format_bytes(figures.bytes_done)
+                    ),
+                });
                 tokio::select! {
                     _ = cancelled.cancelled() => {
                         let _ = self.downloads.cancel_preset(id, false).await;

@@ -61,7 +61,7 @@ impl RunPhase {
     }
 
     /// The progress bar's colour.
-    pub(super) fn bar(self) -> &'static str {
+    pub(crate) fn bar(self) -> &'static str {
         match self {
             RunPhase::Queued | RunPhase::Finished => "bg-muted",
             RunPhase::Running => "bg-accent",
