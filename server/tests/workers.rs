@@ -464,15 +464,30 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         .requests()
         .iter()
         .all(|r| !(r.method == "POST" && r.uri.starts_with("/prompt"))));
-    // The worker now reports the file it installed.
-    let workers: Value = http
-        .get(format!("{base}/api/workers"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The worker reports the file it installed with its next claim (after the job's end).
+    let workers = wait_for(
+        "the installing worker to report the installed file",
+        Duration::from_secs(20),
+        async || {
+            let workers: Value = http
+                .get(format!("{base}/api/workers"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let installer = workers
+                .as_array()?
+                .iter()
+                .find(|w| w["name"] == "gpu-installs")?;
+            installer["models"]
+                .as_array()?
+                .contains(&json!("vae/pixel_space"))
+                .then_some(workers)
+        },
+    )
+    .await;
     let installer = workers
         .as_array()
         .unwrap()
@@ -481,10 +496,6 @@ async fn a_worker_installs_the_preset_a_job_needs_before_running_it() {
         .unwrap();
     assert_eq!(installer["jobs_done"], 1, "{installer}");
     assert_eq!(installer["installs_missing"], true, "{installer}");
-    assert!(installer["models"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("vae/pixel_space")));
     let bare = workers
         .as_array()
         .unwrap()
