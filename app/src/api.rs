@@ -16,6 +16,7 @@ pub mod gallery;
 pub mod generate;
 pub mod jobs;
 pub mod nodes;
+pub mod operations;
 pub mod users;
 
 /// The error every API call returns, server functions and hand-written routes alike: a

@@ -68,6 +68,8 @@ pub struct Live {
     pub generation: RwSignal<Option<engine::model::Generation>>,
     /// The newest change to a queue job (submitted, claimed, ended, cancelled, moved).
     pub job: RwSignal<Option<engine::model::JobView>>,
+    /// Latest state of each "make runnable" operation, by operation id.
+    pub operations: RwSignal<HashMap<i64, engine::model::OperationView>>,
 }
 
 impl Live {
@@ -87,6 +89,7 @@ impl Live {
             gallery: RwSignal::new(None),
             generation: RwSignal::new(None),
             job: RwSignal::new(None),
+            operations: RwSignal::new(HashMap::new()),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -136,6 +139,9 @@ impl Live {
             Event::Gallery(change) => self.gallery.set(Some(change)),
             Event::Generation(row) => self.generation.set(Some(row)),
             Event::Job(job) => self.job.set(Some(job)),
+            Event::Operation(op) => self.operations.update(|map| {
+                map.insert(op.id, op);
+            }),
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::jobs::{JobService, QueueStore, RedisQueue, SqliteQueue};
 use crate::metrics::{MetricsConfig, MetricsSampler};
 use crate::model::*;
 use crate::nodes::{NodePackService, NodesConfig};
+use crate::operations::store::OperationStore;
+use crate::operations::OperationService;
 use crate::settings::SettingsService;
 use crate::status::{StatusService, COMFY_INTERVAL, METRICS_INTERVAL};
 use crate::store::{Store, StoreError};
@@ -84,6 +86,7 @@ pub struct Engine {
     gallery: Arc<GalleryService>,
     jobs: Arc<JobService>,
     nodes: Arc<NodePackService>,
+    operations: Arc<OperationService>,
     /// Cancelled by [`Engine::shutdown`]: ends the background loops, which hold service
     /// handles (and so the workspace lock) while they run.
     stopping: CancellationToken,
@@ -232,6 +235,16 @@ impl Engine {
             comfy,
             config.llm(),
         ));
+        let stopping = CancellationToken::new();
+        let operations = Arc::new(OperationService::new(
+            OperationStore::new(store.pool().clone()),
+            events.clone(),
+            Arc::clone(&workflows),
+            Arc::clone(&nodes),
+            Arc::clone(&downloads),
+            Arc::clone(&bridge),
+            stopping.clone(),
+        ));
         let engine = Arc::new(Engine {
             config,
             layout,
@@ -249,7 +262,8 @@ impl Engine {
             gallery,
             jobs,
             nodes,
-            stopping: CancellationToken::new(),
+            operations,
+            stopping,
             _lock: lock,
         });
         Ok((
@@ -305,6 +319,9 @@ impl Engine {
                 let _ = nodes.sync_map().await;
             });
         }
+        // "Make runnable" operations a restart interrupted go on where they were.
+        let operations = Arc::clone(&self.operations);
+        spawn_until(&self.stopping, async move { operations.resume_all().await });
         let (events, status) = (self.events.clone(), Arc::clone(&self.status));
         spawn_until(&self.stopping, async move {
             loop {
@@ -455,6 +472,10 @@ impl Engine {
         &self.bridge
     }
     /// Custom-node packs of the supervised ComfyUI.
+    pub fn operations(&self) -> &Arc<OperationService> {
+        &self.operations
+    }
+
     pub fn nodes(&self) -> &Arc<NodePackService> {
         &self.nodes
     }

@@ -45,6 +45,8 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod nodes;
 #[cfg(feature = "server")]
+pub mod operations;
+#[cfg(feature = "server")]
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod settings;

@@ -73,6 +73,9 @@ pub async fn visible_to(engine: &Engine, caller: &Caller, event: Event) -> Optio
             .may_access(row.user_id)
             .then_some(Event::Generation(row)),
         Event::Job(job) => caller.may_access(job.user_id).then_some(Event::Job(job)),
+        Event::Operation(op) => caller
+            .may_access(op.user_id)
+            .then_some(Event::Operation(op)),
         Event::Gallery(change) => match change.user_id {
             Some(owner) => caller.may_access(owner).then_some(Event::Gallery(change)),
             None => Some(Event::Gallery(GalleryChange::default())),

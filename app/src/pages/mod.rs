@@ -6,5 +6,6 @@ pub mod login;
 pub mod models;
 pub mod queue;
 pub(crate) mod run_panel;
+pub(crate) mod runnable;
 pub mod settings;
 pub mod workflows;

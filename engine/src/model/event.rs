@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, GalleryChange, Generation, JobView,
-    PresetProgress, RunEvent, SettingsView, SystemStats,
+    OperationView, PresetProgress, RunEvent, SettingsView, SystemStats,
 };
 
 /// Everything pushed to the browser over `/ws`, as JSON `{"type": …, "data": …}`.
@@ -33,6 +33,8 @@ pub enum Event {
     Generation(Generation),
     /// A queue job changed (submitted, claimed, ended, cancelled, moved).
     Job(JobView),
+    /// A "make runnable" operation changed (a step started, ended, or asks).
+    Operation(OperationView),
 }
 
 #[cfg(test)]

@@ -188,6 +188,10 @@ fn from_api(
                 })
                 .map(|p| p.sentence()),
         );
+        // Small mistakes: offered as fixes ("Make runnable" applies them to a copy).
+        analysis
+            .problems
+            .extend(super::fixes::find(prompt, oi).iter().map(|f| f.problem()));
     }
 }
 

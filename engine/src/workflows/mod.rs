@@ -18,6 +18,8 @@
 //! reused. Ownership is the path: [`owner_of_id`] reads it. Templates are everyone's, to read.
 
 pub(crate) mod analyze;
+pub mod fixes;
+pub mod links;
 mod service;
 pub use service::WorkflowService;
 // The gallery reads output PNGs with the same chunk walker.
@@ -424,10 +426,21 @@ impl WorkflowLibrary {
         workflow: &Value,
         ctx: &WorkflowContext<'_>,
     ) -> Result<WorkflowSummary, WorkflowError> {
+        self.save_as(ADMIN_USER_ID, name, workflow, ctx)
+    }
+
+    /// [`save`](Self::save) into user `user_id`'s own folder.
+    pub fn save_as(
+        &self,
+        user_id: i64,
+        name: &str,
+        workflow: &Value,
+        ctx: &WorkflowContext<'_>,
+    ) -> Result<WorkflowSummary, WorkflowError> {
         let stem = check_name(name)?;
         require_workflow(workflow)?;
         let text = pretty(workflow);
-        let rel = self.create_unique("", &stem, text.as_bytes())?;
+        let rel = self.create_unique(&owner_folder(user_id), &stem, text.as_bytes())?;
         Ok(self.stored_summary(&rel, workflow, ctx))
     }
 

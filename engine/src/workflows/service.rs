@@ -330,6 +330,32 @@ impl WorkflowService {
         self.run(caller, &detail.workflow, inputs).await
     }
 
+    /// Saves `workflow` as the caller's own: over `replace` when that is still theirs (a
+    /// second "make runnable" updates its copy), else as a new workflow named `name` (a taken
+    /// name gets ` (2)`, …). Summarised against ComfyUI as it is now.
+    pub async fn save_copy(
+        &self,
+        caller: &Caller,
+        name: &str,
+        workflow: &serde_json::Value,
+        replace: Option<&str>,
+    ) -> Result<WorkflowSummary, WorkflowError> {
+        self.bridge.forget_object_info();
+        let info = self.object_info_if_reachable().await;
+        let catalog = self.catalog.current();
+        let replace =
+            replace.filter(|id| id.starts_with("user:") && Self::check_access(caller, id).is_ok());
+        with_context(&catalog, info.as_deref(), |ctx| match replace {
+            Some(id) => match self.library.update(id, workflow, ctx) {
+                Err(WorkflowError::NotFound(_)) => {
+                    self.library.save_as(caller.user_id, name, workflow, ctx)
+                }
+                other => other,
+            },
+            None => self.library.save_as(caller.user_id, name, workflow, ctx),
+        })
+    }
+
     /// What removing a user leaves behind: their folder `workflows/user/@N/` stays (the
     /// administrator sees and owns everything in it, and ids are never reused). This moves
     /// it to the administrator's top level as `<username> (removed)/`, so the files read as

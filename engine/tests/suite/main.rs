@@ -15,6 +15,7 @@ mod gallery;
 mod generate;
 mod jobs;
 mod nodes;
+mod runnable;
 mod store;
 mod supervisor;
 mod users;

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use super::desk::Desk;
 use crate::api::install_preset;
 use crate::components::{badge, ErrorNote, Tone};
+use crate::pages::runnable::MakeRunnable;
 use crate::server_calls::{error_message, Write};
 
 #[component]
@@ -154,6 +155,9 @@ fn Card(card: GenerateCard, desk: Desk) -> impl IntoView {
                 {tags}
             </div>
             {(!ready).then(|| view! { <MissingModels card=card.clone() desk/> })}
+            {(!ready).then(|| view! {
+                <MakeRunnable workflow_id=id.clone() needed=Signal::stored(true) on_done=Callback::new(move |_| desk.refresh())/>
+            })}
         </li>
     }
     .into_any()

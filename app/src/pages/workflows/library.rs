@@ -9,6 +9,7 @@ use super::shelf::Shelf;
 use crate::api::{delete_workflow, rename_workflow};
 use crate::components::{badge, ErrorNote};
 use crate::pages::run_panel::RunPhase;
+use crate::pages::runnable::MakeRunnable;
 use crate::server_calls::Write;
 
 /// Which sources the list shows.
@@ -279,6 +280,12 @@ fn WorkflowCard(initial: WorkflowSummary, shelf: Shelf) -> impl IntoView {
             <RequiredModels workflow shelf/>
 
             <Problems workflow testid="workflow-problems"/>
+
+            <MakeRunnable
+                workflow_id=id.clone()
+                needed=Signal::derive(move || workflow.with(|w| !w.models_ready() || !w.problems.is_empty()))
+                on_done=Callback::new(move |_| shelf.refresh())
+            />
 
             {move || match editing.get() {
                 Editing::Rename => view! {

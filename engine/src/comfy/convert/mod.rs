@@ -41,7 +41,7 @@ pub(crate) use check::id_order;
 pub use check::{check_prompt, explain_prompt_error, model_folder, NodeProblem, PromptRejection};
 pub use dynamic_prompt::process_dynamic_prompt;
 pub use object_info::{InputSpec, NodeClass, ObjectInfo};
-pub use ui::{ui_to_api, ui_to_api_seeded};
+pub use ui::{set_widget_value, ui_to_api, ui_to_api_seeded};
 
 /// A prompt in ComfyUI's API format, as `POST /prompt` takes it under `prompt`.
 ///

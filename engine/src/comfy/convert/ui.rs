@@ -584,7 +584,9 @@ fn expand_buttons(slots: Vec<Slot>, saved: Option<usize>) -> Vec<Slot> {
     out
 }
 
-fn class_widgets(class: &NodeClass, saved: Option<&Value>) -> Vec<Widget> {
+/// The widget layout that matches the saved values (old workflows kept values for inputs
+/// that have since become sockets).
+fn saved_layout(class: &NodeClass, saved: Option<&Value>) -> Vec<Slot> {
     let saved_len = saved.and_then(Value::as_array).map(Vec::len);
     let places = |layout: &[Slot]| layout.iter().filter(|s| s.saved).count();
     let mut layout = expand_buttons(class_layout(class, false), saved_len);
@@ -594,6 +596,37 @@ fn class_widgets(class: &NodeClass, saved: Option<&Value>) -> Vec<Widget> {
             layout = with_forced;
         }
     }
+    layout
+}
+
+/// Sets the saved value of widget `input` on a UI-format node (`widgets_values`, a list by
+/// position or an object by name). `false` when the node keeps no value for that widget.
+pub fn set_widget_value(node: &mut Value, class: &NodeClass, input: &str, value: Value) -> bool {
+    let layout = saved_layout(class, node.get("widgets_values"));
+    match node.get_mut("widgets_values") {
+        Some(Value::Array(values)) => {
+            let place = layout
+                .iter()
+                .filter(|s| s.saved)
+                .position(|s| s.name == input);
+            match place.and_then(|p| values.get_mut(p)) {
+                Some(slot) => {
+                    *slot = value;
+                    true
+                }
+                None => false,
+            }
+        }
+        Some(Value::Object(values)) if values.contains_key(input) => {
+            values.insert(input.to_string(), value);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn class_widgets(class: &NodeClass, saved: Option<&Value>) -> Vec<Widget> {
+    let layout = saved_layout(class, saved);
     let mut place = 0;
     layout
         .into_iter()
