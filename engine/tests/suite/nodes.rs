@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::error::Classify;
-use engine::model::{Caller, ComfyProcessState, ErrorKind, NodePackState, PackSource, Role};
+use engine::model::{
+    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, Role,
+    StepKind, StepState,
+};
 use engine::nodes::{InstallTarget, NodesError};
 use engine::Engine;
 
@@ -707,4 +710,165 @@ async fn the_node_map_syncs_and_a_failed_sync_keeps_the_last_good_copy() {
     let error = nodes.list(&admin).await.unwrap_err();
     assert!(matches!(error, NodesError::NotSupervised), "{error}");
     assert_eq!(error.kind(), ErrorKind::Invalid);
+}
+
+/// "Make runnable" on a workflow that needs two packs: one that installs (its classes then
+/// appear, and the workflow's copy runs as it is), one that fails to import (put back, said in
+/// words with the traceback). A person who is not an administrator is told to ask one.
+#[tokio::test(flavor = "multi_thread")]
+async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_breaks() {
+    let pod = Pod::start(&[]).await;
+    pod.engine.spawn_background_jobs();
+    let (good, _) = make_repo(
+        pod.root.path(),
+        "pack-fancy",
+        &[&[("__init__.py", &init_py(None, &["FancyNode"]))]],
+    );
+    let (broken, _) = make_repo(
+        pod.root.path(),
+        "pack-broken",
+        &[&[(
+            "__init__.py",
+            "raise ImportError('boom: broken on purpose')\n",
+        )]],
+    );
+    let cache = pod
+        .engine
+        .layout()
+        .data()
+        .join("nodes/extension-node-map.json");
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cache,
+        serde_json::json!({
+            good.clone(): [["FancyNode"], {"title_aux": "Fancy pack"}],
+            broken.clone(): [["BrokenNode"], {"title_aux": "Broken pack"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let workflow = serde_json::json!({
+        "1": {"class_type": "FancyNode", "inputs": {}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}
+    });
+    let import = |name: &str, workflow: &serde_json::Value| {
+        let bytes = serde_json::to_vec(workflow).unwrap();
+        let (engine, admin, name) = (Arc::clone(&pod.engine), pod.admin.clone(), name.to_string());
+        async move {
+            engine
+                .workflows()
+                .import(&admin, &name, &bytes)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let settle = |id: i64| {
+        let (engine, admin) = (Arc::clone(&pod.engine), pod.admin.clone());
+        async move {
+            for _ in 0..1200 {
+                let op = engine.operations().get(&admin, id).await.unwrap();
+                if !op.state.is_running() {
+                    return op;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the operation did not settle");
+        }
+    };
+
+    // Not an administrator: the pack step says who can do it; nothing is installed.
+    let id = import("fancy.json", &workflow).await;
+    let bob = Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    };
+    {
+        let bobs = pod
+            .engine
+            .workflows()
+            .import(&bob, "fancy.json", &serde_json::to_vec(&workflow).unwrap())
+            .await
+            .unwrap()
+            .id;
+        let op = pod.engine.operations().start(&bob, &bobs).await.unwrap();
+        let op = {
+            let mut op = op;
+            for _ in 0..300 {
+                if !op.state.is_running() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                op = pod.engine.operations().get(&bob, op.id).await.unwrap();
+            }
+            op
+        };
+        assert_eq!(op.state, OperationState::Failed, "{op:#?}");
+        assert!(
+            op.steps[0]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("only an administrator can install custom-node packs"),
+            "{op:#?}"
+        );
+        assert!(!pod.custom_nodes().join("pack-fancy").exists());
+    }
+
+    // The administrator: the pack installs, ComfyUI restarts with its class, the copy runs.
+    let restarts = pod.restarts().await;
+    let started = pod
+        .engine
+        .operations()
+        .start(&pod.admin, &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        started.steps[0].title,
+        "Install pack Fancy pack (for FancyNode)"
+    );
+    let op = settle(started.id).await;
+    assert_eq!(op.state, OperationState::Done, "{op:#?}");
+    assert_eq!(op.steps[0].kind, StepKind::Pack);
+    assert_eq!(op.steps[0].state, StepState::Done);
+    assert!(pod.classes().await.contains("FancyNode"));
+    assert!(pod.restarts().await > restarts);
+    let copy = pod
+        .engine
+        .workflows()
+        .get(&pod.admin, op.result_workflow_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        copy.summary.problems.is_empty(),
+        "{:?}",
+        copy.summary.problems
+    );
+
+    // A pack that fails to import: the step fails with ComfyUI's words, the pod is as before.
+    let tree_before = pod.tree();
+    let broken_id = import(
+        "broken.json",
+        &serde_json::json!({"1": {"class_type": "BrokenNode", "inputs": {}}}),
+    )
+    .await;
+    let started = pod
+        .engine
+        .operations()
+        .start(&pod.admin, &broken_id)
+        .await
+        .unwrap();
+    let op = settle(started.id).await;
+    assert_eq!(op.state, OperationState::Failed, "{op:#?}");
+    let detail = op.steps[0].detail.clone().unwrap();
+    assert!(
+        detail.contains("ImportError: boom: broken on purpose"),
+        "{detail}"
+    );
+    assert!(detail.contains("ComfyUI is running again"), "{detail}");
+    assert!(op.summary.as_deref().unwrap().contains("does not run yet"));
+    assert_eq!(pod.tree(), tree_before);
+    pod.wait_ready().await;
 }
