@@ -147,6 +147,15 @@ fn OperationPanel(op: OperationView) -> impl IntoView {
             {op.summary.map(|s| view! {
                 <p data-testid="operation-summary" class="mt-2 text-xs wrap-anywhere">{s}</p>
             })}
+            {op.result_workflow_id.filter(|_| state == OperationState::Done).map(|copy| view! {
+                <a
+                    data-testid="operation-open-copy"
+                    href=format!("/workflows?w={}", encode_component(&copy))
+                    class="btn-secondary mt-2 inline-flex"
+                >
+                    "Open the runnable copy"
+                </a>
+            })}
         </section>
     }
     .into_any()

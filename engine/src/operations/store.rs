@@ -96,22 +96,22 @@ impl OperationStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let last: i64 =
+        // The check is the last step: the new ones take its place, and it follows them.
+        let check: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE operation_id = ?")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?
                 .get(0);
-        // The check keeps its row, moved past the new steps.
         sqlx::query("UPDATE operation_steps SET seq = ? WHERE operation_id = ? AND key = 'check'")
-            .bind(last + steps.len() as i64 + 1)
+            .bind(check + steps.len() as i64)
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         for (i, step) in steps.iter().enumerate() {
-            insert_step(&mut tx, id, (last + 1) as u32 + i as u32, step).await?;
+            insert_step(&mut tx, id, (check + i as i64) as u32, step).await?;
         }
         touch(&mut tx, id, now_ms).await?;
         tx.commit().await.map_err(db)?;

@@ -833,6 +833,8 @@ async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_
     assert_eq!(op.state, OperationState::Done, "{op:#?}");
     assert_eq!(op.steps[0].kind, StepKind::Pack);
     assert_eq!(op.steps[0].state, StepState::Done);
+    let seqs: Vec<u32> = op.steps.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (1..=op.steps.len() as u32).collect::<Vec<_>>());
     assert!(pod.classes().await.contains("FancyNode"));
     assert!(pod.restarts().await > restarts);
     let copy = pod
