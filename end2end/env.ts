@@ -19,11 +19,21 @@ export const COMFY_PORT = 18102 + PORT_OFFSET;
 export const STANDIN_PORT = 18188 + PORT_OFFSET;
 /** The test file server the open server's `e2e-tiny` preset downloads from (see serve.sh). */
 export const FILESERVER_PORT = 18099 + PORT_OFFSET;
+/**
+ * The "pod" server: like "open", but it supervises its own ComfyUI (the fake ComfyUI of
+ * comfy-standin/python/fake_comfyui/main.py, with a venv) and can install custom-node packs.
+ */
+export const POD_PORT = 18112 + PORT_OFFSET;
+/** The pod server's supervised fake ComfyUI (comfydeck starts it with --port this). */
+export const POD_COMFYUI_PORT = 18198 + PORT_OFFSET;
 
 export const OPEN_URL = `http://127.0.0.1:${OPEN_PORT}`;
 export const LOCKED_URL = `http://127.0.0.1:${LOCKED_PORT}`;
 export const COMFY_URL = `http://127.0.0.1:${COMFY_PORT}`;
 export const STANDIN_URL = `http://127.0.0.1:${STANDIN_PORT}`;
+export const POD_URL = `http://127.0.0.1:${POD_PORT}`;
+export const POD_COMFYUI_URL = `http://127.0.0.1:${POD_COMFYUI_PORT}`;
+export const FILESERVER_URL = `http://127.0.0.1:${FILESERVER_PORT}`;
 
 export const LOCKED_PASSWORD = 'e2e-secret-pass';
 

@@ -3,12 +3,14 @@
 // Run from the repository root:
 //   COMFYDECK_BIN=target/release/comfydeck npx playwright test -c end2end/playwright.config.ts
 //
-// Three real servers are started from the binary, each on its own fresh temp workspace
+// Four real servers are started from the binary, each on its own fresh temp workspace
 // (see serve.sh): "open" (no password) on 18082 and "locked" (ACCESS_PASSWORD) on 18092, both
-// with ComfyUI unreachable, and "comfy" (no password) on 18102, whose ComfyUI is the stand-in
+// with ComfyUI unreachable, "comfy" (no password) on 18102, whose ComfyUI is the stand-in
 // that replays the recorded ComfyUI protocol (the comfy-standin crate's binary, built by
-// scripts/build.sh) on 18188. Plus a small file server on 18099 (fileserver.mjs) that the open
-// server's test preset downloads from.
+// scripts/build.sh) on 18188, and "pod" (no password) on 18112, which supervises its own fake
+// ComfyUI (comfy-standin/python/fake_comfyui/main.py in a venv) on 18198 and installs custom
+// nodes from a local git repository. Plus a small file server on 18099 (fileserver.mjs) that
+// the open server's test preset and the pod server's downloads and node map come from.
 // Both projects (desktop, mobile) run every spec, one test at a time.
 import path from 'node:path';
 import { defineConfig } from '@playwright/test';
@@ -20,12 +22,16 @@ import {
   COMFY_URL,
   COMFYDECK_BIN,
   FILESERVER_PORT,
+  FILESERVER_URL,
   LOCKED_PASSWORD,
   LOCKED_PORT,
   LOCKED_URL,
   OPEN_OUTPUT_DIR,
   OPEN_PORT,
   OPEN_URL,
+  POD_COMFYUI_PORT,
+  POD_PORT,
+  POD_URL,
   PORT_OFFSET,
   STANDIN_PORT,
   STANDIN_TIME_SCALE,
@@ -145,6 +151,23 @@ export default defineConfig({
       stdout: 'pipe',
       stderr: 'pipe',
       gracefulShutdown: { signal: 'SIGTERM', timeout: 5_000 },
+    },
+    {
+      name: 'pod',
+      command: `bash "${serveScript}" ${POD_PORT} pod`,
+      url: `${POD_URL}/health`,
+      // After 'files': its node map comes from there. Making the fake ComfyUI's venv takes a few
+      // seconds.
+      timeout: 90_000,
+      reuseExistingServer: false,
+      env: {
+        ...serverEnv,
+        E2E_FILESERVER_URL: FILESERVER_URL,
+        E2E_POD_COMFYUI_PORT: String(POD_COMFYUI_PORT),
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+      gracefulShutdown: { signal: 'SIGTERM', timeout: 10_000 },
     },
   ],
 });
