@@ -10,6 +10,13 @@
 //   /fast/<name>?size=N           N bytes at full speed
 //   /sha256/<name>?size=N         the hex sha256 of that content (the same for /slow and /fast)
 //   /status/<code>/<name>         answers with that HTTP status (401, 403, 404, 500 …)
+//   /token/<name>?size=N          like /fast, but 401 (a token is required) until /grant/<name>
+//   /grant/<name> · /revoke/<name> the server accepts /token/<name> from now on · no longer
+//                                 (the browser tests' stand-in for "a token was added")
+//   /node-map.json?repo=<url>&class=<name>[&title=<t>]
+//                                 a one-entry node map in ComfyUI-Manager's
+//                                 extension-node-map.json format:
+//                                 {"<url>": [["<name>"], {"title_aux": "<t, else name>"}]}
 //
 // The content depends only on the name and the size, so every request (and every range of it)
 // sees the same bytes. Files carry a strong ETag, Last-Modified, Accept-Ranges: bytes and
@@ -24,6 +31,8 @@ const PORT = Number(process.env.FILESERVER_PORT || 18099);
 const DEFAULT_SIZE = 1_000_000;
 const MAX_SIZE = 20_000_000_000;
 const DEFAULT_RATE = 2_000_000;
+/** Names whose /token/ route answers (see /grant/<name>). */
+const granted = new Set();
 const CHUNK = 64 * 1024;
 const LAST_MODIFIED = 'Thu, 01 Jan 2026 00:00:00 GMT';
 
@@ -169,12 +178,32 @@ async function handle(req, res) {
   const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   if (url.pathname === '/health') return plain(res, 200, 'ok\n', head);
 
+  if (url.pathname === '/node-map.json') {
+    const repo = url.searchParams.get('repo');
+    const cls = url.searchParams.get('class');
+    if (!repo || !cls) return plain(res, 400, 'node-map.json needs ?repo=<url>&class=<name>\n', head);
+    const body = Buffer.from(JSON.stringify({ [repo]: [[cls], { title_aux: url.searchParams.get('title') || cls }] }), 'utf8');
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
+    res.end(head ? undefined : body);
+    return;
+  }
+
+  if ((parts[0] === 'grant' || parts[0] === 'revoke') && parts.length >= 2) {
+    const name = parts.slice(1).join('/');
+    if (parts[0] === 'grant') granted.add(name);
+    else granted.delete(name);
+    return plain(res, 200, `${parts[0]}ed ${name}\n`, head);
+  }
+  if (parts[0] === 'token' && parts.length >= 2 && !granted.has(parts.slice(1).join('/'))) {
+    return plain(res, 401, '401 Unauthorized: a token is required (test file server)\n', head);
+  }
+
   if (parts[0] === 'status' && parts.length >= 2 && /^\d{3}$/.test(parts[1])) {
     const code = Number(parts[1]);
     return plain(res, code, `${code} ${http.STATUS_CODES[code] || ''} (test file server)\n`, head);
   }
 
-  if (!['slow', 'fast', 'sha256'].includes(parts[0]) || parts.length < 2) {
+  if (!['slow', 'fast', 'token', 'sha256'].includes(parts[0]) || parts.length < 2) {
     return plain(res, 404, 'not found\n', head);
   }
   const name = parts.slice(1).join('/');

@@ -17,6 +17,7 @@ pub mod generate;
 pub mod jobs;
 pub mod nodes;
 pub mod operations;
+pub mod recovery;
 pub mod users;
 
 /// The error every API call returns, server functions and hand-written routes alike: a

@@ -9,6 +9,7 @@ use engine::model::{Caller, Role};
 use crate::api::{get_session, ApiError, SessionInfo};
 use crate::components::{badge, Icon, IconSvg, Tone};
 use crate::live::{Connection, Live};
+use crate::pages::recovery::RecoveryBanner;
 
 /// Who is logged in, fetched once by the [`Layout`] and shared with the pages inside it: they
 /// leave out what the visitor's role may not do (a user is offered no model installs).
@@ -75,6 +76,9 @@ pub fn Layout() -> impl IntoView {
         </header>
         // Bottom padding keeps content clear of the phone tab bar.
         <main class="mx-auto max-w-6xl px-4 pb-24 pt-4 md:pb-10">
+            <Show when=move || !use_location().pathname.get().starts_with("/recovery")>
+                <RecoveryBanner/>
+            </Show>
             <Outlet/>
         </main>
     }

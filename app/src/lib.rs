@@ -19,7 +19,7 @@ use crate::pages::gallery::GalleryPage;
 use crate::pages::generate::GeneratePage;
 use crate::pages::{
     activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage, queue::QueuePage,
-    settings::SettingsPage, workflows::WorkflowsPage,
+    recovery::RecoveryPage, settings::SettingsPage, workflows::WorkflowsPage,
 };
 
 /// The document around the app. Rendered on the server only: the saved theme is written into
@@ -88,6 +88,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("activity") view=ActivityPage/>
                     <Route path=path!("queue") view=QueuePage/>
+                    <Route path=path!("recovery") view=RecoveryPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -70,6 +70,8 @@ pub struct Live {
     pub job: RwSignal<Option<engine::model::JobView>>,
     /// Latest state of each "make runnable" operation, by operation id.
     pub operations: RwSignal<HashMap<i64, engine::model::OperationView>>,
+    /// Raised each time the recovery list changes (the banner and the page read it again).
+    pub recovery: RwSignal<u64>,
 }
 
 impl Live {
@@ -90,6 +92,7 @@ impl Live {
             generation: RwSignal::new(None),
             job: RwSignal::new(None),
             operations: RwSignal::new(HashMap::new()),
+            recovery: RwSignal::new(0),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -142,6 +145,7 @@ impl Live {
             Event::Operation(op) => self.operations.update(|map| {
                 map.insert(op.id, op);
             }),
+            Event::Recovery => self.recovery.update(|n| *n += 1),
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::model::*;
 use crate::nodes::{NodePackService, NodesConfig};
 use crate::operations::store::OperationStore;
 use crate::operations::OperationService;
+use crate::recovery::store::RecoveryStore;
+use crate::recovery::RecoveryService;
 use crate::settings::SettingsService;
 use crate::status::{StatusService, COMFY_INTERVAL, METRICS_INTERVAL};
 use crate::store::{Store, StoreError};
@@ -87,6 +89,7 @@ pub struct Engine {
     jobs: Arc<JobService>,
     nodes: Arc<NodePackService>,
     operations: Arc<OperationService>,
+    recovery: Arc<RecoveryService>,
     /// Cancelled by [`Engine::shutdown`]: ends the background loops, which hold service
     /// handles (and so the workspace lock) while they run.
     stopping: CancellationToken,
@@ -245,6 +248,14 @@ impl Engine {
             Arc::clone(&bridge),
             stopping.clone(),
         ));
+        let recovery = Arc::new(RecoveryService::new(
+            RecoveryStore::new(store.pool().clone()),
+            events.clone(),
+            Arc::clone(&downloads),
+            Arc::clone(&operations),
+            Arc::clone(&jobs),
+            Arc::clone(&status),
+        ));
         let engine = Arc::new(Engine {
             config,
             layout,
@@ -263,6 +274,7 @@ impl Engine {
             jobs,
             nodes,
             operations,
+            recovery,
             stopping,
             _lock: lock,
         });
@@ -280,6 +292,8 @@ impl Engine {
     /// metrics and ComfyUI sampling (only while someone watches) and the hourly clean-up of old
     /// activity and expired sessions.
     pub fn spawn_background_jobs(&self) {
+        // Every failure on the bus goes to the recovery store: subscribed before anything runs.
+        self.recovery.spawn_listener(&self.stopping);
         self.start_comfyui();
         // Subscribes to run events before the bridge can publish any.
         crate::generate::service::spawn_tracker(&self.generator, &self.stopping);
@@ -472,6 +486,10 @@ impl Engine {
         &self.bridge
     }
     /// Custom-node packs of the supervised ComfyUI.
+    pub fn recovery(&self) -> &Arc<RecoveryService> {
+        &self.recovery
+    }
+
     pub fn operations(&self) -> &Arc<OperationService> {
         &self.operations
     }

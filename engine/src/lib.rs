@@ -47,6 +47,8 @@ pub mod nodes;
 #[cfg(feature = "server")]
 pub mod operations;
 #[cfg(feature = "server")]
+pub mod recovery;
+#[cfg(feature = "server")]
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod settings;

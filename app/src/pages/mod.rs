@@ -5,6 +5,7 @@ pub mod home;
 pub mod login;
 pub mod models;
 pub mod queue;
+pub mod recovery;
 pub(crate) mod run_panel;
 pub(crate) mod runnable;
 pub mod settings;

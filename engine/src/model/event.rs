@@ -35,6 +35,8 @@ pub enum Event {
     Job(JobView),
     /// A "make runnable" operation changed (a step started, ended, or asks).
     Operation(OperationView),
+    /// The recovery list changed (a failure recorded, resolved or dismissed): read it again.
+    Recovery,
 }
 
 #[cfg(test)]

@@ -130,6 +130,17 @@ impl OperationService {
         Ok(view)
     }
 
+    /// Starts the workflow of operation `id` over, for the operation's owner (a retry from
+    /// the Recovery page).
+    pub async fn start_again(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<OperationView, OperationError> {
+        let op = self.owned(caller, id).await?;
+        self.start(&op.caller, &op.view.workflow_id).await
+    }
+
     /// The operation `id` as its owner (or an administrator) sees it; another person's is
     /// not found.
     pub async fn get(&self, caller: &Caller, id: i64) -> Result<OperationView, OperationError> {

@@ -797,3 +797,166 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
         "the built-in catalog stays"
     );
 }
+
+/// Polls the recovery list until `done` holds.
+async fn recovery_until(
+    engine: &Engine,
+    caller: &engine::model::Caller,
+    what: &str,
+    done: impl Fn(&engine::model::RecoveryList) -> bool,
+) -> engine::model::RecoveryList {
+    let started = Instant::now();
+    loop {
+        let list = engine.recovery().list(caller).await.unwrap();
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "recovery never showed {what}: {list:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Recovery over real failures: a gated preset is in the list as "licence not accepted" with
+/// the licence's link and the actions that fit; it is the administrators' (a user sees none of
+/// it and cannot act on it); after the licence is accepted, Retry installs it and the failure
+/// is resolved. A missing file is "not found", is counted when it fails again, and is dismissed.
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
+    use engine::error::Classify;
+    use engine::model::{
+        Caller, ErrorKind, FailureClass, FailureSource, FailureState, RecoveryAction, Role,
+    };
+    let server = FileServer::start().await;
+    let spec = server.add_file("/org/gated/resolve/main/model.safetensors", 2_000);
+    server.set_fault(&spec.path, Fault::Gated);
+    let missing = server.add_file("/files/missing.safetensors", 1_000);
+    server.set_fault(&missing.path, Fault::status(404));
+    let dir = tempfile::tempdir().unwrap();
+    write_preset(
+        dir.path(),
+        "gated",
+        &[TestFile {
+            path: "checkpoints/gated.safetensors",
+            url: server.url(&spec.path),
+            size: "2KB",
+            sha256: None,
+        }],
+    );
+    let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
+    engine.spawn_background_jobs();
+    let admin = engine.auth().open_caller();
+    let bob = Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    };
+
+    engine.downloads().install_preset("gated").await.unwrap();
+    let list = recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
+    let failure = &list.open[0];
+    assert_eq!(failure.source, FailureSource::Preset);
+    assert_eq!(failure.class, FailureClass::Licence);
+    assert_eq!(failure.subject, "preset gated");
+    assert!(
+        failure.sentence.contains("licence must be accepted"),
+        "{failure:?}"
+    );
+    assert_eq!(
+        failure.link.as_deref(),
+        Some("https://huggingface.co/org/gated")
+    );
+    assert_eq!(
+        failure.actions,
+        [
+            RecoveryAction::AcceptLicence,
+            RecoveryAction::Retry,
+            RecoveryAction::Dismiss
+        ]
+    );
+    assert!(failure.detail.contains("gated repository"));
+    assert_eq!(
+        list.banner().as_deref(),
+        Some("A preset install failed: licence not accepted")
+    );
+    // The pod's failures are the administrators'.
+    assert!(engine.recovery().list(&bob).await.unwrap().open.is_empty());
+    let hidden = engine
+        .recovery()
+        .act(&bob, failure.id, RecoveryAction::Retry)
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.kind(), ErrorKind::NotFound);
+    // An action that does not fit, or one the person does themselves, is refused in words.
+    let unfit = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::RestartComfyui)
+        .await
+        .unwrap_err();
+    assert_eq!(unfit.kind(), ErrorKind::Invalid);
+    assert!(unfit.to_string().contains("does not fit"), "{unfit}");
+
+    // The licence is accepted (the fault goes); Retry installs it and resolves the failure.
+    server.clear_faults(&spec.path);
+    let retried = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::Retry)
+        .await
+        .unwrap();
+    assert_eq!(retried.state, FailureState::Resolved);
+    wait_for(&engine, "gated", Duration::from_secs(20), installed).await;
+    let list = recovery_until(&engine, &admin, "the preset resolved", |l| {
+        l.open.is_empty() && l.recent.iter().any(|f| f.subject == "preset gated")
+    })
+    .await;
+    assert_eq!(list.banner(), None);
+    assert_eq!(list.week[0].class, FailureClass::Licence);
+
+    // A file that is not there: "not found"; failing again counts; dismissed, it goes.
+    let enqueue = || {
+        engine
+            .downloads()
+            .enqueue_file(engine::download::queue::NewTask {
+                url: server.url(&missing.path),
+                path: "loras/missing.safetensors".into(),
+                expected_size: None,
+                checksum: None,
+                priority: 0,
+            })
+    };
+    enqueue().await.unwrap();
+    let list = recovery_until(&engine, &admin, "the missing file", |l| !l.open.is_empty()).await;
+    let gone = list.open[0].clone();
+    assert_eq!(gone.source, FailureSource::Download);
+    assert_eq!(gone.class, FailureClass::NotFound);
+    assert_eq!(gone.subject, "loras/missing.safetensors");
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let outcome = engine.recovery().retry_all(&admin).await.unwrap();
+    assert_eq!(
+        (outcome.retried, outcome.skipped),
+        (0, 1),
+        "not found waits for a person"
+    );
+    enqueue().await.unwrap();
+    recovery_until(&engine, &admin, "the second failure counted", |l| {
+        l.open.first().is_some_and(|f| f.count == 2)
+    })
+    .await;
+    let dismissed = engine
+        .recovery()
+        .act(&admin, gone.id, RecoveryAction::Dismiss)
+        .await
+        .unwrap();
+    assert_eq!(dismissed.state, FailureState::Dismissed);
+    assert!(engine
+        .recovery()
+        .list(&admin)
+        .await
+        .unwrap()
+        .open
+        .is_empty());
+    engine.shutdown().await;
+}

@@ -1,0 +1,276 @@
+//! Recovery: everything that failed and needs a person, newest first, each with what happened
+//! in words, the technical detail behind a disclosure, and the actions that fit; "retry all";
+//! the week's counts. Also the banner every page shows while something needs attention.
+
+use engine::model::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::recovery::{act_on_failure, list_recovery, retry_all_failures};
+use crate::components::{badge, ErrorNote, Tone};
+use crate::live::Live;
+use crate::server_calls::{api_error_view, Write};
+
+fn class_tone(class: FailureClass) -> Tone {
+    match class {
+        FailureClass::Network | FailureClass::RateLimited => Tone::Warn,
+        FailureClass::Unknown => Tone::Muted,
+        _ => Tone::Bad,
+    }
+}
+
+fn source_label(source: FailureSource) -> &'static str {
+    match source {
+        FailureSource::Download => "Download",
+        FailureSource::Preset => "Preset",
+        FailureSource::Operation => "Make runnable",
+        FailureSource::Job => "Run",
+        FailureSource::Comfyui => "ComfyUI",
+    }
+}
+
+/// `2026-12-07 02:40 UTC`.
+fn when(ms: i64) -> String {
+    let full = format_utc(ms);
+    match full.get(..16) {
+        Some(minutes) => format!("{minutes} UTC"),
+        None => full,
+    }
+}
+
+#[component]
+pub fn RecoveryPage() -> impl IntoView {
+    let live = Live::get();
+    let list = Resource::new(move || live.recovery.get(), |_| list_recovery());
+    let refresh = move || list.refetch();
+    view! {
+        <Title text="Recovery · comfydeck"/>
+        <section class="flex min-w-0 flex-col gap-4" aria-labelledby="recovery-title">
+            <header class="flex flex-wrap items-center gap-2">
+                <h1 id="recovery-title" class="text-lg font-semibold">"Recovery"</h1>
+                <p class="w-full text-sm text-muted">
+                    "What failed and needs you. Network problems and rate limits are retried by themselves; what is here waits for a decision."
+                </p>
+            </header>
+            <Transition fallback=|| view! { <p class="text-sm text-muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(list) => view! { <RecoveryBody list refresh=Callback::new(move |_| refresh())/> }.into_any(),
+                        Err(e) => api_error_view(e),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn RecoveryBody(list: RecoveryList, refresh: Callback<()>) -> impl IntoView {
+    let retry_all = Write::new();
+    let outcome = RwSignal::new(None::<String>);
+    let retryable = list
+        .open
+        .iter()
+        .filter(|f| f.actions.first() == Some(&RecoveryAction::Retry))
+        .count();
+    let week = (!list.week.is_empty()).then(|| {
+        list.week
+            .iter()
+            .map(|c| format!("{} {}", c.count, c.class.label()))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    });
+    let open = list.open.len();
+    let cards = list
+        .open
+        .into_iter()
+        .map(|failure| view! { <FailureCard failure refresh/> })
+        .collect_view();
+    let recent = list
+        .recent
+        .into_iter()
+        .map(|f| {
+            let state = match f.state {
+                FailureState::Resolved => "resolved",
+                FailureState::Dismissed => "dismissed",
+                FailureState::Open => "open",
+            };
+            view! {
+                <li data-testid="failure-recent" class="flex min-w-0 flex-wrap gap-x-2 text-xs text-muted">
+                    <span class="min-w-0 wrap-anywhere text-fg">{f.subject}</span>
+                    <span>{f.class.label()}</span>
+                    <span>{state}</span>
+                    <span class="tabular-nums">{when(f.last_ms)}</span>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="flex flex-wrap items-center gap-2">
+            <span data-testid="recovery-open-count" class=badge(if open == 0 { Tone::Ok } else { Tone::Bad })>
+                {if open == 0 { "Nothing needs you".to_string() } else { format!("{open} need you") }}
+            </span>
+            {week.map(|w| view! { <span data-testid="recovery-week" class="text-xs text-muted wrap-anywhere">"This week: " {w}</span> })}
+            {(retryable > 0).then(|| view! {
+                <button
+                    type="button"
+                    data-testid="recovery-retry-all"
+                    class="btn-primary ml-auto"
+                    disabled=move || retry_all.busy()
+                    on:click=move |_| {
+                        retry_all.run(retry_all_failures(), move |o: RetryAllOutcome| {
+                            outcome.try_set(Some(format!(
+                                "Retried {}{}.",
+                                o.retried,
+                                if o.skipped > 0 { format!("; {} wait for you first", o.skipped) } else { String::new() }
+                            )));
+                            refresh.run(());
+                        });
+                    }
+                >
+                    {format!("Retry all that can be retried ({retryable})")}
+                </button>
+            })}
+        </div>
+        {move || outcome.get().map(|o| view! { <p data-testid="recovery-outcome" class="text-sm text-muted">{o}</p> })}
+        {move || retry_all.error().map(|message| view! { <ErrorNote message/> })}
+        <ul class="flex flex-col gap-3" data-testid="failures">{cards}</ul>
+        <details class="text-sm">
+            <summary class="cursor-pointer text-muted">"Settled lately"</summary>
+            <ul class="mt-2 flex flex-col gap-1">{recent}</ul>
+        </details>
+    }
+    .into_any()
+}
+
+#[component]
+fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
+    let write = Write::new();
+    let id = failure.id;
+    let act = move |action: RecoveryAction| {
+        write.run(act_on_failure(id, action), move |_| refresh.run(()));
+    };
+    let link = failure.link.clone();
+    let guides = failure
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let href = link.clone()?;
+            let label = match a {
+                RecoveryAction::AddToken => "Add a token in Settings",
+                RecoveryAction::AcceptLicence => "Accept the licence",
+                RecoveryAction::FreeSpace => "Free space on the Models page",
+                _ => return None,
+            };
+            let external = href.starts_with("http");
+            Some(
+                view! {
+                    <a
+                        data-testid="failure-guide"
+                        data-action=a.as_str()
+                        href=href
+                        target=external.then_some("_blank")
+                        rel=external.then_some("noopener")
+                        class="btn-secondary"
+                    >
+                        {label}
+                        {external.then_some(" ↗")}
+                    </a>
+                }
+                .into_any(),
+            )
+        })
+        .collect_view();
+    let buttons = failure
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let (label, class) = match a {
+                RecoveryAction::Retry => ("Retry", "btn-primary"),
+                RecoveryAction::RestartComfyui => ("Restart ComfyUI", "btn-primary"),
+                RecoveryAction::Dismiss => ("Dismiss", "btn-secondary"),
+                _ => return None,
+            };
+            let action = *a;
+            Some(
+                view! {
+                    <button
+                        type="button"
+                        data-testid="failure-action"
+                        data-action=action.as_str()
+                        class=class
+                        disabled=move || write.busy()
+                        on:click=move |_| act(action)
+                    >
+                        {label}
+                    </button>
+                }
+                .into_any(),
+            )
+        })
+        .collect_view();
+    let times = if failure.count > 1 {
+        format!(
+            "{} times since {} · last {}",
+            failure.count,
+            when(failure.first_ms),
+            when(failure.last_ms)
+        )
+    } else {
+        when(failure.last_ms)
+    };
+    view! {
+        <li
+            data-testid="failure"
+            data-class=failure.class.as_str()
+            data-source=failure.source.as_str()
+            class="flex min-w-0 flex-col gap-2 rounded-xl border border-line bg-surface p-4 shadow-sm"
+        >
+            <div class="flex min-w-0 flex-wrap items-center gap-2">
+                <span class=badge(Tone::Muted)>{source_label(failure.source)}</span>
+                <span data-testid="failure-class" class=badge(class_tone(failure.class))>{failure.class.label()}</span>
+                <span class="text-xs text-muted tabular-nums">{times}</span>
+            </div>
+            <p data-testid="failure-subject" class="font-medium wrap-anywhere">{failure.subject}</p>
+            <p data-testid="failure-sentence" class="text-sm wrap-anywhere">{failure.sentence}</p>
+            <details class="text-xs">
+                <summary class="cursor-pointer text-muted">"Technical detail"</summary>
+                <pre data-testid="failure-detail" class="mt-1 whitespace-pre-wrap break-all rounded-lg bg-surface-2 p-2">{failure.detail}</pre>
+            </details>
+            <div class="flex flex-wrap gap-2">{guides}{buttons}</div>
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
+        </li>
+    }
+    .into_any()
+}
+
+/// The banner every signed-in page shows while something needs attention, linking to the
+/// Recovery page. Read in the browser only (after hydration), so no page pays for it on the
+/// server.
+#[component]
+pub fn RecoveryBanner() -> impl IntoView {
+    let live = Live::get();
+    let line = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        live.recovery.track();
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = list_recovery().await {
+                line.try_set(list.banner());
+            }
+        });
+    });
+    move || {
+        line.get().map(|text| {
+            view! {
+                <div
+                    data-testid="recovery-banner"
+                    role="status"
+                    class="mb-4 flex min-w-0 flex-wrap items-center gap-x-3 gap-y-1 rounded-lg border border-bad/40 bg-bad/10 px-3 py-2 text-sm text-bad"
+                >
+                    <span class="min-w-0 flex-1 wrap-anywhere">{text}</span>
+                    <a href="/recovery" data-testid="recovery-banner-link" class="shrink-0 font-medium underline">"Open Recovery"</a>
+                </div>
+            }
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! Recovery: every failure that needs a person, in one list, classified, with what can be done.
+
+use serde::{Deserialize, Serialize};
+
+use super::named::named_enum;
+
+named_enum! {
+    /// What failed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum FailureSource {
+        /// One file's download.
+        Download = "download",
+        /// A preset's install (as a whole).
+        Preset = "preset",
+        /// A "make runnable" operation.
+        Operation = "operation",
+        /// A queue job (a run).
+        Job = "job",
+        /// The supervised ComfyUI process.
+        Comfyui = "comfyui",
+    }
+}
+
+named_enum! {
+    /// Why it failed, as a person would group it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum FailureClass {
+        Network = "network",
+        Auth = "auth",
+        Licence = "licence",
+        NotFound = "not_found",
+        RateLimited = "rate_limited",
+        DiskFull = "disk_full",
+        Integrity = "integrity",
+        Dependency = "dependency",
+        Validation = "validation",
+        OutOfMemory = "out_of_memory",
+        ComfyuiCrashed = "comfyui_crashed",
+        Unknown = "unknown",
+    }
+}
+
+impl FailureClass {
+    /// The class in a few words, for lists and the banner.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureClass::Network => "network problem",
+            FailureClass::Auth => "token missing or wrong",
+            FailureClass::Licence => "licence not accepted",
+            FailureClass::NotFound => "not found",
+            FailureClass::RateLimited => "rate-limited",
+            FailureClass::DiskFull => "disk full",
+            FailureClass::Integrity => "damaged download",
+            FailureClass::Dependency => "dependency conflict",
+            FailureClass::Validation => "refused by ComfyUI",
+            FailureClass::OutOfMemory => "out of GPU memory",
+            FailureClass::ComfyuiCrashed => "ComfyUI crashed",
+            FailureClass::Unknown => "failed",
+        }
+    }
+}
+
+named_enum! {
+    /// What a person can do about a failure.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RecoveryAction {
+        /// Try it again as it is.
+        Retry = "retry",
+        /// Save a token in Settings, then retry.
+        AddToken = "add_token",
+        /// Accept the model's licence (the failure's link), then retry.
+        AcceptLicence = "accept_licence",
+        /// Remove models or partial downloads (the Models page), then retry.
+        FreeSpace = "free_space",
+        RestartComfyui = "restart_comfyui",
+        /// Nothing to do here: hide it.
+        Dismiss = "dismiss",
+    }
+}
+
+named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum FailureState {
+        /// Needs a person.
+        Open = "open",
+        /// It worked later (by itself or after an action).
+        Resolved = "resolved",
+        Dismissed = "dismissed",
+    }
+}
+
+/// One failure as the Recovery page shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureView {
+    pub id: i64,
+    pub source: FailureSource,
+    /// What failed, in words: `checkpoints/flux1-dev.safetensors`, `preset FLUX_DEV`.
+    pub subject: String,
+    pub class: FailureClass,
+    /// What happened and what to do, for anyone.
+    pub sentence: String,
+    /// The technical message behind it.
+    pub detail: String,
+    /// Where to go (a licence page, the Models page, Settings).
+    pub link: Option<String>,
+    pub actions: Vec<RecoveryAction>,
+    /// Times it failed since it was first seen.
+    pub count: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub state: FailureState,
+    /// Whose it is (operations and jobs); `None`: the pod's (administrators').
+    pub user_id: Option<i64>,
+}
+
+/// How often a class happened in the last seven days.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCount {
+    pub class: FailureClass,
+    pub count: u32,
+}
+
+/// `GET /api/recovery`: what needs a person, newest first, and the week's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryList {
+    pub open: Vec<FailureView>,
+    /// Resolved or dismissed lately (newest first, a few).
+    pub recent: Vec<FailureView>,
+    pub week: Vec<ClassCount>,
+}
+
+impl RecoveryList {
+    /// The banner's sentence, `None` when nothing needs attention: `2 downloads need a token`.
+    pub fn banner(&self) -> Option<String> {
+        banner_line(&self.open)
+    }
+}
+
+/// The one sentence for open failures: the most common class and source, and how many.
+pub fn banner_line(open: &[FailureView]) -> Option<String> {
+    let first = open.first()?;
+    let n = open.len();
+    if open
+        .iter()
+        .all(|f| f.class == first.class && f.source == first.source)
+    {
+        let what = match (first.source, n) {
+            (FailureSource::Download, 1) => "A download".to_string(),
+            (FailureSource::Download, n) => format!("{n} downloads"),
+            (FailureSource::Preset, 1) => "A preset install".to_string(),
+            (FailureSource::Preset, n) => format!("{n} preset installs"),
+            (FailureSource::Operation, 1) => "A \"make runnable\"".to_string(),
+            (FailureSource::Operation, n) => format!("{n} \"make runnable\" operations"),
+            (FailureSource::Job, 1) => "A run".to_string(),
+            (FailureSource::Job, n) => format!("{n} runs"),
+            (FailureSource::Comfyui, _) => "ComfyUI".to_string(),
+        };
+        return Some(format!("{what} failed: {}", first.class.label()));
+    }
+    Some(format!(
+        "{n} things need attention (the newest: {}, {})",
+        first.subject,
+        first.class.label()
+    ))
+}
+
+/// `POST /api/recovery/act`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryActRequest {
+    pub id: i64,
+    pub action: RecoveryAction,
+}
+
+/// What `retry-all` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryAllOutcome {
+    pub retried: u32,
+    /// Those that cannot be retried as they are (a token, space or a licence is needed first).
+    pub skipped: u32,
+}

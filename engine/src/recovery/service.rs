@@ -1,0 +1,368 @@
+//! Sees every failure on the event bus, keeps it until it is resolved, and carries out the
+//! actions a person chooses.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::store::{RecoveryStore, Report, StoredFailure};
+use super::RecoveryError;
+use crate::clock::now_ms;
+use crate::download::manager::DownloadManager;
+use crate::events::EventBus;
+use crate::jobs::JobService;
+use crate::model::*;
+use crate::operations::OperationService;
+use crate::status::StatusService;
+
+const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub struct RecoveryService {
+    store: RecoveryStore,
+    events: EventBus,
+    downloads: Arc<DownloadManager>,
+    operations: Arc<OperationService>,
+    jobs: Arc<JobService>,
+    status: Arc<StatusService>,
+}
+
+/// What an event says about a thing that can fail.
+enum Seen {
+    Failed(Report),
+    Worked(FailureSource, String),
+}
+
+impl RecoveryService {
+    pub fn new(
+        store: RecoveryStore,
+        events: EventBus,
+        downloads: Arc<DownloadManager>,
+        operations: Arc<OperationService>,
+        jobs: Arc<JobService>,
+        status: Arc<StatusService>,
+    ) -> Self {
+        RecoveryService {
+            store,
+            events,
+            downloads,
+            operations,
+            jobs,
+            status,
+        }
+    }
+
+    /// Follows the event bus until `stopping`: failures are recorded, successes resolve them.
+    pub fn spawn_listener(self: &Arc<Self>, stopping: &CancellationToken) {
+        let this = Arc::clone(self);
+        let mut rx = self.events.subscribe();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = stopping.cancelled() => return,
+                    event = rx.recv() => event,
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                if let Some(seen) = this.seen(&event) {
+                    if let Err(e) = this.record(seen).await {
+                        tracing::warn!(error = %e, "a failure was not recorded");
+                    }
+                }
+            }
+        });
+    }
+
+    fn seen(&self, event: &Event) -> Option<Seen> {
+        match event {
+            Event::Download(file) => match file.state {
+                // A preset's file is followed as the preset.
+                FileState::Failed
+                    if self
+                        .downloads
+                        .catalog()
+                        .preset_for_model(&file.path)
+                        .is_none() =>
+                {
+                    Some(Seen::Failed(Report {
+                        source: FailureSource::Download,
+                        key: file.path.clone(),
+                        target: file.task_id.to_string(),
+                        subject: file.path.clone(),
+                        detail: file
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| "the download failed".into()),
+                        user_id: None,
+                    }))
+                }
+                FileState::Installed => {
+                    Some(Seen::Worked(FailureSource::Download, file.path.clone()))
+                }
+                _ => None,
+            },
+            Event::Preset(preset) => match preset.state {
+                InstallState::Failed => Some(Seen::Failed(Report {
+                    source: FailureSource::Preset,
+                    key: preset.preset_id.clone(),
+                    target: preset.preset_id.clone(),
+                    subject: format!("preset {}", preset.preset_id),
+                    detail: preset
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the install failed".into()),
+                    user_id: None,
+                })),
+                InstallState::Installed => Some(Seen::Worked(
+                    FailureSource::Preset,
+                    preset.preset_id.clone(),
+                )),
+                _ => None,
+            },
+            Event::Operation(op) => {
+                let key = format!("{}:{}", op.user_id, op.workflow_id);
+                match op.state {
+                    OperationState::Failed => Some(Seen::Failed(Report {
+                        source: FailureSource::Operation,
+                        key,
+                        target: op.id.to_string(),
+                        subject: format!("make \"{}\" runnable", op.workflow_name),
+                        detail: op.summary.clone().unwrap_or_else(|| "it failed".into()),
+                        user_id: Some(op.user_id),
+                    })),
+                    OperationState::Done => Some(Seen::Worked(FailureSource::Operation, key)),
+                    _ => None,
+                }
+            }
+            Event::Job(job) if job.state == JobState::Failed => Some(Seen::Failed(Report {
+                source: FailureSource::Job,
+                key: job.id.to_string(),
+                target: job.id.to_string(),
+                subject: format!("run of \"{}\"", job.workflow_name),
+                detail: job.error.clone().unwrap_or_else(|| "the run failed".into()),
+                user_id: Some(job.user_id),
+            })),
+            Event::ComfyProcess(process) => match &process.state {
+                ComfyProcessState::Failed { error } => Some(Seen::Failed(Self::comfy_report(
+                    error.clone(),
+                    &process.log_tail,
+                ))),
+                // Crashing again and again: a person is needed (a restart alone is automatic).
+                ComfyProcessState::Restarting { attempt, .. } if *attempt >= 3 => {
+                    Some(Seen::Failed(Self::comfy_report(
+                        format!("ComfyUI crashed {attempt} times in a row"),
+                        &process.log_tail,
+                    )))
+                }
+                ComfyProcessState::Ready { .. } => {
+                    Some(Seen::Worked(FailureSource::Comfyui, "comfyui".into()))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn comfy_report(headline: String, log_tail: &[String]) -> Report {
+        let tail: Vec<&str> = log_tail
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        Report {
+            source: FailureSource::Comfyui,
+            key: "comfyui".into(),
+            target: "comfyui".into(),
+            subject: "ComfyUI".into(),
+            detail: if tail.is_empty() {
+                headline
+            } else {
+                format!("{headline}; its last lines:\n{}", tail.join("\n"))
+            },
+            user_id: None,
+        }
+    }
+
+    async fn record(&self, seen: Seen) -> Result<(), RecoveryError> {
+        let changed = match seen {
+            Seen::Failed(report) => self.store.report(&report, now_ms()).await?,
+            Seen::Worked(source, key) => self.store.resolve(source, &key, now_ms()).await?,
+        };
+        if changed {
+            self.events.publish(Event::Recovery);
+        }
+        Ok(())
+    }
+
+    /// An administrator sees everything; a user their own operations and runs.
+    fn scope(caller: &Caller) -> Option<i64> {
+        (!caller.is_admin()).then_some(caller.user_id)
+    }
+
+    pub async fn list(&self, caller: &Caller) -> Result<RecoveryList, RecoveryError> {
+        let scope = Self::scope(caller);
+        Ok(RecoveryList {
+            open: self
+                .store
+                .open(scope)
+                .await?
+                .into_iter()
+                .map(|f| f.view)
+                .collect(),
+            recent: self.store.recent(scope).await?,
+            week: self.store.week(scope, now_ms() - WEEK_MS).await?,
+        })
+    }
+
+    async fn owned(&self, caller: &Caller, id: i64) -> Result<StoredFailure, RecoveryError> {
+        match self.store.get(id).await? {
+            Some(f) if caller.is_admin() || f.view.user_id == Some(caller.user_id) => Ok(f),
+            _ => Err(RecoveryError::NotFound(format!(
+                "failure {id} does not exist"
+            ))),
+        }
+    }
+
+    /// Carries out `action` on failure `id`. A retry starts the thing again (the failure is
+    /// resolved; it opens again, counted, if the retry fails too).
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        id: i64,
+        action: RecoveryAction,
+    ) -> Result<FailureView, RecoveryError> {
+        let failure = self.owned(caller, id).await?;
+        if !failure.view.actions.contains(&action) {
+            return Err(RecoveryError::Invalid(format!(
+                "\"{}\" does not fit this failure ({}); it offers: {}",
+                action.as_str(),
+                failure.view.class.label(),
+                failure
+                    .view
+                    .actions
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let state = match action {
+            RecoveryAction::Dismiss => FailureState::Dismissed,
+            RecoveryAction::Retry => {
+                self.retry(caller, &failure).await?;
+                FailureState::Resolved
+            }
+            RecoveryAction::RestartComfyui => {
+                self.status
+                    .restart_comfyui(caller)
+                    .await
+                    .map_err(|e| RecoveryError::Failed(e.to_string()))?;
+                FailureState::Resolved
+            }
+            RecoveryAction::AddToken
+            | RecoveryAction::AcceptLicence
+            | RecoveryAction::FreeSpace => {
+                return Err(RecoveryError::Invalid(format!(
+                    "\"{}\" is done by you ({}), then press Retry",
+                    action.as_str(),
+                    failure
+                        .view
+                        .link
+                        .as_deref()
+                        .unwrap_or("see the failure's sentence")
+                )))
+            }
+        };
+        self.store.set_state(id, state, now_ms()).await?;
+        self.events.publish(Event::Recovery);
+        Ok(self
+            .store
+            .get(id)
+            .await?
+            .map(|f| f.view)
+            .unwrap_or(failure.view))
+    }
+
+    async fn retry(&self, caller: &Caller, failure: &StoredFailure) -> Result<(), RecoveryError> {
+        let admin_only = || {
+            if caller.is_admin() {
+                Ok(())
+            } else {
+                Err(RecoveryError::Forbidden(
+                    "only an administrator can retry downloads and installs".into(),
+                ))
+            }
+        };
+        let failed = |e: &dyn std::fmt::Display| RecoveryError::Failed(e.to_string());
+        let number = || {
+            failure
+                .target
+                .parse::<i64>()
+                .map_err(|_| RecoveryError::Invalid(format!("{} is not an id", failure.target)))
+        };
+        match failure.view.source {
+            FailureSource::Download => {
+                admin_only()?;
+                self.downloads
+                    .resume_task(number()?)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+            FailureSource::Preset => {
+                admin_only()?;
+                self.downloads
+                    .install_preset(&failure.target)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+            FailureSource::Operation => {
+                self.operations
+                    .start_again(caller, number()?)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+            FailureSource::Job => {
+                self.jobs
+                    .rerun(caller, number()?)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+            FailureSource::Comfyui => {
+                self.status
+                    .restart_comfyui(caller)
+                    .await
+                    .map_err(|e| failed(&e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries every open failure that can be retried as it is (not those waiting for a token,
+    /// space or a licence first).
+    pub async fn retry_all(&self, caller: &Caller) -> Result<RetryAllOutcome, RecoveryError> {
+        let mut outcome = RetryAllOutcome::default();
+        for failure in self.store.open(Self::scope(caller)).await? {
+            let first = failure.view.actions.first().copied();
+            if first != Some(RecoveryAction::Retry) {
+                outcome.skipped += 1;
+                continue;
+            }
+            match self
+                .act(caller, failure.view.id, RecoveryAction::Retry)
+                .await
+            {
+                Ok(_) => outcome.retried += 1,
+                Err(e) => {
+                    tracing::warn!(failure = failure.view.id, error = %e, "retry failed");
+                    outcome.skipped += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
