@@ -80,6 +80,16 @@ fn step<'a>(op: &'a OperationView, kind: StepKind, title_has: &str) -> &'a Opera
         .unwrap_or_else(|| panic!("no {kind:?} step with {title_has:?}: {op:#?}"))
 }
 
+/// A person who is not an administrator.
+fn bob() -> Caller {
+    Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    }
+}
+
 fn widgets(workflow: &Value, class: &str) -> Value {
     workflow["nodes"]
         .as_array()
@@ -134,12 +144,7 @@ async fn a_shared_workflow_gets_its_linked_model_and_its_fixes_on_a_copy() {
     let again = engine.operations().start(&admin, &id).await.unwrap();
     assert_eq!(again.id, started.id);
     // Another person cannot see it.
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = bob();
     let hidden = engine.operations().get(&bob, started.id).await.unwrap_err();
     assert_eq!(hidden.kind(), ErrorKind::NotFound);
 
@@ -311,12 +316,7 @@ async fn bad_links_fail_in_words_and_a_missing_link_or_choice_is_asked() {
         .await
         .unwrap_err();
     assert_eq!(not_a_link.kind(), ErrorKind::Invalid);
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = bob();
     let foreign = ops
         .answer(&bob, &answer(choice.seq, "normal"))
         .await
