@@ -35,6 +35,20 @@ pub enum Action {
     },
     /// No source is known: a question answered with a link.
     NeedsLink { folder: String, file: String },
+    /// The same file is in another folder of `models/` (`found`): a question — link it here,
+    /// or get it from `otherwise` (a preset or a link) when there is one.
+    UseFileElsewhere {
+        found: String,
+        folder: String,
+        file: String,
+        otherwise: Option<Box<Action>>,
+    },
+    /// Link `models/<found>` as `models/<folder>/<file>` (a hard link: no copy, no space).
+    LinkFile {
+        found: String,
+        folder: String,
+        file: String,
+    },
     /// Change an input on the copy.
     Fix {
         node_id: String,
@@ -99,6 +113,59 @@ pub struct Facts<'a> {
     pub required_models: &'a [RequiredModel],
     pub links: &'a [ModelLink],
     pub findings: &'a [Finding],
+    /// `("<folder>/<file>", path in models/)`: a missing file found in another folder.
+    pub elsewhere: &'a [(String, String)],
+}
+
+/// The answer that links a file found in another folder.
+pub fn use_found_choice(found: &str) -> String {
+    format!("Use models/{found}")
+}
+
+/// The answer that takes the other source instead.
+pub const DOWNLOAD_INSTEAD: &str = "Download it instead";
+
+/// What a step in the question state asks: its choices, and whether a link answers it.
+pub fn asks(action: &Action) -> (Vec<String>, bool) {
+    match action {
+        Action::Choose { choices, .. } => (choices.clone(), false),
+        Action::NeedsLink { .. } => (Vec::new(), true),
+        Action::UseFileElsewhere {
+            found, otherwise, ..
+        } => {
+            let mut choices = vec![use_found_choice(found)];
+            if otherwise.is_some() {
+                choices.push(DOWNLOAD_INSTEAD.to_string());
+            }
+            (choices, false)
+        }
+        _ => (Vec::new(), false),
+    }
+}
+
+/// The title of a model step that gets its file from `action`.
+pub fn model_title(action: &Action) -> String {
+    match action {
+        Action::InstallPreset {
+            preset_id, file, ..
+        } => format!("Install {file} (preset {preset_id})"),
+        Action::Download { folder, file, .. } => {
+            format!("Download {file} into {folder} (the workflow's own link)")
+        }
+        Action::LinkFile {
+            found,
+            folder,
+            file,
+        } => format!("Link models/{found} as {folder}/{file}"),
+        Action::NeedsLink { folder, file } => format!("Find {file} ({folder})"),
+        Action::UseFileElsewhere {
+            found,
+            folder,
+            file,
+            ..
+        } => format!("Use models/{found} for {folder}/{file}?"),
+        _ => String::new(),
+    }
 }
 
 /// The steps for `facts`, packs first (their restart may add choices), then model files, then
@@ -172,48 +239,55 @@ pub fn plan(facts: &Facts<'_>) -> Vec<PlannedStep> {
         }
         let path = format!("{}/{}", model.folder, model.file);
         let key = format!("model:{path}");
-        if let Some(preset_id) = &model.preset_id {
-            push(PlannedStep::new(
-                StepKind::Model,
-                key,
-                format!("Install {} (preset {preset_id})", model.file),
-                Action::InstallPreset {
-                    preset_id: preset_id.clone(),
-                    folder: model.folder.clone(),
-                    file: model.file.clone(),
-                },
-            ));
-        } else if let Some(link) = link_for(facts.links, model) {
-            push(PlannedStep::new(
-                StepKind::Model,
-                key,
-                format!(
-                    "Download {} into {} (the workflow's own link)",
-                    model.file, model.folder
-                ),
-                Action::Download {
-                    url: link.url.clone(),
-                    folder: model.folder.clone(),
-                    file: model.file.clone(),
-                    sha256: link.checksum.as_ref().map(|c| c.value.clone()),
-                },
-            ));
+        let source = if let Some(preset_id) = &model.preset_id {
+            Some(Action::InstallPreset {
+                preset_id: preset_id.clone(),
+                folder: model.folder.clone(),
+                file: model.file.clone(),
+            })
         } else {
-            push(
-                PlannedStep::new(
-                    StepKind::Model,
-                    key,
-                    format!("Find {} ({})", model.file, model.folder),
-                    Action::NeedsLink {
-                        folder: model.folder.clone(),
-                        file: model.file.clone(),
-                    },
+            link_for(facts.links, model).map(|link| Action::Download {
+                url: link.url.clone(),
+                folder: model.folder.clone(),
+                file: model.file.clone(),
+                sha256: link.checksum.as_ref().map(|c| c.value.clone()),
+            })
+        };
+        let found = facts
+            .elsewhere
+            .iter()
+            .find(|(wanted, _)| *wanted == path)
+            .map(|(_, found)| found.clone());
+        let step = match (found, source) {
+            // An installed file comes first: offered, since it sits in another folder.
+            (Some(found), otherwise) => {
+                let action = Action::UseFileElsewhere {
+                    found: found.clone(),
+                    folder: model.folder.clone(),
+                    file: model.file.clone(),
+                    otherwise: otherwise.map(Box::new),
+                };
+                PlannedStep::new(StepKind::Model, key, model_title(&action), action).asking(
+                    format!(
+                        "the same file is in models/{found}, but ComfyUI looks for it in {}: a                          link there takes no space",
+                        model.folder
+                    ),
                 )
-                .asking(
+            }
+            (None, Some(action)) => {
+                PlannedStep::new(StepKind::Model, key, model_title(&action), action)
+            }
+            (None, None) => {
+                let action = Action::NeedsLink {
+                    folder: model.folder.clone(),
+                    file: model.file.clone(),
+                };
+                PlannedStep::new(StepKind::Model, key, model_title(&action), action).asking(
                     "no download link known: paste a Hugging Face or CivitAI link to it".into(),
-                ),
-            );
-        }
+                )
+            }
+        };
+        push(step);
     }
     for finding in facts.findings {
         push(finding_step(finding));
@@ -336,11 +410,16 @@ mod tests {
                 sentence: "pick".into(),
             }),
         ];
+        let elsewhere = [(
+            "loras/none.safetensors".to_string(),
+            "checkpoints/none.safetensors".to_string(),
+        )];
         let steps = plan(&Facts {
             missing_classes: &missing,
             required_models: &models,
             links: &links,
             findings: &findings,
+            elsewhere: &elsewhere[..0],
         });
         let keys: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
         assert_eq!(
@@ -372,5 +451,26 @@ mod tests {
         assert!(matches!(steps[4].action, Action::NeedsLink { .. }));
         assert_eq!(steps[5].state, StepState::Pending);
         assert_eq!(steps[6].state, StepState::Question);
+
+        // The same file in another folder is offered first, with the other source as the
+        // second answer.
+        let with_preset = required("loras", "none.safetensors", "3", Some("P"));
+        let steps = plan(&Facts {
+            missing_classes: &[],
+            required_models: &[with_preset],
+            links: &[],
+            findings: &[],
+            elsewhere: &elsewhere,
+        });
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].state, StepState::Question);
+        assert_eq!(
+            steps[0].title,
+            "Use models/checkpoints/none.safetensors for loras/none.safetensors?"
+        );
+        assert_eq!(
+            asks(&steps[0].action).0,
+            ["Use models/checkpoints/none.safetensors", DOWNLOAD_INSTEAD]
+        );
     }
 }

@@ -233,6 +233,36 @@ impl OperationService {
                     },
                 }
             }
+            Action::UseFileElsewhere {
+                found,
+                folder,
+                file,
+                otherwise,
+            } => {
+                let action = if answer.answer == plan::use_found_choice(found) {
+                    Action::LinkFile {
+                        found: found.clone(),
+                        folder: folder.clone(),
+                        file: file.clone(),
+                    }
+                } else if answer.answer == plan::DOWNLOAD_INSTEAD && otherwise.is_some() {
+                    otherwise.as_deref().cloned().unwrap_or(Action::Check)
+                } else {
+                    return Err(OperationError::Invalid(format!(
+                        "{:?} is not one of the choices: {}",
+                        answer.answer,
+                        plan::asks(&step.action).0.join(", ")
+                    )));
+                };
+                PlannedStep {
+                    kind: StepKind::Model,
+                    key: step.key.clone(),
+                    title: plan::model_title(&action),
+                    state: StepState::Pending,
+                    detail: None,
+                    action,
+                }
+            }
             _ => {
                 return Err(OperationError::Conflict(format!(
                     "step {} asks nothing",
@@ -299,11 +329,21 @@ impl OperationService {
             // Classes still missing: the fixes are found again once their packs are in.
             Err(_) => Vec::new(),
         };
+        let elsewhere: Vec<(String, String)> = summary
+            .required_models
+            .iter()
+            .filter(|m| !m.installed)
+            .filter_map(|m| {
+                let found = self.workflows.model_elsewhere(&m.folder, &m.file)?;
+                Some((format!("{}/{}", m.folder, m.file), found))
+            })
+            .collect();
         Ok(plan::plan(&Facts {
             missing_classes: &missing_classes,
             required_models: &summary.required_models,
             links: &links,
             findings: &findings,
+            elsewhere: &elsewhere,
         }))
     }
 
@@ -508,12 +548,59 @@ impl OperationService {
                 self.download(url, folder, file, sha256.as_deref(), running, seq)
                     .await
             }
-            // Asked, not run: an answer turns them into a download or a fix.
-            Action::NeedsLink { .. } | Action::Choose { .. } => Outcome {
-                state: StepState::Question,
-                detail: step.view.detail.clone().unwrap_or_default(),
-            },
+            Action::LinkFile {
+                found,
+                folder,
+                file,
+            } => {
+                if !caller.is_admin() {
+                    return admin_needed("install models");
+                }
+                self.link_file(found, folder, file)
+            }
+            // Asked, not run: an answer turns them into a download, a link or a fix.
+            Action::NeedsLink { .. } | Action::Choose { .. } | Action::UseFileElsewhere { .. } => {
+                Outcome {
+                    state: StepState::Question,
+                    detail: step.view.detail.clone().unwrap_or_default(),
+                }
+            }
             Action::Fix { .. } | Action::Check => Outcome::failed("not a step to run alone"),
+        }
+    }
+
+    /// `models/<found>` also as `models/<folder>/<file>`: a hard link (no copy, no space);
+    /// both paths checked against the models folder, symlinks included.
+    fn link_file(&self, found: &str, folder: &str, file: &str) -> Outcome {
+        use crate::workspace::resolve_inside;
+        let models = self.workflows.models_dir();
+        if folder.is_empty() || folder.contains(['/', '\\']) || folder.starts_with('.') {
+            return Outcome::failed(format!("{folder:?} is not a model folder name"));
+        }
+        let to_rel = format!("{folder}/{file}");
+        let from = match resolve_inside(models, found) {
+            Ok(p) => p,
+            Err(e) => return Outcome::failed(format!("refused to read models/{found}: {e}")),
+        };
+        let to = match resolve_inside(models, &to_rel) {
+            Ok(p) => p,
+            Err(e) => return Outcome::failed(format!("refused to write models/{to_rel}: {e}")),
+        };
+        if to.exists() {
+            return Outcome::done(format!("models/{to_rel} is there already"));
+        }
+        let made = to
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::hard_link(&from, &to));
+        match made {
+            Ok(()) => Outcome::done(format!(
+                "linked models/{found} as models/{to_rel} (the same file, no copy)"
+            )),
+            Err(e) => Outcome::failed(format!(
+                "could not link models/{found} as models/{to_rel}: {e}; move or copy it there, \
+                 then press \"Make runnable\" again"
+            )),
         }
     }
 

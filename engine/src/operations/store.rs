@@ -32,9 +32,8 @@ fn db(e: sqlx::Error) -> OperationError {
 }
 
 fn step_view(seq: u32, step: &PlannedStep) -> OperationStep {
-    let (choices, wants_url) = match (&step.action, step.state) {
-        (Action::Choose { choices, .. }, StepState::Question) => (choices.clone(), false),
-        (Action::NeedsLink { .. }, StepState::Question) => (Vec::new(), true),
+    let (choices, wants_url) = match step.state {
+        StepState::Question => super::plan::asks(&step.action),
         _ => (Vec::new(), false),
     };
     OperationStep {

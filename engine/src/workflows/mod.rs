@@ -369,6 +369,34 @@ impl WorkflowLibrary {
         })
     }
 
+    /// A model file with the same name (any case) as `file` in another folder of `models/`
+    /// than those ComfyUI reads for `folder`: its path relative to `models/`. Looks at a few
+    /// thousand entries at most (a volume can hold many files).
+    pub fn model_elsewhere(&self, folder: &str, file: &str) -> Option<String> {
+        const LOOKED_AT: usize = 20_000;
+        let name = file.rsplit(['/', '\\']).next()?.to_lowercase();
+        let own = model_subdirs(folder);
+        walkdir::WalkDir::new(&self.models)
+            .max_depth(6)
+            .into_iter()
+            .take(LOOKED_AT)
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .filter(|e| e.file_name().to_string_lossy().to_lowercase() == name)
+            .filter_map(|e| {
+                let rel = e.path().strip_prefix(&self.models).ok()?;
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                let top = rel.split('/').next()?.to_string();
+                (!own.contains(&top.as_str())).then_some(rel)
+            })
+            .min()
+    }
+
+    /// The models folder (`<workspace>/models`).
+    pub fn models_dir(&self) -> &Path {
+        &self.models
+    }
+
     /// A local workflow (template or user) and its summary.
     pub fn load(
         &self,

@@ -330,6 +330,17 @@ impl WorkflowService {
         self.run(caller, &detail.workflow, inputs).await
     }
 
+    /// A file with the same name as a missing model in another folder of `models/` (its path
+    /// there), if there is one.
+    pub fn model_elsewhere(&self, folder: &str, file: &str) -> Option<String> {
+        self.library.model_elsewhere(folder, file)
+    }
+
+    /// `<workspace>/models`.
+    pub fn models_dir(&self) -> &std::path::Path {
+        self.library.models_dir()
+    }
+
     /// Saves `workflow` as the caller's own: over `replace` when that is still theirs (a
     /// second "make runnable" updates its copy), else as a new workflow named `name` (a taken
     /// name gets ` (2)`, …). Summarised against ComfyUI as it is now.

@@ -416,3 +416,59 @@ async fn an_operation_continues_after_a_restart() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_in_another_folder_is_offered_first_and_linked_without_a_copy() {
+    use std::os::unix::fs::MetadataExt;
+    let comfy = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let engine = start_engine(root.path(), &comfy).await;
+    let admin = engine.auth().open_caller();
+    // The checkpoint sits in loras/ (a common slip when copying files by hand).
+    let found = root.path().join("models/loras/kept/Other.safetensors");
+    std::fs::create_dir_all(found.parent().unwrap()).unwrap();
+    std::fs::write(&found, b"the same bytes").unwrap();
+    let mut workflow = shared_workflow("other.safetensors", json!([]));
+    for node in workflow["nodes"].as_array_mut().unwrap() {
+        if node["type"] == "KSampler" {
+            node["widgets_values"] = json!([5, "fixed", 20, 8, "euler", "normal", 1]);
+        }
+    }
+    let id = import(&engine, &admin, "elsewhere.json", &workflow).await;
+    let started = engine.operations().start(&admin, &id).await.unwrap();
+    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    assert_eq!(op.state, OperationState::NeedsYou, "{op:#?}");
+    let offer = step(&op, StepKind::Model, "other.safetensors").clone();
+    assert_eq!(offer.state, StepState::Question);
+    assert_eq!(
+        offer.title,
+        "Use models/loras/kept/Other.safetensors for checkpoints/other.safetensors?"
+    );
+    assert_eq!(offer.choices, ["Use models/loras/kept/Other.safetensors"]);
+    assert!(!offer.wants_url);
+
+    engine
+        .operations()
+        .answer(
+            &admin,
+            &StepAnswer {
+                id: op.id,
+                seq: offer.seq,
+                answer: offer.choices[0].clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let done = settled(&engine, &admin, op.id, Duration::from_secs(30)).await;
+    assert_eq!(done.state, OperationState::Done, "{done:#?}");
+    let linked = root.path().join("models/checkpoints/other.safetensors");
+    assert_eq!(std::fs::read(&linked).unwrap(), b"the same bytes");
+    assert_eq!(
+        std::fs::metadata(&linked).unwrap().ino(),
+        std::fs::metadata(&found).unwrap().ino(),
+        "a link, not a copy"
+    );
+    engine.shutdown().await;
+}
