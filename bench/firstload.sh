@@ -11,7 +11,7 @@
 # total. Needs node, the Playwright package (npm install) and Chromium (CHROMIUM_PATH, default
 # /usr/bin/chromium). Sizes are exact; nothing asserts on them.
 #
-# Env: PORT (18399).
+# Env: PORT (18371).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,7 @@ pick_binaries "${1:-}"
 shift || true
 paths=("$@")
 [[ ${#paths[@]} -gt 0 ]] || paths=(/)
-port="${PORT:-18399}"
+port="${PORT:-18371}"
 command -v node >/dev/null || die "node is needed"
 command -v curl >/dev/null || die "curl is needed"
 
