@@ -5,7 +5,8 @@
 #   BASELINE_BIN=/path/to/previous/comfydeck bench/firstload.sh   also measures a previous build
 #
 # Starts the binary from an empty directory (it serves its embedded site) on a fresh workspace,
-# ComfyUI unreachable, no password, and runs bench/firstload.mjs: Chromium at 375 × 812 loads
+# ComfyUI unreachable, and runs bench/firstload.mjs (no password, unless ACCESS_PASSWORD is set:
+# then every page leads to the login page): Chromium at 375 × 812 loads
 # each PATH with an empty cache, waits for hydration and 2 s without a new file (QUIET_MS), and
 # lists every wasm, js and css file it requested with its size as served with brotli, and the
 # total. Needs node, the Playwright package (npm install) and Chromium (CHROMIUM_PATH, default
