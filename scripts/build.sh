@@ -6,10 +6,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
-log "building the front (wasm + css)"
-cargo leptos build --release --frontend-only
+log "building the front (wasm split into a main module and one chunk per lazy route, js, css)"
+# A fresh pkg folder: the chunks' names come from the split, and a stale chunk from an older
+# build would otherwise be embedded in the binary too.
+rm -rf "$SITE/pkg"
+cargo leptos build --release --frontend-only --split
 log "brotli copies of the wasm, js and css (served as they are to browsers that accept brotli)"
-rm -f "$SITE"/pkg/*.br
 node "$ROOT/scripts/precompress.js" "$SITE/pkg"
 log "building the server (embeds the front)"
 cargo leptos build --release --server-only

@@ -18,7 +18,14 @@ for _ in $(seq 1 200); do
   kill -0 "$pid" 2>/dev/null || { cat "$work/log"; echo "check-binary: the binary exited" >&2; exit 1; }
   sleep 0.05
 done
-for file in pkg/comfydeck.wasm pkg/comfydeck.js pkg/comfydeck.css favicon.svg; do
+# Every file of the front: with --split, pkg/ also holds the chunk loader, the manifest and one
+# wasm chunk per lazy route and per shared part.
+front=()
+for path in "$SITE"/pkg/*; do
+  case "$path" in *.br | *.d.ts) continue ;; esac
+  front+=("pkg/$(basename "$path")")
+done
+for file in "${front[@]}" favicon.svg; do
   served="$(curl -fsS "http://127.0.0.1:$port/$file" | sha256sum | cut -d' ' -f1)"
   built="$(sha256sum "$SITE/$file" | cut -d' ' -f1)"
   if [ "$served" != "$built" ]; then
@@ -27,10 +34,10 @@ for file in pkg/comfydeck.wasm pkg/comfydeck.js pkg/comfydeck.css favicon.svg; d
   fi
 done
 # Browsers that accept brotli get the build's brotli copy as it is.
-for file in pkg/comfydeck.wasm pkg/comfydeck.js pkg/comfydeck.css; do
+for file in "${front[@]}"; do
   [ -f "$SITE/$file.br" ] || continue
   headers="$(curl -fsS -D - -o "$work/br" -H 'Accept-Encoding: gzip, br' "http://127.0.0.1:$port/$file")"
   grep -qi '^content-encoding: br' <<<"$headers" || { echo "check-binary: /$file was not sent as its brotli copy" >&2; exit 1; }
   cmp -s "$work/br" "$SITE/$file.br" || { echo "check-binary: /$file (brotli) differs from $SITE/$file.br" >&2; exit 1; }
 done
-log "the binary serves the current site assets on its own"
+log "the binary serves the current site assets on its own (${#front[@]} files in pkg/)"

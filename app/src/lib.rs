@@ -12,14 +12,14 @@ pub mod server_calls;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 use crate::layout::Layout;
-use crate::pages::gallery::GalleryPage;
-use crate::pages::generate::GeneratePage;
+use crate::pages::gallery::GalleryRoute;
+use crate::pages::generate::GenerateRoute;
 use crate::pages::{
-    activity::ActivityPage, home::HomePage, login::LoginPage, models::ModelsPage, queue::QueuePage,
-    recovery::RecoveryPage, settings::SettingsPage, workflows::WorkflowsPage,
+    activity::ActivityRoute, home::HomeRoute, login::LoginRoute, models::ModelsRoute,
+    queue::QueueRoute, recovery::RecoveryRoute, settings::SettingsRoute, workflows::WorkflowsRoute,
 };
 
 /// The document around the app. Rendered on the server only: the saved theme is written into
@@ -78,17 +78,21 @@ pub fn App() -> impl IntoView {
         <Title text="comfydeck"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/login") view=LoginPage/>
+                // Each page is a lazy route: its code is a wasm chunk of its own (built with
+                // `cargo leptos build --split`), fetched when the route is first shown. The shell,
+                // the router, the layout (header, navigation, live badge) and the fallback stay
+                // in the main module.
+                <Route path=path!("/login") view={Lazy::<LoginRoute>::new()}/>
                 <ParentRoute path=path!("") view=Layout>
-                    <Route path=path!("") view=HomePage/>
-                    <Route path=path!("generate") view=GeneratePage/>
-                    <Route path=path!("models") view=ModelsPage/>
-                    <Route path=path!("workflows") view=WorkflowsPage/>
-                    <Route path=path!("gallery") view=GalleryPage/>
-                    <Route path=path!("settings") view=SettingsPage/>
-                    <Route path=path!("activity") view=ActivityPage/>
-                    <Route path=path!("queue") view=QueuePage/>
-                    <Route path=path!("recovery") view=RecoveryPage/>
+                    <Route path=path!("") view={Lazy::<HomeRoute>::new()}/>
+                    <Route path=path!("generate") view={Lazy::<GenerateRoute>::new()}/>
+                    <Route path=path!("models") view={Lazy::<ModelsRoute>::new()}/>
+                    <Route path=path!("workflows") view={Lazy::<WorkflowsRoute>::new()}/>
+                    <Route path=path!("gallery") view={Lazy::<GalleryRoute>::new()}/>
+                    <Route path=path!("settings") view={Lazy::<SettingsRoute>::new()}/>
+                    <Route path=path!("activity") view={Lazy::<ActivityRoute>::new()}/>
+                    <Route path=path!("queue") view={Lazy::<QueueRoute>::new()}/>
+                    <Route path=path!("recovery") view={Lazy::<RecoveryRoute>::new()}/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -6,5 +6,7 @@
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    // The routes are lazy (their code is in split wasm chunks): hydration waits for the chunk of
+    // the route being shown, which `hydrate_body` cannot.
+    leptos::mount::hydrate_lazy(app::App);
 }

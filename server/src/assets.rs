@@ -5,16 +5,51 @@
 //! css (`comfydeck.wasm.br`, …); a browser that accepts brotli gets that copy as it is, so the
 //! response layer's on-the-fly compression (a fast, lower quality) never runs on them. A copy
 //! older than its file is ignored.
+//!
+//! The front is split (`cargo leptos build --split`): beside `comfydeck.wasm` lie one wasm chunk
+//! per lazy route and the chunks they share, the loader `__wasm_split.*.js`, and
+//! `__wasm_split_manifest.json`, which says which chunks each route needs; all are embedded.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use leptos::prelude::ArcStoredValue;
+use leptos::WasmSplitManifest;
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
 #[folder = "../target/site"]
 #[allow_missing = true]
 struct SiteAssets;
+
+/// The split front's manifest, the name cargo-leptos gives it, and the chunk loader's name.
+const SPLIT_MANIFEST: &str = "__wasm_split_manifest.json";
+const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+
+/// Which wasm chunks each lazy route needs, read once from the embedded manifest; `None` when
+/// the front was built without `--split`. Leptos's `HydrationScripts` looks for the manifest
+/// on disk under `site-root`, which a self-contained binary does not have; provided as context,
+/// it lets the server add a `<link rel="preload">` for each chunk of the route it renders, so
+/// the browser fetches them while the main module loads instead of after it.
+pub fn split_manifest(pkg_dir: &str) -> Option<WasmSplitManifest> {
+    static MANIFEST: OnceLock<Option<WasmSplitManifest>> = OnceLock::new();
+    MANIFEST
+        .get_or_init(|| {
+            let file = SiteAssets::get(&format!("{pkg_dir}/{SPLIT_MANIFEST}"))?;
+            let chunks: HashMap<String, Vec<String>> = serde_json::from_slice(&file.data)
+                .inspect_err(|e| tracing::warn!("unreadable {SPLIT_MANIFEST}: {e}"))
+                .ok()?;
+            Some(WasmSplitManifest(ArcStoredValue::new((
+                format!("/{pkg_dir}"),
+                chunks,
+                SPLIT_LOADER.to_string(),
+            ))))
+        })
+        .clone()
+}
 
 /// Whether `path` (as requested, with its leading slash) names an embedded file.
 pub fn exists(path: &str) -> bool {

@@ -92,7 +92,13 @@ pub fn leptos_options() -> LeptosOptions {
 
 pub fn router(state: AppState) -> Router {
     let engine = Arc::clone(&state.engine);
-    let context = move || provide_context(Arc::clone(&engine));
+    let split = assets::split_manifest(&state.leptos.site_pkg_dir);
+    let context = move || {
+        provide_context(Arc::clone(&engine));
+        if let Some(split) = split.clone() {
+            provide_context(split);
+        }
+    };
     let shell_options = state.leptos.clone();
     let app_shell = move || shell(shell_options.clone());
 

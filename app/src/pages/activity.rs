@@ -5,12 +5,28 @@ use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::{clear_activity, list_activity};
 use crate::components::ErrorNote;
 use crate::layout::Session;
 use crate::live::Live;
 use crate::server_calls::api_error_view;
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct ActivityRoute;
+
+#[lazy_route]
+impl LazyRoute for ActivityRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ActivityPage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn ActivityPage() -> impl IntoView {

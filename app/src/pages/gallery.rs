@@ -17,6 +17,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::gallery::list_gallery;
 use crate::api::users::list_users;
@@ -30,6 +31,21 @@ use viewer::Viewer;
 
 /// How long typing pauses before the search runs.
 const SEARCH_DELAY_MS: u64 = 300;
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct GalleryRoute;
+
+#[lazy_route]
+impl LazyRoute for GalleryRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <GalleryPage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {

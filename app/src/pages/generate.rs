@@ -17,6 +17,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::generate::*;
 use crate::browser;
@@ -27,6 +28,21 @@ use crate::server_calls::{api_error_view, RefreshGate};
 use cards::Cards;
 use desk::Desk;
 use form::FormPanel;
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct GenerateRoute;
+
+#[lazy_route]
+impl LazyRoute for GenerateRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <GeneratePage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn GeneratePage() -> impl IntoView {

@@ -4,12 +4,28 @@
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::get_status;
 use crate::components::{Card, Meter};
 use crate::layout::Session;
 use crate::live::Live;
 use crate::server_calls::api_error_view;
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct HomeRoute;
+
+#[lazy_route]
+impl LazyRoute for HomeRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <HomePage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn HomePage() -> impl IntoView {

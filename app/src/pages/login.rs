@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::server::SharedValue;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use leptos_router::{lazy_route, LazyRoute};
 
 /// What the auth layer tells the login page about the deck before anyone logs in: whether
 /// `admin` is the only account (then the username field is filled in with it). The server puts
@@ -36,6 +37,21 @@ fn prefill_username(query_user: Option<String>) -> String {
         Some(user) => user,
         None if *only_admin => engine::model::ADMIN_USERNAME.to_string(),
         None => String::new(),
+    }
+}
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct LoginRoute;
+
+#[lazy_route]
+impl LazyRoute for LoginRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <LoginPage/> }.into_any()
     }
 }
 

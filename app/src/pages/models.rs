@@ -22,6 +22,7 @@ use std::time::Duration;
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::get_models;
 use crate::components::ErrorNote;
@@ -36,6 +37,21 @@ use state::{Baseline, Models};
 
 /// How often the overview is fetched while downloads run and WebSockets are unavailable.
 const POLL_EVERY: Duration = Duration::from_secs(3);
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct ModelsRoute;
+
+#[lazy_route]
+impl LazyRoute for ModelsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ModelsPage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn ModelsPage() -> impl IntoView {

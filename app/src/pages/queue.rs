@@ -6,6 +6,7 @@
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 mod tokens;
 
@@ -18,6 +19,21 @@ use crate::layout::Session;
 use crate::live::Live;
 use crate::pages::run_panel::{fold, RunPhase};
 use crate::server_calls::{api_error_view, Write};
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct QueueRoute;
+
+#[lazy_route]
+impl LazyRoute for QueueRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <QueuePage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn QueuePage() -> impl IntoView {

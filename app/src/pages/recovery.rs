@@ -5,6 +5,7 @@
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::recovery::{act_on_failure, list_recovery, retry_all_failures};
 use crate::components::{badge, ErrorNote, Tone};
@@ -35,6 +36,21 @@ fn when(ms: i64) -> String {
     match full.get(..16) {
         Some(minutes) => format!("{minutes} UTC"),
         None => full,
+    }
+}
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct RecoveryRoute;
+
+#[lazy_route]
+impl LazyRoute for RecoveryRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <RecoveryPage/> }.into_any()
     }
 }
 

@@ -8,6 +8,7 @@ mod users;
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::*;
 use crate::browser::apply_theme;
@@ -21,6 +22,21 @@ use users::UsersSection;
 enum Feedback {
     Ok(String),
     Failed(String),
+}
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct SettingsRoute;
+
+#[lazy_route]
+impl LazyRoute for SettingsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <SettingsPage/> }.into_any()
+    }
 }
 
 #[component]

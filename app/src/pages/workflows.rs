@@ -23,6 +23,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
+use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::*;
 use crate::browser;
@@ -36,6 +37,21 @@ use shelf::Shelf;
 
 /// How often ComfyUI's queue is read while a run is followed without a live connection.
 const POLL_EVERY: Duration = Duration::from_secs(3);
+
+/// The route: the page's code comes in a wasm chunk of its own, loaded when the route is
+/// first shown (see `pages/mod.rs`).
+pub struct WorkflowsRoute;
+
+#[lazy_route]
+impl LazyRoute for WorkflowsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <WorkflowsPage/> }.into_any()
+    }
+}
 
 #[component]
 pub fn WorkflowsPage() -> impl IntoView {
