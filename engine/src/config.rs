@@ -57,6 +57,12 @@ pub struct Config {
     pub access_password: Option<Secret>,
     /// Hugging Face API base URL without a trailing slash (tests point it at a local server).
     pub hf_base_url: String,
+    /// `HF_ENDPOINT`: Hugging Face's own mirror variable. Hugging Face download links are
+    /// fetched from this host first (huggingface.co stays the next source); it is treated as
+    /// the Hub, so the Hugging Face token may go to it. Without a trailing slash.
+    pub hf_endpoint: Option<String>,
+    /// Retry, stall and circuit-breaker timings of every download (tests shrink them).
+    pub fetch_tuning: crate::download::fetch::FetchTuning,
     /// `RUNPOD_VOLUME_GB` in bytes, when the pod says how large its volume is.
     pub volume_quota_bytes: Option<u64>,
     /// Files downloading at once (`CONCURRENT_DOWNLOADS`).
@@ -120,6 +126,8 @@ impl Config {
             comfyui_url: DEFAULT_COMFYUI_URL.to_string(),
             access_password: None,
             hf_base_url: DEFAULT_HF_BASE_URL.to_string(),
+            hf_endpoint: None,
+            fetch_tuning: crate::download::fetch::FetchTuning::default(),
             volume_quota_bytes: None,
             concurrent_downloads: DEFAULT_CONCURRENT_DOWNLOADS,
             download_connections: DEFAULT_DOWNLOAD_CONNECTIONS,
@@ -170,7 +178,11 @@ impl Config {
     /// API host (a mirror, or a local stand-in in tests).
     pub fn hf_token_hosts(&self) -> Vec<String> {
         let mut hosts = vec!["huggingface.co".to_string(), "hf.co".to_string()];
-        if let Ok(url) = url::Url::parse(&self.hf_base_url) {
+        let configured = std::iter::once(self.hf_base_url.as_str()).chain(self.hf_endpoint.as_deref());
+        for base in configured {
+            let Ok(url) = url::Url::parse(base) else {
+                continue;
+            };
             if let Some(host) = url.host_str() {
                 let with_port = match url.port() {
                     Some(port) => format!("{host}:{port}"),

@@ -142,7 +142,7 @@ impl Engine {
         let t = Instant::now();
         let events = EventBus::new();
         let activity = ActivityLog::new(store.clone(), events.clone());
-        let fetcher = Fetcher::new(Credentials::default());
+        let fetcher = Fetcher::with_tuning(Credentials::default(), config.fetch_tuning.clone());
         let settings = SettingsService::load(
             &config,
             store.clone(),

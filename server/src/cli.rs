@@ -480,6 +480,10 @@ pub struct CommonArgs {
     /// Hugging Face base URL (token checks; a token is sent only to this host, huggingface.co and hf.co)
     #[arg(long, env = "HF_BASE_URL", default_value = config::DEFAULT_HF_BASE_URL, value_name = "URL")]
     pub hf_base_url: String,
+    /// Hugging Face's mirror variable: Hugging Face links download from this endpoint first,
+    /// huggingface.co next; the Hugging Face token is sent to it as to the Hub
+    #[arg(long, env = "HF_ENDPOINT", value_name = "URL")]
+    pub hf_endpoint: Option<String>,
     /// Size of the pod's network volume in GB, shown as the volume's quota
     #[arg(long, env = "RUNPOD_VOLUME_GB", value_name = "GB")]
     pub runpod_volume_gb: Option<String>,
@@ -526,6 +530,12 @@ impl CommonArgs {
         );
         config.hf_base_url =
             config::normalize_base_url("--hf-base-url / HF_BASE_URL", &self.hf_base_url)?;
+        config.hf_endpoint = self
+            .hf_endpoint
+            .as_deref()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| config::normalize_base_url("--hf-endpoint / HF_ENDPOINT", v))
+            .transpose()?;
         config.volume_quota_bytes = self
             .runpod_volume_gb
             .as_deref()

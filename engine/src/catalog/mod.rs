@@ -89,6 +89,10 @@ pub struct PresetFile {
     pub path: String,
     /// Normalised (`/blob/` → `/resolve/` for Hugging Face).
     pub url: String,
+    /// Other URLs of the same file (`mirrors:`), normalised like `url`, tried in order after
+    /// it when it is not found or its host stops answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
     /// The declared size in bytes (the data's "4.9GB" is 4 900 000 000).
     pub size_bytes: Option<u64>,
     /// Not installed unless asked for.

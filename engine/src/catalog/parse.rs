@@ -473,6 +473,14 @@ fn build_file(
         tracing::debug!(preset = %preset_id, file = %path, from = %raw_url, to = %url, "Hugging Face /blob/ URL rewritten to /resolve/");
         REWRITTEN.with(|n| n.set(n.get() + 1));
     }
+    let mut mirrors: Vec<String> = Vec::new();
+    for (i, raw) in r.str_list(map, base, "mirrors")?.iter().enumerate() {
+        let (mirror, _) =
+            normalise_url(raw).map_err(|m| doc.err(&base.key("mirrors").index(i), m))?;
+        if mirror != url && !mirrors.contains(&mirror) {
+            mirrors.push(mirror);
+        }
+    }
     let size_bytes = r.opt_size(map, base, "size")?;
     let optional = r.opt_bool(map, base, "optional")?.unwrap_or(false);
 
@@ -562,6 +570,7 @@ fn build_file(
     Ok(PresetFile {
         path,
         url,
+        mirrors,
         size_bytes,
         optional,
         checksum,

@@ -327,6 +327,32 @@ fn bad_checksum_and_source_name_the_field_and_line() {
 }
 
 #[test]
+fn mirrors_are_normalised_and_a_bad_one_names_its_place() {
+    let with = ONE_PRESET.replace(
+        "  size: 150MB\n",
+        "  size: 150MB\n  mirrors:\n  - https://huggingface.co/me/extra/blob/main/extra.safetensors\n  \
+         - https://civitai.com/api/download/models/1\n  - https://mirror.example/extra.safetensors\n",
+    );
+    let p = registry_format::parse_preset_yaml("x/preset.yaml", &with, CatalogLayer::Workspace)
+        .unwrap();
+    assert!(p.files[0].mirrors.is_empty());
+    assert_eq!(
+        p.files[1].mirrors,
+        [
+            "https://huggingface.co/me/extra/resolve/main/extra.safetensors",
+            "https://mirror.example/extra.safetensors"
+        ],
+        "normalised like `url`, the file's own URL left out"
+    );
+
+    let bad = with.replace("https://mirror.example/", "ftp://mirror.example/");
+    let e = registry_format::parse_preset_yaml("x/preset.yaml", &bad, CatalogLayer::Workspace)
+        .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("files[1].mirrors[2]"));
+    assert!(e.message.contains("not an http(s) URL"), "{e}");
+}
+
+#[test]
 fn docker_semantic_errors_skip_only_the_bad_preset() {
     let text = "\
 presets:

@@ -404,6 +404,22 @@ pub fn segments_path(dest: &std::path::Path) -> PathBuf {
     disk::sidecar_path(&part_path(dest))
 }
 
+/// The part of `dest` is to go on from another URL of the same file: the segment sidecar
+/// forgets the old host's etag and date (the size and Hugging Face's sha256 stay), so the next
+/// fetch may resume the bytes on disk when it knows a checksum to verify them with. A
+/// sequential part has no sidecar; it resumes on a checksum as it is.
+pub fn forget_source(dest: &Path) -> io::Result<()> {
+    let sidecar = segments_path(dest);
+    match disk::read_sidecar(&sidecar) {
+        SidecarState::Valid(mut s) => {
+            s.etag = None;
+            s.last_modified = None;
+            disk::write_sidecar(&sidecar, &s)
+        }
+        SidecarState::Missing | SidecarState::Corrupt => Ok(()),
+    }
+}
+
 /// Where requests start: the original URL, or the last redirect target while it works.
 struct Route {
     url: Url,

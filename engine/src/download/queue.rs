@@ -49,12 +49,27 @@ pub struct TaskRow {
     pub last_error: Option<String>,
     pub priority: i64,
     pub not_before_ms: i64,
+    /// Other URLs of the same file, tried in order after `url`.
+    pub mirrors: Vec<String>,
+    /// Which of `url` (0) and `mirrors` (1…) the task is downloading from.
+    pub source_index: usize,
+}
+
+impl TaskRow {
+    /// `url`, then the mirrors.
+    pub fn sources(&self) -> Vec<String> {
+        std::iter::once(self.url.clone())
+            .chain(self.mirrors.iter().cloned())
+            .collect()
+    }
 }
 
 /// What a new task needs.
 #[derive(Clone, Debug)]
 pub struct NewTask {
     pub url: String,
+    /// Other URLs of the same file, tried in order after `url`.
+    pub mirrors: Vec<String>,
     pub path: String,
     pub expected_size: Option<u64>,
     pub checksum: Option<Checksum>,
@@ -110,6 +125,8 @@ fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> TaskRow {
         last_error: row.get("last_error"),
         priority: row.get("priority"),
         not_before_ms: row.get("not_before_ms"),
+        mirrors: serde_json::from_str(&row.get::<String, _>("mirrors")).unwrap_or_default(),
+        source_index: row.get::<i64, _>("source_index").max(0) as usize,
     }
 }
 
@@ -153,6 +170,7 @@ impl Store {
                 Some(c) => (Some(algo_str(c.algorithm)), Some(c.value.as_str())),
                 None => (None, None),
             };
+            let mirrors = serde_json::to_string(&task.mirrors).unwrap_or_else(|_| "[]".into());
             let existing: Option<(i64, String)> =
                 sqlx::query_as("SELECT id, state FROM download_tasks WHERE path = ?")
                     .bind(&task.path)
@@ -161,13 +179,17 @@ impl Store {
             let id = match existing {
                 Some((id, state)) => {
                     if state != "downloading" {
+                        // Asked again: from the first source, with the sources the catalog
+                        // gives now.
                         sqlx::query(
                             "UPDATE download_tasks SET state = 'queued', last_error = NULL, \
                              not_before_ms = 0, attempts = 0, updated_ms = ?, \
-                             priority = MIN(priority, ?) WHERE id = ?",
+                             priority = MIN(priority, ?), mirrors = ?, source_index = 0 \
+                             WHERE id = ?",
                         )
                         .bind(now_ms)
                         .bind(task.priority)
+                        .bind(&mirrors)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -176,8 +198,8 @@ impl Store {
                 }
                 None => sqlx::query(
                     "INSERT INTO download_tasks (url, path, expected_size, checksum_algo, \
-                     checksum_value, state, priority, created_ms, updated_ms) \
-                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                     checksum_value, state, priority, created_ms, updated_ms, mirrors) \
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 )
                 .bind(&task.url)
                 .bind(&task.path)
@@ -187,6 +209,7 @@ impl Store {
                 .bind(task.priority)
                 .bind(now_ms)
                 .bind(now_ms)
+                .bind(&mirrors)
                 .execute(&mut *tx)
                 .await?
                 .last_insert_rowid(),
@@ -309,6 +332,22 @@ impl Store {
         .bind(&validator.last_modified)
         .bind(validator.total_bytes.map(|v| v as i64))
         .bind(&validator.linked_sha256)
+        .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The task goes on from source `index`. The old host's validators (etag, date) mean
+    /// nothing to the new one and are dropped; the size and Hugging Face's sha256 describe
+    /// the file itself and stay, so the bytes on disk can be kept.
+    pub async fn switch_task_source(&self, id: i64, index: usize, now_ms: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE download_tasks SET source_index = ?, etag = NULL, last_modified = NULL, \
+             updated_ms = ? WHERE id = ?",
+        )
+        .bind(index as i64)
         .bind(now_ms)
         .bind(id)
         .execute(self.pool())

@@ -29,6 +29,9 @@ pub enum Action {
     /// A file from a link (the workflow's own, or one the user gave).
     Download {
         url: String,
+        /// Other URLs of the same file (the workflow entry's `mirrors`), tried in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mirrors: Vec<String>,
         folder: String,
         file: String,
         sha256: Option<String>,
@@ -248,6 +251,7 @@ pub fn plan(facts: &Facts<'_>) -> Vec<PlannedStep> {
         } else {
             link_for(facts.links, model).map(|link| Action::Download {
                 url: link.url.clone(),
+                mirrors: link.mirrors.clone(),
                 folder: model.folder.clone(),
                 file: model.file.clone(),
                 sha256: link.checksum.as_ref().map(|c| c.value.clone()),
@@ -442,6 +446,7 @@ mod tests {
             steps[3].action,
             Action::Download {
                 url: "https://h/l".into(),
+                mirrors: Vec::new(),
                 folder: "loras".into(),
                 file: "linked.safetensors".into(),
                 sha256: Some("a".repeat(64)),

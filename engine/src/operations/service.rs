@@ -227,6 +227,7 @@ impl OperationService {
                     detail: None,
                     action: Action::Download {
                         url,
+                        mirrors: Vec::new(),
                         folder: folder.clone(),
                         file: file.clone(),
                         sha256: None,
@@ -538,6 +539,7 @@ impl OperationService {
             }
             Action::Download {
                 url,
+                mirrors,
                 folder,
                 file,
                 sha256,
@@ -545,7 +547,8 @@ impl OperationService {
                 if !caller.is_admin() {
                     return admin_needed("install models");
                 }
-                self.download(url, folder, file, sha256.as_deref(), running, seq)
+                let sources = Sources { url, mirrors };
+                self.download(sources, folder, file, sha256.as_deref(), running, seq)
                     .await
             }
             Action::LinkFile {
@@ -640,7 +643,7 @@ impl OperationService {
 
     async fn download(
         &self,
-        url: &str,
+        sources: Sources<'_>,
         folder: &str,
         file: &str,
         sha256: Option<&str>,
@@ -663,7 +666,8 @@ impl OperationService {
         let task_id = match self
             .downloads
             .enqueue_file(NewTask {
-                url: url.to_string(),
+                url: sources.url.to_string(),
+                mirrors: sources.mirrors.to_vec(),
                 path: path.clone(),
                 expected_size: None,
                 checksum,
@@ -863,4 +867,10 @@ impl OperationService {
         self.publish(id).await?;
         Ok(())
     }
+}
+
+/// Where a model step downloads its file from: the link, then its mirrors.
+struct Sources<'a> {
+    url: &'a str,
+    mirrors: &'a [String],
 }

@@ -13,6 +13,9 @@ pub struct ModelLink {
     /// The file name as the loader picks it (may hold `/` for a sub-folder).
     pub name: String,
     pub url: String,
+    /// Other URLs of the same file, tried in order after `url` (comfydeck's `mirrors` list in
+    /// the entry; ComfyUI ignores it).
+    pub mirrors: Vec<String>,
     /// ComfyUI's folder name (`checkpoints`, `loras`, …).
     pub directory: String,
     /// The file's hash, when the workflow gives a SHA-256 one.
@@ -69,9 +72,20 @@ fn parse_entry(entry: &Value) -> Option<ModelLink> {
         }),
         _ => None,
     };
+    let mirrors = entry
+        .get("mirrors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|u| is_http(u) && *u != url)
+        .map(str::to_string)
+        .collect();
     Some(ModelLink {
         name,
         url,
+        mirrors,
         directory,
         checksum,
     })
@@ -143,7 +157,8 @@ mod tests {
             "nodes": [
                 {"id": 1, "properties": {"models": [
                     {"name": "a.safetensors", "url": "https://elsewhere/a", "directory": "checkpoints"},
-                    {"name": "sub\\b.safetensors", "url": "https://h/b", "directory": "/loras/"}
+                    {"name": "sub\\b.safetensors", "url": "https://h/b", "directory": "/loras/",
+                     "mirrors": ["https://m/b", "ftp://m/b", "https://h/b", 3]}
                 ]}}
             ],
             "definitions": {"subgraphs": [{"nodes": [
@@ -168,6 +183,9 @@ mod tests {
             "https://huggingface.co/x/y/resolve/main/a.safetensors"
         );
         assert_eq!(links[0].checksum.as_ref().unwrap().value, "ab".repeat(32));
+        assert!(links[0].mirrors.is_empty());
+        // Only other http(s) URLs are mirrors.
+        assert_eq!(links[1].mirrors, ["https://m/b"]);
         // A hash that is not a SHA-256 is not a check.
         assert_eq!(links[2].checksum, None);
     }

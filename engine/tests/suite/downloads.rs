@@ -18,7 +18,7 @@ use engine::{Engine, EngineError};
 const HF_TOKEN: &str = "hf_abcdefghijklmnopqrstuvwxyz1234";
 
 /// Starts the engine and its download scheduler (not the other background jobs).
-async fn start(config: Config) -> Arc<Engine> {
+pub(crate) async fn start(config: Config) -> Arc<Engine> {
     let engine = match Engine::start(config).await {
         Ok((engine, _)) => engine,
         Err(e) => panic!("Engine::start failed: {e}"),
@@ -28,16 +28,18 @@ async fn start(config: Config) -> Arc<Engine> {
 }
 
 /// One file of a workspace preset: `(model path, url, declared size)`.
-struct TestFile<'a> {
-    path: &'a str,
-    url: String,
-    size: &'a str,
-    sha256: Option<&'a str>,
+pub(crate) struct TestFile<'a> {
+    pub path: &'a str,
+    pub url: String,
+    pub size: &'a str,
+    pub sha256: Option<&'a str>,
+    /// Other URLs of the same file (`mirrors:`).
+    pub mirrors: Vec<String>,
 }
 
 /// Writes `config/presets/<id>/preset.yaml` files (the registry format, which carries
 /// checksums) into the workspace.
-fn write_preset(root: &Path, id: &str, files: &[TestFile]) {
+pub(crate) fn write_preset(root: &Path, id: &str, files: &[TestFile]) {
     let dir = root.join("config/presets/test").join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let mut yaml = format!(
@@ -54,20 +56,27 @@ fn write_preset(root: &Path, id: &str, files: &[TestFile]) {
                 "  checksum:\n    algorithm: sha256\n    value: {sum}\n"
             ));
         }
+        if !f.mirrors.is_empty() {
+            yaml.push_str("  mirrors:\n");
+            for mirror in &f.mirrors {
+                yaml.push_str(&format!("  - {mirror}\n"));
+            }
+        }
     }
     std::fs::write(dir.join("preset.yaml"), yaml).unwrap();
 }
 
-fn file<'a>(server: &FileServer, spec: &FileSpec, path: &'a str, size: &'a str) -> TestFile<'a> {
+pub(crate) fn file<'a>(server: &FileServer, spec: &FileSpec, path: &'a str, size: &'a str) -> TestFile<'a> {
     TestFile {
         path,
         url: server.url(&spec.path),
         size,
         sha256: Some(Box::leak(spec.sha256.clone().into_boxed_str())),
+        mirrors: Vec::new(),
     }
 }
 
-async fn view(engine: &Engine, id: &str) -> PresetView {
+pub(crate) async fn view(engine: &Engine, id: &str) -> PresetView {
     engine
         .downloads()
         .preset_view(id)
@@ -76,7 +85,7 @@ async fn view(engine: &Engine, id: &str) -> PresetView {
 }
 
 /// Polls the preset until `done` holds, or panics with its last state after `limit`.
-async fn wait_for(
+pub(crate) async fn wait_for(
     engine: &Engine,
     id: &str,
     limit: Duration,
@@ -95,11 +104,11 @@ async fn wait_for(
     }
 }
 
-fn installed(v: &PresetView) -> bool {
+pub(crate) fn installed(v: &PresetView) -> bool {
     v.state == InstallState::Installed
 }
 
-fn sha256_of(path: &Path) -> String {
+pub(crate) fn sha256_of(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -339,6 +348,7 @@ async fn the_disk_preflight_refuses_a_preset_that_does_not_fit() {
             url: server.url(&spec.path),
             size: "40GB",
             sha256: None,
+            mirrors: Vec::new(),
         }],
     );
     let config = Config {
@@ -543,6 +553,7 @@ async fn a_checksum_mismatch_fails_the_preset_and_leaves_no_file() {
             url: server.url(&spec.path),
             size: "100KB",
             sha256: Some("0000000000000000000000000000000000000000000000000000000000000000"),
+            mirrors: Vec::new(),
         }],
     );
     let engine = start(test_config(dir.path())).await;
@@ -595,6 +606,7 @@ async fn a_gated_repository_fails_at_once_with_what_to_do() {
             url: server.url(&spec.path),
             size: "1KB",
             sha256: None,
+            mirrors: Vec::new(),
         }],
     );
     let engine = start(test_config(dir.path())).await;
@@ -626,6 +638,7 @@ async fn the_hf_token_goes_to_the_hf_host_only_never_to_the_cdn() {
             url: server.url("/org/repo/resolve/main/model.safetensors"),
             size: "300KB",
             sha256: None,
+            mirrors: Vec::new(),
         }],
     );
     let config = Config {
@@ -734,6 +747,7 @@ async fn part_files_are_never_listed_as_models_and_paths_cannot_escape() {
         let err = engine
             .downloads()
             .enqueue_file(engine::download::queue::NewTask {
+                mirrors: Vec::new(),
                 url: "http://127.0.0.1:9/x".into(),
                 path: bad.into(),
                 expected_size: None,
@@ -753,6 +767,7 @@ async fn part_files_are_never_listed_as_models_and_paths_cannot_escape() {
     let err = engine
         .downloads()
         .enqueue_file(engine::download::queue::NewTask {
+                mirrors: Vec::new(),
             url: "http://127.0.0.1:9/x".into(),
             path: "loras/escape/evil.bin".into(),
             expected_size: None,
@@ -843,6 +858,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
             url: server.url(&spec.path),
             size: "2KB",
             sha256: None,
+            mirrors: Vec::new(),
         }],
     );
     let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
@@ -920,6 +936,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
         engine
             .downloads()
             .enqueue_file(engine::download::queue::NewTask {
+                mirrors: Vec::new(),
                 url: server.url(&missing.path),
                 path: "loras/missing.safetensors".into(),
                 expected_size: None,

@@ -16,6 +16,7 @@ mod generate;
 mod jobs;
 mod nodes;
 mod runnable;
+mod sources;
 mod store;
 mod supervisor;
 mod users;

@@ -49,6 +49,7 @@ pub async fn download(args: DownloadArgs) -> anyhow::Result<ExitCode> {
     let task_id = manager
         .enqueue_file(NewTask {
             url,
+            mirrors: Vec::new(),
             path: args.to.clone(),
             expected_size: None,
             checksum,

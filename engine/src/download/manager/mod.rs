@@ -47,6 +47,8 @@ pub struct DownloadConfig {
     pub disk_reserve: u64,
     /// `RUNPOD_VOLUME_GB`, when the filesystem does not report the volume's size.
     pub volume_quota_bytes: Option<u64>,
+    /// `HF_ENDPOINT`: tried before huggingface.co for Hugging Face links.
+    pub hf_endpoint: Option<String>,
 }
 
 impl DownloadConfig {
@@ -58,6 +60,7 @@ impl DownloadConfig {
             segment_threshold: config.segment_threshold_bytes,
             disk_reserve: config.disk_reserve_bytes,
             volume_quota_bytes: config.volume_quota_bytes,
+            hf_endpoint: config.hf_endpoint.clone(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Default for DownloadConfig {
             segment_threshold: config::DEFAULT_SEGMENT_THRESHOLD_BYTES,
             disk_reserve: config::DEFAULT_DISK_RESERVE_BYTES,
             volume_quota_bytes: None,
+            hf_endpoint: None,
         }
     }
 }

@@ -77,6 +77,7 @@ impl DownloadManager {
             workspace::check_relative_path(&file.path)?;
             tasks.push(NewTask {
                 url: file.url.clone(),
+                mirrors: file.mirrors.clone(),
                 path: file.path.clone(),
                 expected_size: file.size_bytes,
                 checksum: file.checksum.clone(),

@@ -13,9 +13,11 @@ use super::events::{Meter, TaskObserver};
 use super::views::file_mtime_ms;
 use super::{DownloadError, DownloadManager};
 use crate::clock::now_ms;
+use crate::catalog::{Checksum, ChecksumAlgorithm};
 use crate::download::fetch::{
-    part_path, FetchError, FetchOutcome, FetchRequest, RemoteValidator, VerifiedBy,
+    self, part_path, FetchError, FetchOutcome, FetchRequest, RemoteValidator, VerifiedBy,
 };
+use crate::download::sources;
 use crate::download::queue::{InstalledFile, TaskRow, TaskState};
 use crate::model::*;
 use crate::workspace;
@@ -165,22 +167,81 @@ impl DownloadManager {
         let dest = workspace::resolve_inside(&self.models_dir, &task.path)
             .map_err(|e| FetchError::Invalid(e.to_string()))?;
         adopt_existing_file(&dest, task.expected_size);
-        let request = FetchRequest {
-            url: task.url.clone(),
-            dest,
-            expected_size: task.expected_size,
-            checksum: task.checksum.clone(),
-            validator: Some(task.validator.clone()).filter(|v| *v != RemoteValidator::default()),
-            connections: self.config.connections.max(1),
-            segment_threshold: self.config.segment_threshold,
-        };
-        let observer = Arc::new(TaskObserver {
-            manager: Arc::downgrade(self),
-            task: task.clone(),
-            meter,
-            runtime: tokio::runtime::Handle::current(),
-        });
-        self.fetcher.fetch(&request, observer, stop).await
+        let sources = sources::ordered(
+            &task.url,
+            &task.mirrors,
+            self.config.hf_endpoint.as_deref(),
+        );
+        let mut index = task.source_index.min(sources.len() - 1);
+        let mut validator = task.validator.clone();
+        loop {
+            let request = FetchRequest {
+                url: sources[index].clone(),
+                dest: dest.clone(),
+                expected_size: task.expected_size,
+                // Hugging Face's sha256 of the file checks the bytes a mirror sends too.
+                checksum: task.checksum.clone().or_else(|| {
+                    let linked = validator.linked_sha256.clone().filter(|_| index > 0);
+                    linked.map(|value| Checksum {
+                        algorithm: ChecksumAlgorithm::Sha256,
+                        value,
+                    })
+                }),
+                validator: Some(validator.clone()).filter(|v| *v != RemoteValidator::default()),
+                connections: self.config.connections.max(1),
+                segment_threshold: self.config.segment_threshold,
+            };
+            let observer = Arc::new(TaskObserver {
+                manager: Arc::downgrade(self),
+                task: task.clone(),
+                meter: Arc::clone(&meter),
+                runtime: tokio::runtime::Handle::current(),
+            });
+            let error = match self.fetcher.fetch(&request, observer, stop.clone()).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(error) => error,
+            };
+            let moves_on = matches!(
+                error,
+                FetchError::Gone { .. } | FetchError::HostUnavailable { .. }
+            );
+            if !moves_on || index + 1 >= sources.len() {
+                if index > 0 && matches!(error, FetchError::HostUnavailable { .. }) {
+                    // Every source is resting: the next attempt starts from the first again.
+                    self.save_source(task.id, 0).await;
+                }
+                return Err(error);
+            }
+            index += 1;
+            tracing::info!(
+                path = %task.path,
+                reason = %error,
+                next = %crate::secret::redact_url(&sources[index]),
+                "trying the next source of the file"
+            );
+            validator.etag = None;
+            validator.last_modified = None;
+            if let Err(e) = fetch::forget_source(&dest) {
+                tracing::warn!(path = %task.path, error = %e, "cannot update the segment sidecar");
+            }
+            self.save_source(task.id, index).await;
+            self.record(format!(
+                "{}: {error}; trying {} instead",
+                task.path,
+                crate::secret::redact_url(&sources[index])
+            ))
+            .await;
+        }
+    }
+
+    async fn save_source(&self, task_id: i64, index: usize) {
+        if let Err(e) = self
+            .store
+            .switch_task_source(task_id, index, now_ms())
+            .await
+        {
+            tracing::error!(error = %e, "cannot record a download's source");
+        }
     }
 
     async fn finish(

@@ -137,6 +137,9 @@ pub enum Fault {
     Gated,
     /// 404, with `X-Error-Code: <hf_code>` when given (`EntryNotFound`, `RepoNotFound`).
     NotFound { hf_code: Option<String> },
+    /// The first `n` requests are answered as usual, every later one 404: a file taken down
+    /// while it was being downloaded.
+    GoneAfter(u32),
     /// 401 unless the request carries `Authorization: Bearer <token>`.
     RequireToken(String),
     /// No `Accept-Ranges`, `Range` ignored: always 200 with the whole file.
@@ -528,6 +531,14 @@ fn respond(
 
     // Faults that decide the whole answer, in order.
     for slot in route.faults.iter_mut() {
+        if let Fault::GoneAfter(left) = &mut slot.fault {
+            if *left > 0 {
+                *left -= 1;
+            } else if consume(slot) {
+                return status_response(StatusCode::NOT_FOUND);
+            }
+            continue;
+        }
         match slot.fault.clone() {
             Fault::Status { code, retry_after } if consume(slot) => {
                 let mut r = status_response(StatusCode::from_u16(code).expect("status"));
