@@ -146,6 +146,8 @@ impl Live {
                 map.insert(op.id, op);
             }),
             Event::Recovery => self.recovery.update(|n| *n += 1),
+            // The deck never sends it.
+            Event::Sync(_) => {}
         }
     }
 }

@@ -38,6 +38,11 @@ impl ActivityLog {
         ActivityLog { store, events }
     }
 
+    /// The bus it pushes to, for services that also announce other events.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
     /// Records what happened and pushes it to live viewers. Never fails the caller: a lost
     /// activity line is logged, not turned into a failed user action.
     pub async fn record(&self, kind: ActivityKind, message: impl Into<String>) {

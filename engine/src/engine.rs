@@ -255,6 +255,10 @@ impl Engine {
             Arc::clone(&operations),
             Arc::clone(&jobs),
             Arc::clone(&status),
+            crate::recovery::Syncs {
+                catalog: Arc::clone(&catalog),
+                nodes: Arc::clone(&nodes),
+            },
         ));
         let engine = Arc::new(Engine {
             config,

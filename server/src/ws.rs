@@ -48,6 +48,9 @@ pub async fn upgrade(
 
 /// The event as `caller` may see it, or `None` when it is none of their business.
 pub async fn visible_to(engine: &Engine, caller: &Caller, event: Event) -> Option<Event> {
+    if matches!(event, Event::Sync(_)) {
+        return None;
+    }
     if caller.is_admin() {
         return Some(event);
     }

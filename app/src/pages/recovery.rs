@@ -27,6 +27,7 @@ fn source_label(source: FailureSource) -> &'static str {
         FailureSource::Operation => "Make runnable",
         FailureSource::Job => "Run",
         FailureSource::Comfyui => "ComfyUI",
+        FailureSource::Sync => "Sync",
     }
 }
 

@@ -9,7 +9,7 @@ use super::{Catalog, CatalogSources, RemoteRegistry};
 use crate::activity::ActivityLog;
 use crate::config::Config;
 use crate::error::Classify;
-use crate::model::{format_bytes, ActivityKind, ErrorKind};
+use crate::model::{format_bytes, ActivityKind, ErrorKind, Event, SyncKind, SyncOutcome};
 use crate::workspace::WorkspaceLayout;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,12 @@ impl CatalogService {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .map_err(|e| CatalogSyncError::Client(e.to_string()))?;
-            match registry.sync(&client).await {
+            let result = registry.sync(&client).await;
+            self.activity.events().publish(Event::Sync(SyncOutcome {
+                kind: SyncKind::PresetRegistry,
+                error: result.as_ref().err().map(|e| e.to_string()),
+            }));
+            match result {
                 Ok(report) => {
                     self.failure_reported.store(false, Ordering::Relaxed);
                     note = Some(format!(

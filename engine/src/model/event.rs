@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, GalleryChange, Generation, JobView,
-    OperationView, PresetProgress, RunEvent, SettingsView, SystemStats,
+    OperationView, PresetProgress, RunEvent, SettingsView, SyncOutcome, SystemStats,
 };
 
 /// Everything pushed to the browser over `/ws`, as JSON `{"type": …, "data": …}`.
@@ -37,6 +37,9 @@ pub enum Event {
     Operation(OperationView),
     /// The recovery list changed (a failure recorded, resolved or dismissed): read it again.
     Recovery,
+    /// A preset-registry or node-map sync ended. Kept inside the deck (recovery follows it);
+    /// browsers are not sent it.
+    Sync(SyncOutcome),
 }
 
 #[cfg(test)]

@@ -18,7 +18,37 @@ named_enum! {
         Job = "job",
         /// The supervised ComfyUI process.
         Comfyui = "comfyui",
+        /// The preset registry's or the node map's sync.
+        Sync = "sync",
     }
+}
+
+named_enum! {
+    /// A catalog the deck keeps in step with a remote copy.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum SyncKind {
+        /// `PRESET_REGISTRY_URL`.
+        PresetRegistry = "preset_registry",
+        /// `NODE_MAP_URL`.
+        NodeMap = "node_map",
+    }
+}
+
+impl SyncKind {
+    /// In words, for the Recovery page.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncKind::PresetRegistry => "preset registry sync",
+            SyncKind::NodeMap => "node map sync",
+        }
+    }
+}
+
+/// How a sync ended; `error` is `None` when it worked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncOutcome {
+    pub kind: SyncKind,
+    pub error: Option<String>,
 }
 
 named_enum! {
@@ -154,6 +184,8 @@ pub fn banner_line(open: &[FailureView]) -> Option<String> {
             (FailureSource::Job, 1) => "A run".to_string(),
             (FailureSource::Job, n) => format!("{n} runs"),
             (FailureSource::Comfyui, _) => "ComfyUI".to_string(),
+            (FailureSource::Sync, 1) => "A catalog sync".to_string(),
+            (FailureSource::Sync, n) => format!("{n} catalog syncs"),
         };
         return Some(format!("{what} failed: {}", first.class.label()));
     }

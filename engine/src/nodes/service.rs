@@ -190,13 +190,25 @@ impl NodePackService {
     /// Syncs the node map from `NODE_MAP_URL` (the cached copy stays when it fails). Returns
     /// how many repositories it lists.
     pub async fn sync_map(&self) -> Result<usize, NodesError> {
-        match self.map_source().sync().await {
+        let result = self.map_source().sync().await;
+        self.announce_sync(result.as_ref().err());
+        match result {
             Ok(map) => Ok(map.entries.len()),
             Err(message) => {
                 tracing::warn!(%message);
                 Err(NodesError::Failed(message))
             }
         }
+    }
+
+    /// Tells the deck (recovery) how a sync ended.
+    fn announce_sync(&self, error: Option<&String>) {
+        self.activity
+            .events()
+            .publish(crate::model::Event::Sync(crate::model::SyncOutcome {
+                kind: crate::model::SyncKind::NodeMap,
+                error: error.cloned(),
+            }));
     }
 
     /// The cached copy of the map, parsed again only when its file changed.
@@ -228,7 +240,9 @@ impl NodePackService {
         if self.config.map_url.is_none() || recently_failed {
             return Arc::new(NodeMap::default());
         }
-        match self.map_source().sync().await {
+        let result = self.map_source().sync().await;
+        self.announce_sync(result.as_ref().err());
+        match result {
             Ok(map) => Arc::new(map),
             Err(message) => {
                 tracing::warn!(%message);

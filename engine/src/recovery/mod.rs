@@ -6,7 +6,7 @@ pub mod classify;
 mod service;
 pub mod store;
 
-pub use service::RecoveryService;
+pub use service::{RecoveryService, Syncs};
 
 use crate::error::Classify;
 use crate::model::ErrorKind;

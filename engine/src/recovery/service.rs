@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::{RecoveryStore, Report, StoredFailure};
 use super::RecoveryError;
+use crate::catalog::CatalogService;
 use crate::clock::now_ms;
+use crate::nodes::NodePackService;
 use crate::download::manager::DownloadManager;
 use crate::events::EventBus;
 use crate::jobs::JobService;
@@ -24,6 +26,13 @@ pub struct RecoveryService {
     operations: Arc<OperationService>,
     jobs: Arc<JobService>,
     status: Arc<StatusService>,
+    syncs: Syncs,
+}
+
+/// What retries a failed sync.
+pub struct Syncs {
+    pub catalog: Arc<CatalogService>,
+    pub nodes: Arc<NodePackService>,
 }
 
 /// What an event says about a thing that can fail.
@@ -40,6 +49,7 @@ impl RecoveryService {
         operations: Arc<OperationService>,
         jobs: Arc<JobService>,
         status: Arc<StatusService>,
+        syncs: Syncs,
     ) -> Self {
         RecoveryService {
             store,
@@ -48,6 +58,7 @@ impl RecoveryService {
             operations,
             jobs,
             status,
+            syncs,
         }
     }
 
@@ -136,6 +147,20 @@ impl RecoveryService {
                     OperationState::Done => Some(Seen::Worked(FailureSource::Operation, key)),
                     _ => None,
                 }
+            }
+            Event::Sync(sync) => {
+                let key = sync.kind.as_str().to_string();
+                Some(match &sync.error {
+                    Some(error) => Seen::Failed(Report {
+                        source: FailureSource::Sync,
+                        key: key.clone(),
+                        target: key,
+                        subject: sync.kind.label().to_string(),
+                        detail: format!("{error} (the last good copy is still used)"),
+                        user_id: None,
+                    }),
+                    None => Seen::Worked(FailureSource::Sync, key),
+                })
             }
             Event::Job(job) if job.state == JobState::Failed => Some(Seen::Failed(Report {
                 source: FailureSource::Job,
@@ -337,6 +362,27 @@ impl RecoveryService {
                     .restart_comfyui(caller)
                     .await
                     .map_err(|e| failed(&e))?;
+            }
+            FailureSource::Sync => {
+                admin_only()?;
+                match SyncKind::parse(&failure.target) {
+                    Some(SyncKind::PresetRegistry) => {
+                        let note = self.syncs.catalog.sync().await.map_err(|e| failed(&e))?;
+                        // The registry's failure is a note, not an error of the reload.
+                        if note.contains("sync failed") {
+                            return Err(RecoveryError::Failed(note));
+                        }
+                    }
+                    Some(SyncKind::NodeMap) => {
+                        self.syncs.nodes.sync_map().await.map_err(|e| failed(&e))?;
+                    }
+                    None => {
+                        return Err(RecoveryError::Invalid(format!(
+                            "{} is not a sync",
+                            failure.target
+                        )))
+                    }
+                }
             }
         }
         Ok(())

@@ -414,3 +414,78 @@ async fn catalog_remote_sync_caches_good_documents_and_keeps_them_on_failure() {
         "the new document replaced the old one"
     );
 }
+
+/// A registry that cannot be synced is in the recovery list as the pod's (administrators'),
+/// with Retry; a user sees none of it. Retry while it is still down fails and keeps it open;
+/// once the registry answers, Retry syncs it and the failure is resolved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
+    use engine::model::{Caller, FailureSource, FailureState, RecoveryAction, Role};
+    let mode = Arc::new(Mutex::new(Mode::Down));
+    let app = Router::new()
+        .route("/registry", get(registry))
+        .with_state(mode.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = engine::config::Config {
+        preset_registry_url: Some(format!("http://{addr}/registry")),
+        node_map_url: None,
+        ..crate::common::test_config(dir.path())
+    };
+    let (engine, _) = engine::Engine::start(config).await.unwrap();
+    engine.spawn_background_jobs();
+    let admin = engine.auth().open_caller();
+    let bob = Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    };
+
+    engine.catalog().sync().await.unwrap();
+    let failure = loop {
+        let list = engine.recovery().list(&admin).await.unwrap();
+        if let Some(f) = list.open.iter().find(|f| f.source == FailureSource::Sync) {
+            break f.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(failure.subject, "preset registry sync");
+    assert!(failure.detail.contains("502"), "{failure:?}");
+    assert!(failure.detail.contains("last good copy"), "{failure:?}");
+    assert_eq!(failure.actions.first(), Some(&RecoveryAction::Retry));
+    assert!(engine.recovery().list(&bob).await.unwrap().open.is_empty());
+    assert!(engine
+        .recovery()
+        .act(&bob, failure.id, RecoveryAction::Retry)
+        .await
+        .is_err());
+
+    let still_down = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::Retry)
+        .await
+        .unwrap_err();
+    assert!(still_down.to_string().contains("sync failed"), "{still_down}");
+
+    *mode.lock().unwrap() = Mode::Json;
+    let retried = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::Retry)
+        .await
+        .unwrap();
+    assert_eq!(retried.state, FailureState::Resolved);
+    assert!(engine
+        .catalog()
+        .current()
+        .presets
+        .iter()
+        .any(|(id, _)| id.as_str() == "remote-only"));
+    let list = engine.recovery().list(&admin).await.unwrap();
+    assert!(
+        list.open.iter().all(|f| f.source != FailureSource::Sync),
+        "{list:#?}"
+    );
+}
