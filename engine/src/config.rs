@@ -178,7 +178,8 @@ impl Config {
     /// API host (a mirror, or a local stand-in in tests).
     pub fn hf_token_hosts(&self) -> Vec<String> {
         let mut hosts = vec!["huggingface.co".to_string(), "hf.co".to_string()];
-        let configured = std::iter::once(self.hf_base_url.as_str()).chain(self.hf_endpoint.as_deref());
+        let configured =
+            std::iter::once(self.hf_base_url.as_str()).chain(self.hf_endpoint.as_deref());
         for base in configured {
             let Ok(url) = url::Url::parse(base) else {
                 continue;

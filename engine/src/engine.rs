@@ -437,6 +437,8 @@ impl Engine {
     /// Ends the background loops, stops transfers so their parts are flushed (they resume at
     /// the next start), and a supervised ComfyUI (SIGTERM, then SIGKILL after a timeout).
     pub async fn shutdown(&self) {
+        // What failed up to now is in the recovery store before the listener stops.
+        self.recovery.flush().await;
         self.stopping.cancel();
         self.bridge.stop();
         self.gallery.stop();

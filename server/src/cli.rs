@@ -49,6 +49,51 @@ pub enum Command {
     /// Custom-node packs of the supervised ComfyUI (COMFYUI_DIR): list, install, update,
     /// disable, enable, remove. Changes need the workspace (stop the deck, or use its API).
     Nodes(NodesArgs),
+    /// What failed and waits for a person: list (works while a server runs), retry one, retry
+    /// all that can be retried.
+    Recovery(RecoveryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecoveryArgs {
+    #[command(subcommand)]
+    pub action: RecoveryCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RecoveryCommand {
+    /// Open failures, newest first, with their class, sentence and actions.
+    List {
+        /// One JSON document (open, recent, the week's figures) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Retry one failure (its id from `list`); a download or a preset install is carried out
+    /// now, with progress, and the exit status says whether it worked.
+    Retry {
+        #[arg(value_name = "ID")]
+        id: i64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Retry every open failure whose first action is Retry (not those waiting for a token,
+    /// space or a licence first).
+    RetryAll {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+impl RecoveryCommand {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            RecoveryCommand::List { common, .. }
+            | RecoveryCommand::Retry { common, .. }
+            | RecoveryCommand::RetryAll { common } => common,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -45,6 +45,10 @@ async fn run(exec_started: Instant) {
             init_cli_logging(&args.action.options().common.log_level);
             commands::nodes(args.action).await
         }
+        Some(Command::Recovery(args)) => {
+            init_cli_logging(&args.action.common().log_level);
+            commands::recovery(args.action).await
+        }
         Some(Command::Workflow(action)) => {
             init_cli_logging("info");
             commands::workflow(action).await

@@ -182,9 +182,20 @@ fn mutating_commands_say_which_server_holds_the_workspace() {
         text(&out.stderr)
     );
 
+    let out = comfydeck(ws.path(), &["recovery", "retry", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Recovery page"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Reading works alongside the server.
     let out = comfydeck(ws.path(), &["presets", "status", "flux-dev-basic"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = comfydeck(ws.path(), &["recovery", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "Nothing needs you.");
 
     server.kill().unwrap();
     server.wait().unwrap();
@@ -571,5 +582,102 @@ fn nodes_commands_install_list_and_refuse_with_the_reason() {
         text(&out.stderr).contains("COMFYUI_DIR"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// A preset whose file is not there yet fails (exit 1) and waits in `recovery list`, as
+/// on the Recovery page; once the file is served, `recovery retry ID` installs it (exit 0,
+/// verified) and the list is empty again. An unknown id is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_commands_list_a_failed_install_and_retry_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&body));
+    let up = Arc::new(AtomicBool::new(false));
+    let serving = Arc::clone(&up);
+    let app = axum::Router::new().route(
+        "/late.bin",
+        axum::routing::get(move || {
+            let (body, up) = (body.clone(), serving.load(Ordering::SeqCst));
+            async move {
+                use axum::response::IntoResponse;
+                if up {
+                    body.into_response()
+                } else {
+                    axum::http::StatusCode::NOT_FOUND.into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let ws = tempfile::tempdir().unwrap();
+    let preset_dir = ws.path().join("config/presets/test/late");
+    std::fs::create_dir_all(&preset_dir).unwrap();
+    std::fs::write(
+        preset_dir.join("preset.yaml"),
+        format!(
+            "id: late\nversion: 1.0.0\nname: Late\ncategory: Image Generation\ntype: image\n\
+             files:\n- path: loras/late.safetensors\n  url: http://{addr}/late.bin\n  size: 200KB\n  \
+             checksum:\n    algorithm: sha256\n    value: {sha}\n"
+        ),
+    )
+    .unwrap();
+    let ws_path = ws.path().to_path_buf();
+    let run = move |args: &'static [&'static str]| {
+        let ws = ws_path.clone();
+        tokio::task::spawn_blocking(move || comfydeck(&ws, args))
+    };
+
+    let out = run(&["presets", "install", "late", "--wait"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+
+    let out = run(&["recovery", "list"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(
+        listed.starts_with("#1 preset · not found · preset late"),
+        "{listed}"
+    );
+    assert!(listed.contains("actions: dismiss, retry"), "{listed}");
+    let out = run(&["recovery", "list", "--json"]).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["open"][0]["source"], "preset");
+    assert_eq!(json["open"][0]["class"], "not_found");
+
+    let out = run(&["recovery", "retry", "99"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    up.store(true, Ordering::SeqCst);
+    let out = run(&["recovery", "retry", "1"]).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("late: installed, every file verified"),
+        "{}",
+        text(&out.stdout)
+    );
+    let installed = std::fs::read(ws.path().join("models/loras/late.safetensors")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(installed)), sha);
+    let out = run(&["recovery", "list"]).await.unwrap();
+    assert!(
+        text(&out.stdout).starts_with("Nothing needs you."),
+        "{}",
+        text(&out.stdout)
     );
 }

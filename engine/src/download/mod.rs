@@ -3,5 +3,5 @@
 pub mod fetch;
 pub mod manager;
 mod overview;
-pub mod sources;
 pub mod queue;
+pub mod sources;

@@ -74,7 +74,11 @@ mod tests {
         );
         // Other hosts are left alone; a bad endpoint is ignored.
         assert_eq!(
-            ordered("https://civitai.com/api/download/models/1", &[], Some("https://m")),
+            ordered(
+                "https://civitai.com/api/download/models/1",
+                &[],
+                Some("https://m")
+            ),
             vec!["https://civitai.com/api/download/models/1".to_string()]
         );
         assert_eq!(ordered(HUB, &[], Some("not a url")), vec![HUB.to_string()]);

@@ -203,6 +203,11 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
         actions = vec![A::RestartComfyui];
     }
     actions.push(A::Dismiss);
+    // The file may be back (re-uploaded, the host repaired): Retry stays at hand, after
+    // Dismiss, so "retry all" leaves it to a person.
+    if class == C::NotFound && source != FailureSource::Job {
+        actions.push(A::Retry);
+    }
     Classified {
         class,
         sentence,

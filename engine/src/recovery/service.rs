@@ -1,6 +1,7 @@
 //! Sees every failure on the event bus, keeps it until it is resolved, and carries out the
 //! actions a person chooses.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -9,15 +10,13 @@ use super::store::{RecoveryStore, Report, StoredFailure};
 use super::RecoveryError;
 use crate::catalog::CatalogService;
 use crate::clock::now_ms;
-use crate::nodes::NodePackService;
 use crate::download::manager::DownloadManager;
 use crate::events::EventBus;
 use crate::jobs::JobService;
 use crate::model::*;
+use crate::nodes::NodePackService;
 use crate::operations::OperationService;
 use crate::status::StatusService;
-
-const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
 
 pub struct RecoveryService {
     store: RecoveryStore,
@@ -27,6 +26,11 @@ pub struct RecoveryService {
     jobs: Arc<JobService>,
     status: Arc<StatusService>,
     syncs: Syncs,
+    /// `Event::Recovery`s the listener has passed: events arrive in order, so once it passes
+    /// one published by [`RecoveryService::flush`], everything before it is recorded.
+    passed_marks: Arc<AtomicU64>,
+    /// Whether a listener runs (nothing to wait for otherwise).
+    listening: AtomicBool,
 }
 
 /// What retries a failed sync.
@@ -59,6 +63,8 @@ impl RecoveryService {
             jobs,
             status,
             syncs,
+            passed_marks: Arc::new(AtomicU64::new(0)),
+            listening: AtomicBool::new(false),
         }
     }
 
@@ -66,6 +72,7 @@ impl RecoveryService {
     pub fn spawn_listener(self: &Arc<Self>, stopping: &CancellationToken) {
         let this = Arc::clone(self);
         let mut rx = self.events.subscribe();
+        self.listening.store(true, Ordering::SeqCst);
         let stopping = stopping.clone();
         tokio::spawn(async move {
             loop {
@@ -78,6 +85,9 @@ impl RecoveryService {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 };
+                if matches!(event, Event::Recovery) {
+                    this.passed_marks.fetch_add(1, Ordering::SeqCst);
+                }
                 if let Some(seen) = this.seen(&event) {
                     if let Err(e) = this.record(seen).await {
                         tracing::warn!(error = %e, "a failure was not recorded");
@@ -85,6 +95,22 @@ impl RecoveryService {
                 }
             }
         });
+    }
+
+    /// Waits (at most two seconds) until the listener has recorded every event published so
+    /// far: a command about to exit calls it, so that what failed in it is not lost.
+    pub async fn flush(&self) {
+        if !self.listening.load(Ordering::SeqCst) {
+            return;
+        }
+        let before = self.passed_marks.load(Ordering::SeqCst);
+        self.events.publish(Event::Recovery);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.passed_marks.load(Ordering::SeqCst) <= before
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     fn seen(&self, event: &Event) -> Option<Seen> {
@@ -230,18 +256,7 @@ impl RecoveryService {
     }
 
     pub async fn list(&self, caller: &Caller) -> Result<RecoveryList, RecoveryError> {
-        let scope = Self::scope(caller);
-        Ok(RecoveryList {
-            open: self
-                .store
-                .open(scope)
-                .await?
-                .into_iter()
-                .map(|f| f.view)
-                .collect(),
-            recent: self.store.recent(scope).await?,
-            week: self.store.week(scope, now_ms() - WEEK_MS).await?,
-        })
+        self.store.list(Self::scope(caller), now_ms()).await
     }
 
     async fn owned(&self, caller: &Caller, id: i64) -> Result<StoredFailure, RecoveryError> {

@@ -75,6 +75,11 @@ impl RecoveryStore {
         RecoveryStore { pool }
     }
 
+    /// The recovery tables of an open workspace database (a command reading beside a server).
+    pub fn of(store: &crate::store::Store) -> Self {
+        RecoveryStore::new(store.pool().clone())
+    }
+
     /// Records a failure: a new row, or the same thing failing again (counted, reopened).
     /// Returns whether anything changed.
     pub async fn report(&self, report: &Report, now_ms: i64) -> Result<bool, RecoveryError> {
@@ -190,6 +195,21 @@ impl RecoveryStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    /// What is open, what settled lately and the last seven days' figures; `user` limits it
+    /// to one person's failures.
+    pub async fn list(
+        &self,
+        user: Option<i64>,
+        now_ms: i64,
+    ) -> Result<RecoveryList, RecoveryError> {
+        const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+        Ok(RecoveryList {
+            open: self.open(user).await?.into_iter().map(|f| f.view).collect(),
+            recent: self.recent(user).await?,
+            week: self.week(user, now_ms - WEEK_MS).await?,
+        })
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<StoredFailure>, RecoveryError> {

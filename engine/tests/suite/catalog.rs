@@ -468,7 +468,10 @@ async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
         .act(&admin, failure.id, RecoveryAction::Retry)
         .await
         .unwrap_err();
-    assert!(still_down.to_string().contains("sync failed"), "{still_down}");
+    assert!(
+        still_down.to_string().contains("sync failed"),
+        "{still_down}"
+    );
 
     *mode.lock().unwrap() = Mode::Json;
     let retried = engine

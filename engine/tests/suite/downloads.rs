@@ -66,7 +66,12 @@ pub(crate) fn write_preset(root: &Path, id: &str, files: &[TestFile]) {
     std::fs::write(dir.join("preset.yaml"), yaml).unwrap();
 }
 
-pub(crate) fn file<'a>(server: &FileServer, spec: &FileSpec, path: &'a str, size: &'a str) -> TestFile<'a> {
+pub(crate) fn file<'a>(
+    server: &FileServer,
+    spec: &FileSpec,
+    path: &'a str,
+    size: &'a str,
+) -> TestFile<'a> {
     TestFile {
         path,
         url: server.url(&spec.path),
@@ -767,7 +772,7 @@ async fn part_files_are_never_listed_as_models_and_paths_cannot_escape() {
     let err = engine
         .downloads()
         .enqueue_file(engine::download::queue::NewTask {
-                mirrors: Vec::new(),
+            mirrors: Vec::new(),
             url: "http://127.0.0.1:9/x".into(),
             path: "loras/escape/evil.bin".into(),
             expected_size: None,

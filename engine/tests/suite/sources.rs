@@ -37,7 +37,12 @@ async fn a_file_taken_down_mid_download_comes_from_its_mirror_keeping_the_bytes_
     server.add_fault(&primary.path, Fault::GoneAfter(2), Times::Always);
     server.add_fault(&primary.path, Fault::DropAt(half), Times::Once);
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = file(&server, &primary, "checkpoints/mirrored.safetensors", "600KB");
+    let mut spec = file(
+        &server,
+        &primary,
+        "checkpoints/mirrored.safetensors",
+        "600KB",
+    );
     spec.mirrors = vec![server.url(&mirror.path)];
     write_preset(dir.path(), "mirrored", &[spec]);
     let engine = start(test_config(dir.path())).await;
@@ -64,8 +69,9 @@ async fn a_file_taken_down_mid_download_comes_from_its_mirror_keeping_the_bytes_
     let admin = engine.auth().open_caller();
     let said = engine.activity().recent(&admin, 20).await.unwrap();
     assert!(
-        said.iter().any(|a| a.message.contains("trying")
-            && a.message.contains("/mirror/model.safetensors")),
+        said.iter().any(
+            |a| a.message.contains("trying") && a.message.contains("/mirror/model.safetensors")
+        ),
         "{said:?}"
     );
 }
@@ -159,7 +165,10 @@ async fn hf_endpoint_serves_hugging_face_links_and_is_given_the_hub_token() {
         .iter()
         .filter(|r| r.host == server.other_host())
         .collect();
-    assert!(!to_endpoint.is_empty() && !to_cdn.is_empty(), "{requests:?}");
+    assert!(
+        !to_endpoint.is_empty() && !to_cdn.is_empty(),
+        "{requests:?}"
+    );
     assert!(
         to_endpoint
             .iter()

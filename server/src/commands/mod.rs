@@ -1,5 +1,6 @@
 //! The binary's commands, one file each: `serve` (the dashboard; the default), `presets …`,
-//! `download …`, `workflow to-api`, `users …`, `nodes …`, `worker` and `workers token …`;
+//! `download …`, `workflow to-api`, `users …`, `nodes …`, `recovery …`, `worker` and
+//! `workers token …`;
 //! `progress` draws their progress bars. The one-shot
 //! commands are for provisioning scripts: they start the same engine as the server and use
 //! the same service handles as the web layer; only the output (tables, JSON, progress bars)
@@ -28,6 +29,7 @@ mod download;
 mod nodes;
 mod presets;
 mod progress;
+mod recovery;
 mod serve;
 mod users;
 mod worker;
@@ -36,6 +38,7 @@ mod workflow;
 pub use download::download;
 pub use nodes::nodes;
 pub use presets::presets;
+pub use recovery::recovery;
 pub use serve::serve;
 pub use users::users;
 pub use worker::{worker, worker_tokens};
@@ -86,15 +89,26 @@ fn describe(error: &anyhow::Error) -> String {
 }
 
 /// Starts the engine, which takes the workspace lock; when a server already holds it, says
-/// so plainly instead of a generic error.
+/// so plainly instead of a generic error. What fails in the command is recorded for the
+/// Recovery page as it would be under `serve`.
 async fn start_exclusive(config: Config, what: &str) -> anyhow::Result<Arc<Engine>> {
     match Engine::start(config).await {
-        Ok((engine, _)) => Ok(engine),
+        Ok((engine, _)) => {
+            // Lives as long as the process.
+            engine
+                .recovery()
+                .spawn_listener(&tokio_util::sync::CancellationToken::new());
+            Ok(engine)
+        }
         Err(EngineError::Workspace(WorkspaceError::Locked { path, pid })) => {
+            let instead = if what == "retry" {
+                "its Recovery page (or its API: POST /api/recovery/act {\"id\": …, \"action\": \"retry\"})"
+            } else {
+                "its Models page (or its API: POST /api/presets/install {\"id\": \"…\"})"
+            };
             eprintln!(
                 "comfydeck: cannot {what}: a running comfydeck{pid} serves the workspace {}. \
-                 Use its Models page (or its API: POST /api/presets/install {{\"id\": \"…\"}}), \
-                 or stop it and run this command again.",
+                 Use {instead}, or stop it and run this command again.",
                 path.display()
             );
             std::process::exit(EXIT_BUSY);

@@ -110,7 +110,10 @@ fn gpu_vram() -> Vec<u64> {
     }
 }
 
-async fn wait_for_presets(engine: &Arc<Engine>, ids: &[String]) -> anyhow::Result<ExitCode> {
+pub(super) async fn wait_for_presets(
+    engine: &Arc<Engine>,
+    ids: &[String],
+) -> anyhow::Result<ExitCode> {
     let manager = Arc::clone(engine.downloads());
     tokio::spawn(Arc::clone(&manager).run());
     let mut bars = Bars::new();

@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 use super::events::{Meter, TaskObserver};
 use super::views::file_mtime_ms;
 use super::{DownloadError, DownloadManager};
-use crate::clock::now_ms;
 use crate::catalog::{Checksum, ChecksumAlgorithm};
+use crate::clock::now_ms;
 use crate::download::fetch::{
     self, part_path, FetchError, FetchOutcome, FetchRequest, RemoteValidator, VerifiedBy,
 };
-use crate::download::sources;
 use crate::download::queue::{InstalledFile, TaskRow, TaskState};
+use crate::download::sources;
 use crate::model::*;
 use crate::workspace;
 
@@ -167,11 +167,8 @@ impl DownloadManager {
         let dest = workspace::resolve_inside(&self.models_dir, &task.path)
             .map_err(|e| FetchError::Invalid(e.to_string()))?;
         adopt_existing_file(&dest, task.expected_size);
-        let sources = sources::ordered(
-            &task.url,
-            &task.mirrors,
-            self.config.hf_endpoint.as_deref(),
-        );
+        let sources =
+            sources::ordered(&task.url, &task.mirrors, self.config.hf_endpoint.as_deref());
         let mut index = task.source_index.min(sources.len() - 1);
         let mut validator = task.validator.clone();
         loop {
