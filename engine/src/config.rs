@@ -27,6 +27,8 @@ pub const DEFAULT_COMFYUI_PORT: u16 = default_comfyui_port!();
 
 pub const DEFAULT_HF_BASE_URL: &str = "https://huggingface.co";
 
+/// Days an abandoned partial download is kept when `RECOVERY_RETENTION_DAYS` is not set.
+pub const DEFAULT_RECOVERY_RETENTION_DAYS: u32 = 7;
 /// Files downloading at once when `CONCURRENT_DOWNLOADS` is not set.
 pub const DEFAULT_CONCURRENT_DOWNLOADS: usize = 3;
 /// Connections per large file when `DOWNLOAD_CONNECTIONS` is not set.
@@ -61,6 +63,9 @@ pub struct Config {
     /// fetched from this host first (huggingface.co stays the next source); it is treated as
     /// the Hub, so the Hugging Face token may go to it. Without a trailing slash.
     pub hf_endpoint: Option<String>,
+    /// `RECOVERY_RETENTION_DAYS`: partial downloads nobody will finish are deleted after this
+    /// many days without a write.
+    pub recovery_retention_days: u32,
     /// Retry, stall and circuit-breaker timings of every download (tests shrink them).
     pub fetch_tuning: crate::download::fetch::FetchTuning,
     /// `RUNPOD_VOLUME_GB` in bytes, when the pod says how large its volume is.
@@ -127,6 +132,7 @@ impl Config {
             access_password: None,
             hf_base_url: DEFAULT_HF_BASE_URL.to_string(),
             hf_endpoint: None,
+            recovery_retention_days: DEFAULT_RECOVERY_RETENTION_DAYS,
             fetch_tuning: crate::download::fetch::FetchTuning::default(),
             volume_quota_bytes: None,
             concurrent_downloads: DEFAULT_CONCURRENT_DOWNLOADS,

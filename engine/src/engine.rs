@@ -359,8 +359,31 @@ impl Engine {
             }
         });
         let (settings, auth) = (Arc::clone(&self.settings), Arc::clone(&self.auth));
+        let (downloads, activity) = (Arc::clone(&self.downloads), self.activity.clone());
+        let part_days = self.config.recovery_retention_days;
         spawn_until(&self.stopping, async move {
             loop {
+                match downloads
+                    .clean_partial_files(part_days, crate::clock::now_ms())
+                    .await
+                {
+                    Ok(cleaned) if cleaned.files > 0 => {
+                        activity
+                            .record(
+                                ActivityKind::Download,
+                                format!(
+                                    "Removed {} partial download{} nobody will finish ({}), \
+                                     untouched for {part_days} days",
+                                    cleaned.files,
+                                    if cleaned.files == 1 { "" } else { "s" },
+                                    crate::model::format_bytes(cleaned.bytes)
+                                ),
+                            )
+                            .await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "old partial downloads not cleaned"),
+                }
                 if let Err(e) = settings.apply_retention().await {
                     tracing::warn!(error = %e, "activity retention job failed");
                 }

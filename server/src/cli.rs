@@ -529,6 +529,9 @@ pub struct CommonArgs {
     /// huggingface.co next; the Hugging Face token is sent to it as to the Hub
     #[arg(long, env = "HF_ENDPOINT", value_name = "URL")]
     pub hf_endpoint: Option<String>,
+    /// Days a partial download that no download will finish (failed, cancelled) is kept
+    #[arg(long, env = "RECOVERY_RETENTION_DAYS", default_value_t = config::DEFAULT_RECOVERY_RETENTION_DAYS, value_name = "DAYS")]
+    pub recovery_retention_days: u32,
     /// Size of the pod's network volume in GB, shown as the volume's quota
     #[arg(long, env = "RUNPOD_VOLUME_GB", value_name = "GB")]
     pub runpod_volume_gb: Option<String>,
@@ -575,6 +578,7 @@ impl CommonArgs {
         );
         config.hf_base_url =
             config::normalize_base_url("--hf-base-url / HF_BASE_URL", &self.hf_base_url)?;
+        config.recovery_retention_days = self.recovery_retention_days;
         config.hf_endpoint = self
             .hf_endpoint
             .as_deref()

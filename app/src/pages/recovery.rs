@@ -98,6 +98,27 @@ fn RecoveryBody(list: RecoveryList, refresh: Callback<()>) -> impl IntoView {
             .join(" · ")
     });
     let open = list.open.len();
+    let part_count = list.partial_files.len();
+    let part_bytes: u64 = list.partial_files.iter().map(|p| p.bytes).sum();
+    let parts = list
+        .partial_files
+        .into_iter()
+        .map(|part| {
+            let owner = match part.owner {
+                PartOwner::Download => "its download goes on from here",
+                PartOwner::Failed => "its download failed; a retry starts over once it is cleaned",
+                PartOwner::Abandoned => "no download will finish it",
+            };
+            view! {
+                <li data-testid="partial-file" class="flex min-w-0 flex-wrap gap-x-2 text-xs text-muted">
+                    <span class="min-w-0 wrap-anywhere text-fg">{part.path}</span>
+                    <span class="tabular-nums">{format_bytes(part.bytes)}</span>
+                    <span>{owner}</span>
+                    <span class="tabular-nums">"last written " {when(part.modified_ms)}</span>
+                </li>
+            }
+        })
+        .collect_view();
     let cards = list
         .open
         .into_iter()
@@ -152,6 +173,17 @@ fn RecoveryBody(list: RecoveryList, refresh: Callback<()>) -> impl IntoView {
         {move || outcome.get().map(|o| view! { <p data-testid="recovery-outcome" class="text-sm text-muted">{o}</p> })}
         {move || retry_all.error().map(|message| view! { <ErrorNote message/> })}
         <ul class="flex flex-col gap-3" data-testid="failures">{cards}</ul>
+        {(part_count > 0).then(|| view! {
+            <details class="text-sm" data-testid="partial-files">
+                <summary class="cursor-pointer text-muted">
+                    {format!("Partial downloads: {part_count} ({})", format_bytes(part_bytes))}
+                </summary>
+                <p class="mt-2 text-xs text-muted">
+                    "Those no download will finish are deleted once untouched for RECOVERY_RETENTION_DAYS (7 by default)."
+                </p>
+                <ul class="mt-2 flex flex-col gap-1">{parts}</ul>
+            </details>
+        })}
         <details class="text-sm">
             <summary class="cursor-pointer text-muted">"Settled lately"</summary>
             <ul class="mt-2 flex flex-col gap-1">{recent}</ul>

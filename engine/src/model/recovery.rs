@@ -150,6 +150,30 @@ pub struct ClassCount {
     pub count: u32,
 }
 
+named_enum! {
+    /// What a partial download belongs to.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum PartOwner {
+        /// A download that is queued, running or paused: it goes on from these bytes.
+        Download = "download",
+        /// A download that failed: kept for a retry until it is old.
+        Failed = "failed",
+        /// Nothing: left by a cancelled or forgotten download.
+        Abandoned = "abandoned",
+    }
+}
+
+/// A `.part` file in the models folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialFile {
+    /// The file it is becoming, relative to the models folder.
+    pub path: String,
+    pub bytes: u64,
+    /// Last written.
+    pub modified_ms: i64,
+    pub owner: PartOwner,
+}
+
 /// `GET /api/recovery`: what needs a person, newest first, and the week's figures.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryList {
@@ -157,6 +181,9 @@ pub struct RecoveryList {
     /// Resolved or dismissed lately (newest first, a few).
     pub recent: Vec<FailureView>,
     pub week: Vec<ClassCount>,
+    /// Partial downloads, biggest first (administrators only; empty for others).
+    #[serde(default)]
+    pub partial_files: Vec<PartialFile>,
 }
 
 impl RecoveryList {

@@ -256,7 +256,15 @@ impl RecoveryService {
     }
 
     pub async fn list(&self, caller: &Caller) -> Result<RecoveryList, RecoveryError> {
-        self.store.list(Self::scope(caller), now_ms()).await
+        let mut list = self.store.list(Self::scope(caller), now_ms()).await?;
+        if caller.is_admin() {
+            list.partial_files = self
+                .downloads
+                .partial_files()
+                .await
+                .map_err(|e| RecoveryError::Store(e.to_string()))?;
+        }
+        Ok(list)
     }
 
     async fn owned(&self, caller: &Caller, id: i64) -> Result<StoredFailure, RecoveryError> {

@@ -209,6 +209,7 @@ impl RecoveryStore {
             open: self.open(user).await?.into_iter().map(|f| f.view).collect(),
             recent: self.recent(user).await?,
             week: self.week(user, now_ms - WEEK_MS).await?,
+            partial_files: Vec::new(),
         })
     }
 

@@ -982,3 +982,107 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
         .is_empty());
     engine.shutdown().await;
 }
+
+/// Partial downloads are listed with what they belong to (administrators only), and the
+/// clean-up deletes those no download will finish once they are older than the retention —
+/// a failed download's too — but never the bytes of a queued or paused one, whatever their age.
+#[tokio::test]
+async fn old_partial_downloads_nobody_will_finish_are_cleaned_by_age() {
+    use engine::download::queue::{NewTask, TaskState};
+    use engine::model::{Caller, PartOwner, Role};
+    let dir = tempfile::tempdir().unwrap();
+    // No scheduler: the tasks stay as they are written.
+    let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
+    let models = dir.path().join("models");
+    let eight_days = Duration::from_secs(8 * 24 * 3600);
+    let part = |path: &str, bytes: usize, age: Duration| {
+        let file = models.join(format!("{path}.part"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, vec![7u8; bytes]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - age)
+            .unwrap();
+        file
+    };
+    let old = part("loras/old.safetensors", 3_000, eight_days);
+    let sidecar = models.join("loras/old.safetensors.part.segments");
+    std::fs::write(&sidecar, b"{}").unwrap();
+    let fresh = part("loras/fresh.safetensors", 1_000, Duration::ZERO);
+    let paused = part("vae/paused.safetensors", 2_000, eight_days);
+    let failed = part("vae/failed.safetensors", 4_000, eight_days);
+    let now = engine::clock::now_ms();
+    for (path, state) in [
+        ("vae/paused.safetensors", TaskState::Paused),
+        ("vae/failed.safetensors", TaskState::Failed),
+    ] {
+        let id = engine
+            .store()
+            .upsert_task(
+                &NewTask {
+                    url: closed_port_url(),
+                    mirrors: Vec::new(),
+                    path: path.into(),
+                    expected_size: None,
+                    checksum: None,
+                    priority: 0,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        engine
+            .store()
+            .set_task_state(id, state, None, 0, now)
+            .await
+            .unwrap();
+    }
+
+    let admin = engine.auth().open_caller();
+    let listed = engine.recovery().list(&admin).await.unwrap().partial_files;
+    let summary: Vec<(&str, u64, PartOwner)> = listed
+        .iter()
+        .map(|p| (p.path.as_str(), p.bytes, p.owner))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("vae/failed.safetensors", 4_000, PartOwner::Failed),
+            ("loras/old.safetensors", 3_000, PartOwner::Abandoned),
+            ("vae/paused.safetensors", 2_000, PartOwner::Download),
+            ("loras/fresh.safetensors", 1_000, PartOwner::Abandoned),
+        ],
+        "biggest first"
+    );
+    let bob = Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: Role::User,
+        theme: None,
+    };
+    assert!(engine
+        .recovery()
+        .list(&bob)
+        .await
+        .unwrap()
+        .partial_files
+        .is_empty());
+
+    let cleaned = engine
+        .downloads()
+        .clean_partial_files(7, engine::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!((cleaned.files, cleaned.bytes), (2, 7_000));
+    assert!(!old.exists() && !sidecar.exists() && !failed.exists());
+    assert!(fresh.exists(), "younger than the retention");
+    assert!(paused.exists(), "a paused download goes on from its bytes");
+    let again = engine
+        .downloads()
+        .clean_partial_files(7, engine::clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(again.files, 0, "cleaning twice is harmless");
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use engine::download::queue::TaskState;
-use engine::model::{format_utc, FailureSource, FailureView, RecoveryAction, RecoveryList};
+use engine::model::{
+    format_bytes, format_utc, FailureSource, FailureView, RecoveryAction, RecoveryList,
+};
 use engine::recovery::store::RecoveryStore;
 use engine::Engine;
 
@@ -22,8 +24,12 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
             let store = engine::store::Store::open(&config.layout().database())
                 .await
                 .context("cannot open the workspace's database")?;
-            let list = RecoveryStore::of(&store)
+            let mut list = RecoveryStore::of(&store)
                 .list(None, engine::clock::now_ms())
+                .await?;
+            list.partial_files = engine::open_read_only(&config)
+                .await?
+                .partial_files()
                 .await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&list)?);
@@ -158,6 +164,18 @@ fn print_list(list: &RecoveryList) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if !list.partial_files.is_empty() {
+        out!("Partial downloads:");
+        for part in &list.partial_files {
+            out!(
+                "    {} · {} · {} · last written {}",
+                part.path,
+                format_bytes(part.bytes),
+                part.owner.as_str(),
+                format_utc(part.modified_ms)
+            );
+        }
     }
     if !list.week.is_empty() {
         out!(

@@ -24,11 +24,13 @@ use crate::store::{Store, StoreError};
 use crate::workspace::UnsafePath;
 
 mod events;
+mod partials;
 mod presets;
 mod scheduler;
 mod tasks;
 mod views;
 
+pub use partials::PartsCleaned;
 pub use presets::RemoveReport;
 
 use scheduler::RunningTask;

@@ -210,7 +210,7 @@ impl DownloadManager {
             .collect();
         let catalog = self.catalog();
         let root = self.models_dir.clone();
-        let files = tokio::task::spawn_blocking(move || list_model_files(&root))
+        let files = tokio::task::spawn_blocking(move || list_files(&root, Listed::Models))
             .await
             .unwrap_or_default();
         let mut folders: BTreeMap<String, ModelFolderView> = BTreeMap::new();
@@ -305,9 +305,18 @@ pub(super) fn file_mtime_ms(path: &Path) -> Option<i64> {
     )
 }
 
-/// `(relative path, bytes, mtime ms)` of every regular file under the models folder, without
-/// following symlinks or listing part files. Depth-limited, as a guard against odd trees.
-fn list_model_files(root: &Path) -> Vec<(String, u64, i64)> {
+/// Which files [`list_files`] lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listed {
+    /// Models: neither part files nor hidden ones.
+    Models,
+    /// Only partial downloads (`*.part`).
+    Parts,
+}
+
+/// `(relative path, bytes, mtime ms)` of every regular file under the models folder of the
+/// `listed` kind, without following symlinks. Depth-limited, as a guard against odd trees.
+pub(super) fn list_files(root: &Path, listed: Listed) -> Vec<(String, u64, i64)> {
     const MAX_DEPTH: usize = 8;
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
@@ -330,8 +339,14 @@ fn list_model_files(root: &Path) -> Vec<(String, u64, i64)> {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".part") || name.ends_with(".part.segments") || name.starts_with('.')
-            {
+            let is_part = name.ends_with(".part");
+            let wanted = match listed {
+                Listed::Models => {
+                    !is_part && !name.ends_with(".part.segments") && !name.starts_with('.')
+                }
+                Listed::Parts => is_part,
+            };
+            if !wanted {
                 continue;
             }
             let Ok(relative) = path.strip_prefix(root) else {
