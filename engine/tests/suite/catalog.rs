@@ -420,7 +420,7 @@ async fn catalog_remote_sync_caches_good_documents_and_keeps_them_on_failure() {
 /// once the registry answers, Retry syncs it and the failure is resolved.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
-    use engine::model::{Caller, FailureSource, FailureState, RecoveryAction, Role};
+    use engine::model::{FailureSource, FailureState, RecoveryAction};
     let mode = Arc::new(Mutex::new(Mode::Down));
     let app = Router::new()
         .route("/registry", get(registry))
@@ -437,12 +437,7 @@ async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
     let (engine, _) = engine::Engine::start(config).await.unwrap();
     engine.spawn_background_jobs();
     let admin = engine.auth().open_caller();
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = crate::common::bob();
 
     engine.catalog().sync().await.unwrap();
     let failure = loop {

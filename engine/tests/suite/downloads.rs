@@ -667,16 +667,11 @@ async fn the_hf_token_goes_to_the_hf_host_only_never_to_the_cdn() {
         spec.sha256
     );
 
-    let requests = server.requests();
-    let to_hf: Vec<_> = requests
-        .iter()
-        .filter(|r| r.host == server.host())
-        .collect();
-    let to_cdn: Vec<_> = requests
-        .iter()
-        .filter(|r| r.host == server.other_host())
-        .collect();
-    assert!(!to_hf.is_empty() && !to_cdn.is_empty(), "{requests:?}");
+    let (to_hf, to_cdn) = server.requests_by_host();
+    assert!(
+        !to_hf.is_empty() && !to_cdn.is_empty(),
+        "{to_hf:?} {to_cdn:?}"
+    );
     assert!(
         to_hf
             .iter()
@@ -846,9 +841,7 @@ async fn recovery_until(
 #[tokio::test(flavor = "multi_thread")]
 async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     use engine::error::Classify;
-    use engine::model::{
-        Caller, ErrorKind, FailureClass, FailureSource, FailureState, RecoveryAction, Role,
-    };
+    use engine::model::{ErrorKind, FailureClass, FailureSource, FailureState, RecoveryAction};
     let server = FileServer::start().await;
     let spec = server.add_file("/org/gated/resolve/main/model.safetensors", 2_000);
     server.set_fault(&spec.path, Fault::Gated);
@@ -869,12 +862,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
     engine.spawn_background_jobs();
     let admin = engine.auth().open_caller();
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = crate::common::bob();
 
     engine.downloads().install_preset("gated").await.unwrap();
     let list = recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
@@ -989,7 +977,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
 #[tokio::test]
 async fn old_partial_downloads_nobody_will_finish_are_cleaned_by_age() {
     use engine::download::queue::{NewTask, TaskState};
-    use engine::model::{Caller, PartOwner, Role};
+    use engine::model::PartOwner;
     let dir = tempfile::tempdir().unwrap();
     // No scheduler: the tasks stay as they are written.
     let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
@@ -1056,12 +1044,7 @@ async fn old_partial_downloads_nobody_will_finish_are_cleaned_by_age() {
         ],
         "biggest first"
     );
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = crate::common::bob();
     assert!(engine
         .recovery()
         .list(&bob)

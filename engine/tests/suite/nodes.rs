@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use engine::error::Classify;
 use engine::model::{
-    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, Role,
-    StepKind, StepState,
+    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, StepKind,
+    StepState,
 };
 use engine::nodes::{InstallTarget, NodesError};
 use engine::Engine;
@@ -272,12 +272,7 @@ async fn a_pack_installs_at_its_pin_updates_disables_enables_and_is_removed() {
     );
 
     // Only administrators.
-    let bob = Caller {
-        user_id: 99,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = crate::common::bob();
     let refused = nodes
         .install(&bob, target(&url, None), &quiet)
         .await
@@ -779,12 +774,7 @@ async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_
 
     // Not an administrator: the pack step says who can do it; nothing is installed.
     let id = import("fancy.json", &workflow).await;
-    let bob = Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    };
+    let bob = crate::common::bob();
     {
         let bobs = pod
             .engine

@@ -12,7 +12,7 @@ use engine::Engine;
 use serde_json::{json, Value};
 
 use crate::common::fileserver::{Fault, FileServer, Times};
-use crate::common::{fixture_dir, test_config};
+use crate::common::{bob, fixture_dir, test_config};
 
 fn default_ui() -> Value {
     let path = fixture_dir().join("ui_to_api_default_workflow.json");
@@ -78,16 +78,6 @@ fn step<'a>(op: &'a OperationView, kind: StepKind, title_has: &str) -> &'a Opera
         .iter()
         .find(|s| s.kind == kind && s.title.contains(title_has))
         .unwrap_or_else(|| panic!("no {kind:?} step with {title_has:?}: {op:#?}"))
-}
-
-/// A person who is not an administrator.
-fn bob() -> Caller {
-    Caller {
-        user_id: 7,
-        username: "bob".into(),
-        role: Role::User,
-        theme: None,
-    }
 }
 
 fn widgets(workflow: &Value, class: &str) -> Value {

@@ -156,18 +156,10 @@ async fn hf_endpoint_serves_hugging_face_links_and_is_given_the_hub_token() {
         sha256_of(&dir.path().join("models/vae/endpoint.safetensors")),
         spec.sha256
     );
-    let requests = server.requests();
-    let to_endpoint: Vec<_> = requests
-        .iter()
-        .filter(|r| r.host == server.host())
-        .collect();
-    let to_cdn: Vec<_> = requests
-        .iter()
-        .filter(|r| r.host == server.other_host())
-        .collect();
+    let (to_endpoint, to_cdn) = server.requests_by_host();
     assert!(
         !to_endpoint.is_empty() && !to_cdn.is_empty(),
-        "{requests:?}"
+        "{to_endpoint:?} {to_cdn:?}"
     );
     assert!(
         to_endpoint

@@ -403,6 +403,16 @@ impl FileServer {
         self.state().requests.clone()
     }
 
+    /// Every request so far, split by the host it was sent to: `(host(), other_host())`.
+    pub fn requests_by_host(&self) -> (Vec<RecordedRequest>, Vec<RecordedRequest>) {
+        let (here, other): (Vec<_>, Vec<_>) = self
+            .requests()
+            .into_iter()
+            .filter(|r| r.host == self.host() || r.host == self.other_host())
+            .partition(|r| r.host == self.host());
+        (here, other)
+    }
+
     /// The requests for one path.
     pub fn requests_for(&self, path: &str) -> Vec<RecordedRequest> {
         self.requests()

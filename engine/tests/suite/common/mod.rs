@@ -8,6 +8,16 @@ pub mod redis;
 /// The recorded ComfyUI protocol lives in the stand-in's crate.
 pub use comfy_standin::fixture_dir;
 
+/// A person who is not an administrator (user 7, `bob`).
+pub fn bob() -> engine::model::Caller {
+    engine::model::Caller {
+        user_id: 7,
+        username: "bob".into(),
+        role: engine::model::Role::User,
+        theme: None,
+    }
+}
+
 /// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
 pub fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
