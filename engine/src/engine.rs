@@ -166,6 +166,7 @@ impl Engine {
             layout.models(),
             DownloadConfig::from_config(&config),
         );
+        downloads.keep_restore_points_in(layout.data().join("restore"));
         phase("preset catalog and downloads", t);
 
         let comfy = ComfyClient::new(&config.comfyui_url);

@@ -84,6 +84,14 @@ pub enum RecoveryCommand {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Undo a preset install (its restore point's id, from `list`): remove what it added, put
+    /// back what it replaced. Twice is harmless.
+    Rollback {
+        #[arg(value_name = "ID")]
+        id: i64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
 }
 
 impl RecoveryCommand {
@@ -91,7 +99,8 @@ impl RecoveryCommand {
         match self {
             RecoveryCommand::List { common, .. }
             | RecoveryCommand::Retry { common, .. }
-            | RecoveryCommand::RetryAll { common } => common,
+            | RecoveryCommand::RetryAll { common }
+            | RecoveryCommand::Rollback { common, .. } => common,
         }
     }
 }

@@ -675,8 +675,24 @@ async fn recovery_commands_list_a_failed_install_and_retry_it() {
     let installed = std::fs::read(ws.path().join("models/loras/late.safetensors")).unwrap();
     assert_eq!(hex::encode(Sha256::digest(installed)), sha);
     let out = run(&["recovery", "list"]).await.unwrap();
+    let listed = text(&out.stdout);
+    assert!(listed.starts_with("Nothing needs you."), "{listed}");
+    assert!(listed.contains("#1 install Late · 1 file ·"), "{listed}");
+    assert!(listed.contains("can be rolled back"), "{listed}");
+
+    // The install undone: the file it added goes; a second time changes nothing.
+    let out = run(&["recovery", "rollback", "1"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "Rolled back install Late: removed 1 file."
+    );
+    assert!(!ws.path().join("models/loras/late.safetensors").exists());
+    let out = run(&["recovery", "rollback", "1"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&["presets", "status", "late"]).await.unwrap();
     assert!(
-        text(&out.stdout).starts_with("Nothing needs you."),
+        text(&out.stdout).contains("Not installed"),
         "{}",
         text(&out.stdout)
     );

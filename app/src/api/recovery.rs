@@ -41,3 +41,25 @@ pub async fn retry_all_failures() -> Result<RetryAllOutcome, ApiError> {
         .await
         .map_err(super::server::fail)
 }
+
+/// What each preset install added or replaced, newest first (administrators; a user gets none).
+#[server(endpoint = "restore-points", prefix = "/api", input = GetUrl)]
+pub async fn list_restore_points() -> Result<Vec<RestorePointView>, ApiError> {
+    let (engine, caller) = super::server::engine_and_caller()?;
+    engine
+        .recovery()
+        .restore_points(&caller)
+        .await
+        .map_err(super::server::fail)
+}
+
+/// Removes what the install of restore point `id` added and puts back what it replaced.
+#[server(endpoint = "restore-points/rollback", prefix = "/api", input = Json)]
+pub async fn roll_back_restore_point(id: i64) -> Result<RestorePointView, ApiError> {
+    let (engine, caller) = super::server::engine_and_caller()?;
+    engine
+        .recovery()
+        .roll_back(&caller, id)
+        .await
+        .map_err(super::server::fail)
+}

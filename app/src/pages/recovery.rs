@@ -7,7 +7,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
-use crate::api::recovery::{act_on_failure, list_recovery, retry_all_failures};
+use crate::api::recovery::{
+    act_on_failure, list_recovery, list_restore_points, retry_all_failures, roll_back_restore_point,
+};
 use crate::components::{badge, ErrorNote, Tone};
 use crate::live::Live;
 use crate::server_calls::{api_error_view, Write};
@@ -77,8 +79,103 @@ pub fn RecoveryPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <RestorePoints/>
         </section>
     }
+}
+
+/// What each preset install added or replaced, with "Roll back" (administrators; the list is
+/// empty, and so hidden, for others).
+#[component]
+fn RestorePoints() -> impl IntoView {
+    let live = Live::get();
+    let points = Resource::new(move || live.recovery.get(), |_| list_restore_points());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match points.await {
+                    Ok(list) if list.is_empty() => ().into_any(),
+                    Ok(list) => {
+                        let rows = list
+                            .into_iter()
+                            .map(|point| view! { <RestorePointRow point refresh=Callback::new(move |_| points.refetch())/> })
+                            .collect_view();
+                        view! {
+                            <section class="flex min-w-0 flex-col gap-2" aria-labelledby="restore-title" data-testid="restore-points">
+                                <h2 id="restore-title" class="text-base font-semibold">"Restore points"</h2>
+                                <p class="text-sm text-muted">
+                                    "Each preset install, recorded before it started. Rolling one back removes the files it added (not those another preset needs, nor ones changed since) and puts back the files it replaced."
+                                </p>
+                                <ul class="flex flex-col gap-2">{rows}</ul>
+                            </section>
+                        }
+                        .into_any()
+                    }
+                    Err(e) => api_error_view(e),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn RestorePointRow(point: RestorePointView, refresh: Callback<()>) -> impl IntoView {
+    let write = Write::new();
+    let confirming = RwSignal::new(false);
+    let id = point.id;
+    let files = point.items.len();
+    let replaced = point
+        .items
+        .iter()
+        .filter(|i| i.change == RestoreChange::Replaced)
+        .count();
+    let what = format!(
+        "{files} file{}{}",
+        if files == 1 { "" } else { "s" },
+        if replaced > 0 {
+            format!(", {replaced} replaced")
+        } else {
+            String::new()
+        }
+    );
+    let rolled_back = point.state == RestoreState::RolledBack;
+    let note = point.note.clone();
+    view! {
+        <li data-testid="restore-point" data-state=point.state.as_str()
+            class="flex min-w-0 flex-col gap-2 rounded-xl border border-line bg-surface p-3 text-sm">
+            <div class="flex min-w-0 flex-wrap items-center gap-x-2 gap-y-1">
+                <span class="min-w-0 font-medium wrap-anywhere">{point.subject}</span>
+                <span class="text-xs text-muted">{what}</span>
+                <span class="text-xs text-muted tabular-nums">{when(point.created_ms)}</span>
+                {rolled_back.then(|| view! { <span class=badge(Tone::Muted)>"rolled back"</span> })}
+            </div>
+            {note.map(|n| view! { <p data-testid="restore-note" class="text-xs text-muted wrap-anywhere">{n}</p> })}
+            {(!rolled_back).then(|| view! {
+                <div class="flex flex-wrap items-center gap-2">
+                    {move || if confirming.get() {
+                        view! {
+                            <span class="text-xs">"Remove what this install added?"</span>
+                            <button type="button" data-testid="restore-confirm" class="btn-primary"
+                                disabled=move || write.busy()
+                                on:click=move |_| write.run(roll_back_restore_point(id), move |_| refresh.run(()))>
+                                "Roll back"
+                            </button>
+                            <button type="button" class="btn-secondary" on:click=move |_| confirming.set(false)>"Keep it"</button>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <button type="button" data-testid="restore-roll-back" class="btn-secondary"
+                                on:click=move |_| confirming.set(true)>
+                                "Roll back…"
+                            </button>
+                        }.into_any()
+                    }}
+                </div>
+            })}
+            {move || write.error().map(|message| view! { <ErrorNote message/> })}
+        </li>
+    }
+    .into_any()
 }
 
 #[component]

@@ -151,6 +151,51 @@ pub struct ClassCount {
 }
 
 named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RestoreState {
+        /// What the change added is still there.
+        Kept = "kept",
+        RolledBack = "rolled_back",
+    }
+}
+
+named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RestoreChange {
+        /// The change added this file.
+        Created = "created",
+        /// The change replaces a file that was there (kept as a hard link until rolled back).
+        Replaced = "replaced",
+    }
+}
+
+/// One file a restore point covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreItem {
+    /// Relative to the models folder.
+    pub path: String,
+    pub change: RestoreChange,
+}
+
+/// What a preset install was about to add or replace, recorded before it started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePointView {
+    pub id: i64,
+    /// `preset`.
+    pub kind: String,
+    /// The preset id.
+    pub target: String,
+    /// `install FLUX Dev`.
+    pub subject: String,
+    pub created_ms: i64,
+    pub state: RestoreState,
+    pub rolled_back_ms: Option<i64>,
+    pub items: Vec<RestoreItem>,
+    /// What the rollback did and what it kept, in words.
+    pub note: Option<String>,
+}
+
+named_enum! {
     /// What a partial download belongs to.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub enum PartOwner {

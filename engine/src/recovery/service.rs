@@ -10,7 +10,7 @@ use super::store::{RecoveryStore, Report, StoredFailure};
 use super::RecoveryError;
 use crate::catalog::CatalogService;
 use crate::clock::now_ms;
-use crate::download::manager::DownloadManager;
+use crate::download::manager::{DownloadError, DownloadManager};
 use crate::events::EventBus;
 use crate::jobs::JobService;
 use crate::model::*;
@@ -409,6 +409,38 @@ impl RecoveryService {
             }
         }
         Ok(())
+    }
+
+    /// The restore points of preset installs, newest first: the pod's, so an administrator's
+    /// to see (a user gets none).
+    pub async fn restore_points(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<RestorePointView>, RecoveryError> {
+        if !caller.is_admin() {
+            return Ok(Vec::new());
+        }
+        self.downloads
+            .restore_points()
+            .await
+            .map_err(|e| RecoveryError::Store(e.to_string()))
+    }
+
+    /// Rolls restore point `id` back (administrators only); twice is harmless.
+    pub async fn roll_back(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<RestorePointView, RecoveryError> {
+        if !caller.is_admin() {
+            return Err(RecoveryError::Forbidden(
+                "only an administrator can roll back an install".into(),
+            ));
+        }
+        self.downloads.roll_back(id).await.map_err(|e| match e {
+            DownloadError::UnknownRestorePoint(_) => RecoveryError::NotFound(e.to_string()),
+            other => RecoveryError::Failed(other.to_string()),
+        })
     }
 
     /// Retries every open failure that can be retried as it is (not those waiting for a token,

@@ -1069,3 +1069,158 @@ async fn old_partial_downloads_nobody_will_finish_are_cleaned_by_age() {
         .unwrap();
     assert_eq!(again.files, 0, "cleaning twice is harmless");
 }
+
+/// Every file under `root` with its SHA-256 (part files included), for comparing trees.
+fn tree(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((relative, sha256_of(&path)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A preset install is recorded before it starts: the engine stopped in the middle of it, a
+/// new one finishes it, and rolling it back then leaves the models folder exactly as it was
+/// (listing and hashes) — the file it added gone, the person's own file it replaced put back —
+/// except a file another requested preset needs. Rolling back twice changes nothing.
+#[tokio::test]
+async fn rolling_back_an_interrupted_then_finished_install_restores_the_exact_tree() {
+    use engine::model::{RestoreChange, RestoreState};
+    let server = FileServer::start().await;
+    let big = server.add_file("/files/big.safetensors", 4_000_000);
+    let mine = server.add_file("/files/mine.safetensors", 200_000);
+    let shared = server.add_file("/files/shared.safetensors", 100_000);
+    server.set_fault(
+        &big.path,
+        Fault::Trickle {
+            chunk: 32 * 1024,
+            interval: Duration::from_millis(12),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_preset(
+        dir.path(),
+        "main",
+        &[
+            file(&server, &big, "checkpoints/big.safetensors", "4MB"),
+            file(&server, &mine, "loras/mine.safetensors", "200KB"),
+            file(&server, &shared, "vae/shared.safetensors", "100KB"),
+        ],
+    );
+    write_preset(
+        dir.path(),
+        "other",
+        &[file(&server, &shared, "vae/shared.safetensors", "100KB")],
+    );
+    let models = dir.path().join("models");
+    // The person's own file where the preset puts its own (another size: replaced once the
+    // download is verified), and one the preset has nothing to do with.
+    std::fs::create_dir_all(models.join("loras")).unwrap();
+    std::fs::write(models.join("loras/mine.safetensors"), b"my own lora").unwrap();
+    std::fs::write(models.join("loras/unrelated.safetensors"), b"left alone").unwrap();
+
+    let engine = start(test_config(dir.path())).await;
+    let before = tree(&models);
+    engine.downloads().install_preset("main").await.unwrap();
+    let big_dest = models.join("checkpoints/big.safetensors");
+    let started = Instant::now();
+    while part_len(&big_dest) < 500_000 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await;
+    drop(engine);
+
+    server.clear_faults(&big.path);
+    let engine = loop {
+        match Engine::start(test_config(dir.path())).await {
+            Ok((engine, _)) => break engine,
+            Err(EngineError::Workspace(_)) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("restart failed: {e}"),
+        }
+    };
+    tokio::spawn(Arc::clone(engine.downloads()).run());
+    wait_for(&engine, "main", Duration::from_secs(30), installed).await;
+    assert_eq!(
+        sha256_of(&models.join("loras/mine.safetensors")),
+        mine.sha256,
+        "the preset's file replaced the person's"
+    );
+    engine.downloads().install_preset("other").await.unwrap();
+    wait_for(&engine, "other", Duration::from_secs(10), installed).await;
+
+    let admin = engine.auth().open_caller();
+    let points = engine.recovery().restore_points(&admin).await.unwrap();
+    assert_eq!(
+        points.len(),
+        1,
+        "one point, kept across the restart: {points:#?}"
+    );
+    let point = &points[0];
+    assert_eq!(point.subject, "install Test main");
+    let changes: Vec<(&str, RestoreChange)> = point
+        .items
+        .iter()
+        .map(|i| (i.path.as_str(), i.change))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("checkpoints/big.safetensors", RestoreChange::Created),
+            ("loras/mine.safetensors", RestoreChange::Replaced),
+            ("vae/shared.safetensors", RestoreChange::Created),
+        ]
+    );
+    assert!(engine
+        .recovery()
+        .roll_back(&crate::common::bob(), point.id)
+        .await
+        .is_err());
+
+    let rolled = engine.recovery().roll_back(&admin, point.id).await.unwrap();
+    assert_eq!(rolled.state, RestoreState::RolledBack);
+    let note = rolled.note.clone().unwrap();
+    assert!(
+        note.contains("vae/shared.safetensors (another preset needs it)"),
+        "{note}"
+    );
+    let mut expected = before.clone();
+    expected.push(("vae/shared.safetensors".into(), shared.sha256.clone()));
+    expected.sort();
+    assert_eq!(
+        tree(&models),
+        expected,
+        "the tree as it was, and what `other` needs"
+    );
+    // Its shared file stays, so it shows as partly there, not installed.
+    assert_eq!(
+        view(&engine, "main").await.state,
+        InstallState::Partial,
+        "{note}"
+    );
+    assert!(installed(&view(&engine, "other").await));
+
+    let again = engine.recovery().roll_back(&admin, point.id).await.unwrap();
+    assert_eq!(again, rolled, "twice is harmless");
+    assert_eq!(tree(&models), expected);
+    assert!(matches!(
+        engine.recovery().roll_back(&admin, 999).await,
+        Err(engine::recovery::RecoveryError::NotFound(_))
+    ));
+}

@@ -101,7 +101,7 @@ async fn start_exclusive(config: Config, what: &str) -> anyhow::Result<Arc<Engin
             Ok(engine)
         }
         Err(EngineError::Workspace(WorkspaceError::Locked { path, pid })) => {
-            let instead = if what == "retry" {
+            let instead = if what == "retry" || what == "roll back" {
                 "its Recovery page (or its API: POST /api/recovery/act {\"id\": …, \"action\": \"retry\"})"
             } else {
                 "its Models page (or its API: POST /api/presets/install {\"id\": \"…\"})"

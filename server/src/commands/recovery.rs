@@ -9,6 +9,7 @@ use anyhow::Context;
 use engine::download::queue::TaskState;
 use engine::model::{
     format_bytes, format_utc, FailureSource, FailureView, RecoveryAction, RecoveryList,
+    RestorePointView, RestoreState,
 };
 use engine::recovery::store::RecoveryStore;
 use engine::Engine;
@@ -27,14 +28,16 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
             let mut list = RecoveryStore::of(&store)
                 .list(None, engine::clock::now_ms())
                 .await?;
-            list.partial_files = engine::open_read_only(&config)
-                .await?
-                .partial_files()
-                .await?;
+            let downloads = engine::open_read_only(&config).await?;
+            list.partial_files = downloads.partial_files().await?;
+            let points = downloads.restore_points().await?;
             if json {
-                out!("{}", serde_json::to_string_pretty(&list)?);
+                let mut json = serde_json::to_value(&list)?;
+                json["restore_points"] = serde_json::to_value(&points)?;
+                out!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 print_list(&list);
+                print_points(&points);
             }
             Ok(0)
         }
@@ -49,6 +52,20 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
             let code = carry_out(&engine, &failure).await?;
             engine.shutdown().await;
             Ok(code)
+        }
+        RecoveryCommand::Rollback { id, .. } => {
+            let engine = start_exclusive(config, "roll back").await?;
+            let point = engine
+                .recovery()
+                .roll_back(&engine.auth().open_caller(), id)
+                .await?;
+            out!(
+                "Rolled back {}: {}.",
+                point.subject,
+                point.note.as_deref().unwrap_or("nothing to do")
+            );
+            engine.shutdown().await;
+            Ok(0)
         }
         RecoveryCommand::RetryAll { .. } => {
             let engine = start_exclusive(config, "retry").await?;
@@ -185,6 +202,30 @@ fn print_list(list: &RecoveryList) {
                 .map(|c| format!("{} {}", c.count, c.class.label()))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+}
+
+fn print_points(points: &[RestorePointView]) {
+    if points.is_empty() {
+        return;
+    }
+    out!("Restore points:");
+    for p in points {
+        let state = match p.state {
+            RestoreState::Kept => "can be rolled back".to_string(),
+            RestoreState::RolledBack => {
+                format!("rolled back: {}", p.note.as_deref().unwrap_or("done"))
+            }
+        };
+        out!(
+            "    #{} {} · {} file{} · {} · {}",
+            p.id,
+            p.subject,
+            p.items.len(),
+            if p.items.len() == 1 { "" } else { "s" },
+            format_utc(p.created_ms),
+            state
         );
     }
 }

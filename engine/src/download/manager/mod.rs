@@ -26,6 +26,7 @@ use crate::workspace::UnsafePath;
 mod events;
 mod partials;
 mod presets;
+mod restore;
 mod scheduler;
 mod tasks;
 mod views;
@@ -88,6 +89,8 @@ pub enum DownloadError {
     UnknownPreset(String),
     #[error("no download task {0}")]
     UnknownTask(i64),
+    #[error("restore point {0} does not exist")]
+    UnknownRestorePoint(i64),
     #[error("{} needs {} more, but only {} is free (keeping {} in reserve)", .preset, format_bytes(*.needed), format_bytes(*.free), format_bytes(*.reserve))]
     NotEnoughSpace {
         preset: String,
@@ -111,7 +114,9 @@ impl crate::error::Classify for DownloadError {
         use crate::model::ErrorKind;
         match self {
             DownloadError::UnsafePath(_) | DownloadError::Invalid(_) => ErrorKind::Invalid,
-            DownloadError::UnknownPreset(_) | DownloadError::UnknownTask(_) => ErrorKind::NotFound,
+            DownloadError::UnknownPreset(_)
+            | DownloadError::UnknownTask(_)
+            | DownloadError::UnknownRestorePoint(_) => ErrorKind::NotFound,
             // Not a server fault: the volume is too full for what was asked.
             DownloadError::NotEnoughSpace { .. } => ErrorKind::Conflict,
             DownloadError::Store(_) | DownloadError::Io { .. } => ErrorKind::Internal,
@@ -134,6 +139,9 @@ pub struct DownloadManager {
     /// Wakes the scheduler: a task was queued, resumed or finished.
     wake: Notify,
     shutdown: CancellationToken,
+    /// Where restore points keep the files a preset install replaces; unset, no points are
+    /// recorded (a worker's or a read-only manager).
+    restore_dir: std::sync::OnceLock<PathBuf>,
 }
 
 impl DownloadManager {
@@ -157,6 +165,7 @@ impl DownloadManager {
             view_walk: Mutex::new(Default::default()),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
+            restore_dir: std::sync::OnceLock::new(),
         })
     }
 

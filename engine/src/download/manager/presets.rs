@@ -59,6 +59,13 @@ impl DownloadManager {
                 reserve: space.reserve_bytes,
             });
         }
+        let was_requested = self.restore_dir.get().is_some()
+            && self
+                .store
+                .requested_presets()
+                .await?
+                .iter()
+                .any(|(requested, _, _)| *requested == preset.id);
         let now = now_ms();
         // Recorded so a newer catalog or registry version later shows "update available".
         let version = self
@@ -86,6 +93,9 @@ impl DownloadManager {
                 priority: (file.size_bytes.unwrap_or(u64::MAX / 2) / (1024 * 1024)) as i64,
             });
         }
+        // Before anything is downloaded (a file adopted at the destination moves at once).
+        self.record_restore_point(&preset, &tasks, was_requested)
+            .await?;
         let queued = self
             .store
             .upsert_tasks(&tasks, Some(decided_ms), now)
@@ -221,7 +231,7 @@ impl DownloadManager {
     }
 
     /// Required paths of every other requested preset.
-    async fn paths_needed_by_others(
+    pub(super) async fn paths_needed_by_others(
         &self,
         preset_id: &str,
     ) -> Result<HashSet<String>, DownloadError> {
@@ -334,7 +344,7 @@ pub struct RemoveReport {
 
 /// Removes now-empty folders between a deleted file and the models folder (never the models
 /// folder or its top-level folders, which ComfyUI expects).
-fn remove_empty_parents(file: &Path, models_dir: &Path) {
+pub(super) fn remove_empty_parents(file: &Path, models_dir: &Path) {
     let mut dir = file.parent();
     while let Some(d) = dir {
         if d == models_dir || d.parent() == Some(models_dir) {

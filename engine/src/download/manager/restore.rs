@@ -1,0 +1,291 @@
+//! Restore points of preset installs: before an install queues its files, what it will add and
+//! what it will replace is recorded (a replaced file is kept as a hard link, no copy); "roll
+//! back" removes exactly what the install added and puts back what it replaced. Never a file
+//! another requested preset needs, never one changed since comfydeck verified it, never
+//! anything outside the models folder; rolling back twice changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::Row;
+
+use super::presets::remove_empty_parents;
+use super::views::file_mtime_ms;
+use super::{DownloadError, DownloadManager};
+use crate::catalog::Preset;
+use crate::clock::now_ms;
+use crate::download::queue::NewTask;
+use crate::model::*;
+use crate::workspace;
+
+impl DownloadManager {
+    /// Restore points are recorded from now on, with replaced files kept under `dir`.
+    pub fn keep_restore_points_in(&self, dir: PathBuf) {
+        let _ = self.restore_dir.set(dir);
+    }
+
+    /// Records what installing `preset` will change: `tasks` are the files it is about to
+    /// queue. A file already at a task's path (a copy put there by hand, a file of another
+    /// size) will be replaced once the download is verified: it is hard-linked aside first.
+    pub(super) async fn record_restore_point(
+        &self,
+        preset: &Preset,
+        tasks: &[NewTask],
+        was_requested: bool,
+    ) -> Result<(), DownloadError> {
+        let Some(dir) = self.restore_dir.get() else {
+            return Ok(());
+        };
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        // A point already recorded for this preset and not rolled back covers these files.
+        let open: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM restore_points WHERE kind = 'preset' AND target = ? AND state = 'kept' \
+             AND id = (SELECT MAX(id) FROM restore_points WHERE kind = 'preset' AND target = ?)",
+        )
+        .bind(&preset.id)
+        .bind(&preset.id)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+        let mut tx = self
+            .store
+            .write_tx()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        let id = match open {
+            Some(id) => id,
+            None => sqlx::query(
+                "INSERT INTO restore_points (kind, target, subject, was_requested, state, created_ms) \
+                 VALUES ('preset', ?, ?, ?, 'kept', ?)",
+            )
+            .bind(&preset.id)
+            .bind(format!("install {}", preset.name))
+            .bind(was_requested)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::store::StoreError::from)?
+            .last_insert_rowid(),
+        };
+        for task in tasks {
+            let dest = workspace::resolve_inside(&self.models_dir, &task.path)?;
+            let (change, backup) = match std::fs::symlink_metadata(&dest) {
+                Ok(meta) if meta.is_file() => {
+                    let backup = dir.join(id.to_string()).join(&task.path);
+                    if let Some(parent) = backup.parent() {
+                        std::fs::create_dir_all(parent).map_err(|source| DownloadError::Io {
+                            path: parent.to_path_buf(),
+                            source,
+                        })?;
+                    }
+                    if !backup.exists() {
+                        std::fs::hard_link(&dest, &backup).map_err(|source| DownloadError::Io {
+                            path: backup.clone(),
+                            source,
+                        })?;
+                    }
+                    (RestoreChange::Replaced, Some(backup))
+                }
+                _ => (RestoreChange::Created, None),
+            };
+            sqlx::query(
+                "INSERT OR IGNORE INTO restore_items (point_id, path, change, backup) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&task.path)
+            .bind(change.as_str())
+            .bind(backup.map(|b| b.to_string_lossy().into_owned()))
+            .execute(&mut *tx)
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Every restore point, newest first.
+    pub async fn restore_points(&self) -> Result<Vec<RestorePointView>, DownloadError> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM restore_points ORDER BY id DESC LIMIT 200")
+                .fetch_all(self.store.pool())
+                .await
+                .map_err(crate::store::StoreError::from)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.restore_point(id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn restore_point(&self, id: i64) -> Result<Option<RestorePointView>, DownloadError> {
+        let pool = self.store.pool();
+        let Some(row) = sqlx::query("SELECT * FROM restore_points WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(crate::store::StoreError::from)?
+        else {
+            return Ok(None);
+        };
+        let items =
+            sqlx::query("SELECT path, change FROM restore_items WHERE point_id = ? ORDER BY path")
+                .bind(id)
+                .fetch_all(pool)
+                .await
+                .map_err(crate::store::StoreError::from)?
+                .iter()
+                .map(|r| RestoreItem {
+                    path: r.get("path"),
+                    change: RestoreChange::parse(&r.get::<String, _>("change"))
+                        .unwrap_or(RestoreChange::Created),
+                })
+                .collect();
+        Ok(Some(RestorePointView {
+            id,
+            kind: row.get("kind"),
+            target: row.get("target"),
+            subject: row.get("subject"),
+            created_ms: row.get("created_ms"),
+            state: RestoreState::parse(&row.get::<String, _>("state"))
+                .unwrap_or(RestoreState::Kept),
+            rolled_back_ms: row.get("rolled_back_ms"),
+            items,
+            note: row.get("note"),
+        }))
+    }
+
+    /// Undoes the install of restore point `id`: its downloads are cancelled (parts deleted),
+    /// the files it added removed — unless another requested preset needs one, or the file
+    /// is no longer the one comfydeck verified —, the files it replaced put back, and the
+    /// preset's request forgotten when it was new. A second call changes nothing.
+    pub async fn roll_back(self: &Arc<Self>, id: i64) -> Result<RestorePointView, DownloadError> {
+        let point = self
+            .restore_point(id)
+            .await?
+            .ok_or(DownloadError::UnknownRestorePoint(id))?;
+        if point.state == RestoreState::RolledBack {
+            return Ok(point);
+        }
+        let was_requested: bool =
+            sqlx::query_scalar("SELECT was_requested FROM restore_points WHERE id = ?")
+                .bind(id)
+                .fetch_one(self.store.pool())
+                .await
+                .map_err(crate::store::StoreError::from)?;
+        let keep = self.paths_needed_by_others(&point.target).await?;
+        let tasks = self.store.tasks().await?;
+        let installed = self.store.installed_files().await?;
+        let (mut removed, mut restored, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        for item in &point.items {
+            if keep.contains(&item.path) {
+                kept.push(format!("{} (another preset needs it)", item.path));
+                continue;
+            }
+            if let Some(task) = tasks.iter().find(|t| t.path == item.path) {
+                self.cancel_task(task.id, true).await?;
+            }
+            let dest = workspace::resolve_inside(&self.models_dir, &item.path)?;
+            let ours = installed
+                .iter()
+                .find(|f| f.path == item.path)
+                .is_some_and(|f| {
+                    std::fs::metadata(&dest).is_ok_and(|m| m.len() == f.size)
+                        && file_mtime_ms(&dest) == Some(f.mtime_ms)
+                });
+            match item.change {
+                RestoreChange::Created => {
+                    if ours {
+                        remove(&dest)?;
+                        self.store.forget_installed_file(&item.path).await?;
+                        removed.push(item.path.clone());
+                        remove_empty_parents(&dest, &self.models_dir);
+                    } else if dest.exists() {
+                        kept.push(format!("{} (changed since it was installed)", item.path));
+                    }
+                }
+                RestoreChange::Replaced => {
+                    let backup = self.backup_of(id, &item.path);
+                    if !backup.exists() {
+                        kept.push(format!("{} (its earlier copy is gone)", item.path));
+                        continue;
+                    }
+                    if same_file(&dest, &backup) {
+                        // The download never replaced it.
+                        restored.push(item.path.clone());
+                        continue;
+                    }
+                    if dest.exists() && !ours {
+                        kept.push(format!("{} (changed since it was installed)", item.path));
+                        continue;
+                    }
+                    std::fs::rename(&backup, &dest).map_err(|source| DownloadError::Io {
+                        path: dest.clone(),
+                        source,
+                    })?;
+                    // The file put back is the one from before, not one comfydeck verified.
+                    self.store.forget_installed_file(&item.path).await?;
+                    restored.push(item.path.clone());
+                }
+            }
+        }
+        if !was_requested {
+            self.store.forget_preset(&point.target).await?;
+        }
+        if let Some(dir) = self.restore_dir.get() {
+            let _ = std::fs::remove_dir_all(dir.join(id.to_string()));
+        }
+        let mut note = format!(
+            "removed {} file{}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" }
+        );
+        if !restored.is_empty() {
+            note.push_str(&format!("; put back {}", restored.join(", ")));
+        }
+        if !kept.is_empty() {
+            note.push_str(&format!("; kept {}", kept.join(", ")));
+        }
+        sqlx::query(
+            "UPDATE restore_points SET state = 'rolled_back', rolled_back_ms = ?, note = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(&note)
+        .bind(id)
+        .execute(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
+        self.record(format!("Rolled back: {} ({note})", point.subject))
+            .await;
+        if let Ok(preset) = self.preset(&point.target) {
+            self.emit_preset_now(&preset).await;
+        }
+        self.restore_point(id)
+            .await?
+            .ok_or(DownloadError::UnknownRestorePoint(id))
+    }
+
+    fn backup_of(&self, id: i64, path: &str) -> PathBuf {
+        self.restore_dir
+            .get()
+            .map(|dir| dir.join(id.to_string()).join(path))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether two paths are links to one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn remove(path: &Path) -> Result<(), DownloadError> {
+    std::fs::remove_file(path).map_err(|source| DownloadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
