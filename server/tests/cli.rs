@@ -697,3 +697,117 @@ async fn recovery_commands_list_a_failed_install_and_retry_it() {
         text(&out.stdout)
     );
 }
+
+/// `kill -9` of `comfydeck presets install --wait` in the middle of a download: the next
+/// run goes on with the install, and rolling it back afterwards leaves the models folder
+/// exactly as before it (listing and hashes), the person's own file included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tree() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&body));
+    let slow = Arc::new(AtomicBool::new(true));
+    let slowly = Arc::clone(&slow);
+    let app = axum::Router::new().route(
+        "/big.bin",
+        axum::routing::get(move || {
+            let (body, slow) = (body.clone(), slowly.load(Ordering::SeqCst));
+            async move {
+                let chunks: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+                use futures::StreamExt;
+                let stream = futures::stream::iter(chunks).then(move |chunk| async move {
+                    if slow {
+                        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+                    }
+                    Ok::<_, std::io::Error>(chunk)
+                });
+                axum::response::Response::builder()
+                    .header("content-length", "3000000")
+                    .body(axum::body::Body::from_stream(stream))
+                    .unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let ws = tempfile::tempdir().unwrap();
+    let preset_dir = ws.path().join("config/presets/test/big");
+    std::fs::create_dir_all(&preset_dir).unwrap();
+    std::fs::write(
+        preset_dir.join("preset.yaml"),
+        format!(
+            "id: big\nversion: 1.0.0\nname: Big\ncategory: Image Generation\ntype: image\n\
+             files:\n- path: checkpoints/big.safetensors\n  url: http://{addr}/big.bin\n  size: 3MB\n  \
+             checksum:\n    algorithm: sha256\n    value: {sha}\n"
+        ),
+    )
+    .unwrap();
+    let models = ws.path().join("models");
+    std::fs::create_dir_all(models.join("checkpoints")).unwrap();
+    std::fs::write(models.join("checkpoints/mine.safetensors"), b"my own").unwrap();
+    let listing = |root: &Path| {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    out.push((path, hex::encode(Sha256::digest(bytes))));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = listing(&models);
+
+    let mut first = Command::new(BIN)
+        .args(["presets", "install", "big", "--wait", "--workspace"])
+        .arg(ws.path())
+        .env("HF_BASE_URL", "http://127.0.0.1:9")
+        .env_remove("PRESET_REGISTRY_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = models.join("checkpoints/big.safetensors.part");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 300_000 {
+        assert!(started.elapsed().as_secs() < 30, "no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert!(!models.join("checkpoints/big.safetensors").exists());
+
+    slow.store(false, Ordering::SeqCst);
+    let ws_path = ws.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        comfydeck(&ws_path, &["presets", "install", "big", "--wait"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let installed = std::fs::read(models.join("checkpoints/big.safetensors")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(installed)), sha);
+
+    let ws_path = ws.path().to_path_buf();
+    let out =
+        tokio::task::spawn_blocking(move || comfydeck(&ws_path, &["recovery", "rollback", "1"]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(listing(&models), before, "{}", text(&out.stdout));
+}
