@@ -166,24 +166,31 @@ named_enum! {
         Created = "created",
         /// The change replaces a file that was there (kept as a hard link until rolled back).
         Replaced = "replaced",
+        /// A hard link to a file elsewhere in the models folder (removed while it still is one).
+        Linked = "linked",
+        /// A preset the change installed (its own restore point is rolled back with it).
+        Preset = "preset",
+        /// A custom-node pack the change installed (removed when rolled back).
+        Pack = "pack",
     }
 }
 
 /// One file a restore point covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreItem {
-    /// Relative to the models folder.
+    /// Relative to the models folder; a preset's id or a pack's id for those changes.
     pub path: String,
     pub change: RestoreChange,
 }
 
-/// What a preset install was about to add or replace, recorded before it started.
+/// What a preset install or a "make runnable" was about to add or replace, recorded before it
+/// started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestorePointView {
     pub id: i64,
-    /// `preset`.
+    /// `preset` or `operation`.
     pub kind: String,
-    /// The preset id.
+    /// The preset id, or the operation's id.
     pub target: String,
     /// `install FLUX Dev`.
     pub subject: String,

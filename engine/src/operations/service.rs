@@ -474,6 +474,33 @@ impl OperationService {
             .await
     }
 
+    /// The restore point of `running`: what it adds is recorded before it is added.
+    fn point_of(running: &OperationView) -> OwnedPoint {
+        OwnedPoint {
+            target: running.id.to_string(),
+            subject: format!("make \"{}\" runnable", running.workflow_name),
+        }
+    }
+
+    /// Records one change in the operation's restore point (a failure to record is logged:
+    /// the change itself still happens, as it would have without restore points).
+    async fn record(
+        &self,
+        running: &OperationView,
+        path: &str,
+        change: RestoreChange,
+        from: Option<&str>,
+    ) {
+        let point = Self::point_of(running);
+        if let Err(e) = self
+            .downloads
+            .record_change(&point.key(), path, change, from)
+            .await
+        {
+            tracing::warn!(error = %e, operation = running.id, "a restore point entry was not recorded");
+        }
+    }
+
     /// The step's progress line, live (not stored: the outcome is).
     fn progress(&self, running: &OperationView, seq: u32, line: &str) {
         let mut view = running.clone();
@@ -514,13 +541,19 @@ impl OperationService {
                 let result = self.nodes.install(caller, target, &progress).await;
                 self.bridge.forget_object_info();
                 match result {
-                    Ok(outcome) => Outcome::done(
-                        outcome
-                            .steps
-                            .last()
-                            .cloned()
-                            .unwrap_or_else(|| "installed".into()),
-                    ),
+                    Ok(outcome) => {
+                        if let Some(pack) = &outcome.pack {
+                            self.record(running, &pack.id, RestoreChange::Pack, None)
+                                .await;
+                        }
+                        Outcome::done(
+                            outcome
+                                .steps
+                                .last()
+                                .cloned()
+                                .unwrap_or_else(|| "installed".into()),
+                        )
+                    }
                     // An install a restart interrupted may have finished after all.
                     Err(_) if self.classes_present(classes).await => {
                         Outcome::done(format!("installed: ComfyUI has {}", classes.join(", ")))
@@ -535,6 +568,8 @@ impl OperationService {
                 if !caller.is_admin() {
                     return admin_needed("install models");
                 }
+                self.record(running, preset_id, RestoreChange::Preset, None)
+                    .await;
                 self.install_preset(preset_id, running, seq).await
             }
             Action::Download {
@@ -547,6 +582,14 @@ impl OperationService {
                 if !caller.is_admin() {
                     return admin_needed("install models");
                 }
+                let point = Self::point_of(running);
+                if let Err(e) = self
+                    .downloads
+                    .record_file(&point.key(), &format!("{folder}/{file}"), false)
+                    .await
+                {
+                    return Outcome::failed(format!("cannot record the restore point: {e}"));
+                }
                 let sources = Sources { url, mirrors };
                 self.download(sources, folder, file, sha256.as_deref(), running, seq)
                     .await
@@ -558,6 +601,13 @@ impl OperationService {
             } => {
                 if !caller.is_admin() {
                     return admin_needed("install models");
+                }
+                let to = format!("{folder}/{file}");
+                let exists = crate::workspace::resolve_inside(self.workflows.models_dir(), &to)
+                    .is_ok_and(|p| p.exists());
+                if !exists {
+                    self.record(running, &to, RestoreChange::Linked, Some(found))
+                        .await;
                 }
                 self.link_file(found, folder, file)
             }
@@ -873,4 +923,20 @@ impl OperationService {
 struct Sources<'a> {
     url: &'a str,
     mirrors: &'a [String],
+}
+
+/// An operation's restore point key, owning its strings.
+struct OwnedPoint {
+    target: String,
+    subject: String,
+}
+
+impl OwnedPoint {
+    fn key(&self) -> crate::download::manager::PointKey<'_> {
+        crate::download::manager::PointKey {
+            kind: "operation",
+            target: &self.target,
+            subject: &self.subject,
+        }
+    }
 }

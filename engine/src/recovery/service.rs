@@ -437,10 +437,32 @@ impl RecoveryService {
                 "only an administrator can roll back an install".into(),
             ));
         }
-        self.downloads.roll_back(id).await.map_err(|e| match e {
-            DownloadError::UnknownRestorePoint(_) => RecoveryError::NotFound(e.to_string()),
-            other => RecoveryError::Failed(other.to_string()),
-        })
+        let point = self
+            .downloads
+            .restore_point(id)
+            .await
+            .map_err(|e| RecoveryError::Store(e.to_string()))?;
+        let mut done = Vec::new();
+        if let Some(point) = point.filter(|p| p.state == RestoreState::Kept) {
+            for pack in point
+                .items
+                .iter()
+                .filter(|i| i.change == RestoreChange::Pack)
+            {
+                let quiet = |_: &str| {};
+                match self.syncs.nodes.remove(caller, &pack.path, &quiet).await {
+                    Ok(_) => done.push(format!("removed pack {}", pack.path)),
+                    Err(e) => done.push(format!("pack {} not removed: {e}", pack.path)),
+                }
+            }
+        }
+        self.downloads
+            .roll_back_with(id, &done)
+            .await
+            .map_err(|e| match e {
+                DownloadError::UnknownRestorePoint(_) => RecoveryError::NotFound(e.to_string()),
+                other => RecoveryError::Failed(other.to_string()),
+            })
     }
 
     /// Retries every open failure that can be retried as it is (not those waiting for a token,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use engine::error::Classify;
 use engine::model::{
-    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, StepKind,
-    StepState,
+    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, RestoreChange,
+    StepKind, StepState,
 };
 use engine::nodes::{InstallTarget, NodesError};
 use engine::Engine;
@@ -863,4 +863,30 @@ async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_
     assert!(op.summary.as_deref().unwrap().contains("does not run yet"));
     assert_eq!(pod.tree(), tree_before);
     pod.wait_ready().await;
+
+    // Rolling the first operation back removes the pack it installed (and ComfyUI loses
+    // its class); the failed one had nothing to undo.
+    let points = pod
+        .engine
+        .recovery()
+        .restore_points(&pod.admin)
+        .await
+        .unwrap();
+    let fancy = points
+        .iter()
+        .find(|p| p.items.iter().any(|i| i.change == RestoreChange::Pack))
+        .unwrap_or_else(|| panic!("{points:#?}"));
+    let rolled = pod
+        .engine
+        .recovery()
+        .roll_back(&pod.admin, fancy.id)
+        .await
+        .unwrap();
+    assert!(
+        rolled.note.as_deref().unwrap().contains("removed pack"),
+        "{rolled:?}"
+    );
+    assert!(!pod.custom_nodes().join("pack-fancy").exists());
+    pod.wait_ready().await;
+    assert!(!pod.classes().await.contains("FancyNode"));
 }

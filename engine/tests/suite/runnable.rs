@@ -194,6 +194,26 @@ async fn a_shared_workflow_gets_its_linked_model_and_its_fixes_on_a_copy() {
     // The operation is stored: a fresh read gives the same steps.
     let stored = engine.operations().get(&admin, op.id).await.unwrap();
     assert_eq!(stored.steps, op.steps);
+
+    // Its restore point holds the file it downloaded; rolling back removes exactly that
+    // (the workflows, outside the models folder, stay).
+    let points = engine.recovery().restore_points(&admin).await.unwrap();
+    let point = points
+        .iter()
+        .find(|p| p.kind == "operation" && p.target == op.id.to_string())
+        .unwrap_or_else(|| panic!("{points:#?}"));
+    assert_eq!(point.subject, "make \"shared\" runnable");
+    assert_eq!(
+        point.items,
+        [RestoreItem {
+            path: "checkpoints/linked.safetensors".into(),
+            change: RestoreChange::Created
+        }]
+    );
+    let rolled = engine.recovery().roll_back(&admin, point.id).await.unwrap();
+    assert_eq!(rolled.note.as_deref(), Some("removed 1 file"));
+    assert!(!installed.exists());
+    assert!(engine.workflows().get(&admin, &copy_id).await.is_ok());
     engine.shutdown().await;
 }
 
@@ -460,5 +480,17 @@ async fn a_file_in_another_folder_is_offered_first_and_linked_without_a_copy() {
         std::fs::metadata(&found).unwrap().ino(),
         "a link, not a copy"
     );
+    // Rolled back: the link goes, the file it pointed to stays.
+    let point = engine.recovery().restore_points(&admin).await.unwrap()[0].clone();
+    assert_eq!(
+        point.items,
+        [RestoreItem {
+            path: "checkpoints/other.safetensors".into(),
+            change: RestoreChange::Linked
+        }]
+    );
+    engine.recovery().roll_back(&admin, point.id).await.unwrap();
+    assert!(!linked.exists());
+    assert_eq!(std::fs::read(&found).unwrap(), b"the same bytes");
     engine.shutdown().await;
 }

@@ -33,6 +33,7 @@ mod views;
 
 pub use partials::PartsCleaned;
 pub use presets::RemoveReport;
+pub use restore::PointKey;
 
 use scheduler::RunningTask;
 

@@ -18,6 +18,14 @@ use crate::download::queue::NewTask;
 use crate::model::*;
 use crate::workspace;
 
+/// Which change a restore point is for: `("preset", id, "install FLUX Dev")` or
+/// `("operation", id, "make \"x\" runnable")`.
+pub struct PointKey<'a> {
+    pub kind: &'a str,
+    pub target: &'a str,
+    pub subject: &'a str,
+}
+
 impl DownloadManager {
     /// Restore points are recorded from now on, with replaced files kept under `dir`.
     pub fn keep_restore_points_in(&self, dir: PathBuf) {
@@ -33,75 +41,123 @@ impl DownloadManager {
         tasks: &[NewTask],
         was_requested: bool,
     ) -> Result<(), DownloadError> {
+        if self.restore_dir.get().is_none() || tasks.is_empty() {
+            return Ok(());
+        }
+        let point = PointKey {
+            kind: "preset",
+            target: &preset.id,
+            subject: &format!("install {}", preset.name),
+        };
+        for task in tasks {
+            self.record_file(&point, &task.path, was_requested).await?;
+        }
+        Ok(())
+    }
+
+    /// Records that the change `point` is about to write the model file at `path`: created,
+    /// or — when a file is there — replaced, the old one hard-linked aside first.
+    pub async fn record_file(
+        &self,
+        point: &PointKey<'_>,
+        path: &str,
+        was_requested: bool,
+    ) -> Result<(), DownloadError> {
         let Some(dir) = self.restore_dir.get() else {
             return Ok(());
         };
-        if tasks.is_empty() {
+        let id = self.open_point(point, was_requested).await?;
+        let dest = workspace::resolve_inside(&self.models_dir, path)?;
+        match std::fs::symlink_metadata(&dest) {
+            Ok(meta) if meta.is_file() => {
+                let backup = dir.join(id.to_string()).join(path);
+                if let Some(parent) = backup.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| DownloadError::Io {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                if !backup.exists() {
+                    std::fs::hard_link(&dest, &backup).map_err(|source| DownloadError::Io {
+                        path: backup.clone(),
+                        source,
+                    })?;
+                }
+                let backup = backup.to_string_lossy().into_owned();
+                self.add_item(id, path, RestoreChange::Replaced, Some(&backup))
+                    .await
+            }
+            _ => self.add_item(id, path, RestoreChange::Created, None).await,
+        }
+    }
+
+    /// Records a change of another kind: a hard link made from `from` (`Linked`), a preset
+    /// installed (`Preset`, `path` is its id) or a pack (`Pack`, `path` is its id).
+    pub async fn record_change(
+        &self,
+        point: &PointKey<'_>,
+        path: &str,
+        change: RestoreChange,
+        from: Option<&str>,
+    ) -> Result<(), DownloadError> {
+        if self.restore_dir.get().is_none() {
             return Ok(());
         }
-        // A point already recorded for this preset and not rolled back covers these files.
+        let id = self.open_point(point, false).await?;
+        self.add_item(id, path, change, from).await
+    }
+
+    /// The newest point of `point` that was not rolled back, or a new one.
+    async fn open_point(
+        &self,
+        point: &PointKey<'_>,
+        was_requested: bool,
+    ) -> Result<i64, DownloadError> {
+        let pool = self.store.pool();
         let open: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM restore_points WHERE kind = 'preset' AND target = ? AND state = 'kept' \
-             AND id = (SELECT MAX(id) FROM restore_points WHERE kind = 'preset' AND target = ?)",
+            "SELECT id FROM restore_points WHERE kind = ?1 AND target = ?2 AND state = 'kept' \
+             AND id = (SELECT MAX(id) FROM restore_points WHERE kind = ?1 AND target = ?2)",
         )
-        .bind(&preset.id)
-        .bind(&preset.id)
-        .fetch_optional(self.store.pool())
+        .bind(point.kind)
+        .bind(point.target)
+        .fetch_optional(pool)
         .await
         .map_err(crate::store::StoreError::from)?;
-        let mut tx = self
-            .store
-            .write_tx()
-            .await
-            .map_err(crate::store::StoreError::from)?;
-        let id = match open {
-            Some(id) => id,
-            None => sqlx::query(
-                "INSERT INTO restore_points (kind, target, subject, was_requested, state, created_ms) \
-                 VALUES ('preset', ?, ?, ?, 'kept', ?)",
-            )
-            .bind(&preset.id)
-            .bind(format!("install {}", preset.name))
-            .bind(was_requested)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::store::StoreError::from)?
-            .last_insert_rowid(),
-        };
-        for task in tasks {
-            let dest = workspace::resolve_inside(&self.models_dir, &task.path)?;
-            let (change, backup) = match std::fs::symlink_metadata(&dest) {
-                Ok(meta) if meta.is_file() => {
-                    let backup = dir.join(id.to_string()).join(&task.path);
-                    if let Some(parent) = backup.parent() {
-                        std::fs::create_dir_all(parent).map_err(|source| DownloadError::Io {
-                            path: parent.to_path_buf(),
-                            source,
-                        })?;
-                    }
-                    if !backup.exists() {
-                        std::fs::hard_link(&dest, &backup).map_err(|source| DownloadError::Io {
-                            path: backup.clone(),
-                            source,
-                        })?;
-                    }
-                    (RestoreChange::Replaced, Some(backup))
-                }
-                _ => (RestoreChange::Created, None),
-            };
-            sqlx::query(
-                "INSERT OR IGNORE INTO restore_items (point_id, path, change, backup) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(&task.path)
-            .bind(change.as_str())
-            .bind(backup.map(|b| b.to_string_lossy().into_owned()))
-            .execute(&mut *tx)
-            .await
-            .map_err(crate::store::StoreError::from)?;
+        if let Some(id) = open {
+            return Ok(id);
         }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok(sqlx::query(
+            "INSERT INTO restore_points (kind, target, subject, was_requested, state, created_ms) \
+             VALUES (?, ?, ?, ?, 'kept', ?)",
+        )
+        .bind(point.kind)
+        .bind(point.target)
+        .bind(point.subject)
+        .bind(was_requested)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map_err(crate::store::StoreError::from)?
+        .last_insert_rowid())
+    }
+
+    async fn add_item(
+        &self,
+        id: i64,
+        path: &str,
+        change: RestoreChange,
+        backup: Option<&str>,
+    ) -> Result<(), DownloadError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO restore_items (point_id, path, change, backup) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(path)
+        .bind(change.as_str())
+        .bind(backup)
+        .execute(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?;
         Ok(())
     }
 
@@ -119,7 +175,8 @@ impl DownloadManager {
         Ok(out)
     }
 
-    async fn restore_point(&self, id: i64) -> Result<Option<RestorePointView>, DownloadError> {
+    /// One restore point, `None` when there is no such id.
+    pub async fn restore_point(&self, id: i64) -> Result<Option<RestorePointView>, DownloadError> {
         let pool = self.store.pool();
         let Some(row) = sqlx::query("SELECT * FROM restore_points WHERE id = ?")
             .bind(id)
@@ -161,6 +218,16 @@ impl DownloadManager {
     /// is no longer the one comfydeck verified —, the files it replaced put back, and the
     /// preset's request forgotten when it was new. A second call changes nothing.
     pub async fn roll_back(self: &Arc<Self>, id: i64) -> Result<RestorePointView, DownloadError> {
+        self.roll_back_with(id, &[]).await
+    }
+
+    /// [`roll_back`](Self::roll_back), for a point whose packs the caller removed already
+    /// (`done_elsewhere` says so in the note). Its presets' own points are rolled back too.
+    pub async fn roll_back_with(
+        self: &Arc<Self>,
+        id: i64,
+        done_elsewhere: &[String],
+    ) -> Result<RestorePointView, DownloadError> {
         let point = self
             .restore_point(id)
             .await?
@@ -177,8 +244,24 @@ impl DownloadManager {
         let keep = self.paths_needed_by_others(&point.target).await?;
         let tasks = self.store.tasks().await?;
         let installed = self.store.installed_files().await?;
+        let sources: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT path, backup FROM restore_items WHERE point_id = ?")
+                .bind(id)
+                .fetch_all(self.store.pool())
+                .await
+                .map_err(crate::store::StoreError::from)?;
         let (mut removed, mut restored, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let mut presets = Vec::new();
         for item in &point.items {
+            match item.change {
+                RestoreChange::Preset => {
+                    presets.push(item.path.clone());
+                    continue;
+                }
+                // Removed by the caller, which has the packs' service.
+                RestoreChange::Pack => continue,
+                _ => {}
+            }
             if keep.contains(&item.path) {
                 kept.push(format!("{} (another preset needs it)", item.path));
                 continue;
@@ -205,6 +288,26 @@ impl DownloadManager {
                         kept.push(format!("{} (changed since it was installed)", item.path));
                     }
                 }
+                RestoreChange::Linked => {
+                    let from = sources
+                        .iter()
+                        .find(|(path, _)| *path == item.path)
+                        .and_then(|(_, from)| from.as_deref())
+                        .map(|from| workspace::resolve_inside(&self.models_dir, from))
+                        .transpose()?;
+                    match from {
+                        Some(from) if same_file(&dest, &from) => {
+                            remove(&dest)?;
+                            removed.push(item.path.clone());
+                            remove_empty_parents(&dest, &self.models_dir);
+                        }
+                        _ if dest.exists() => {
+                            kept.push(format!("{} (changed since it was linked)", item.path))
+                        }
+                        _ => {}
+                    }
+                }
+                RestoreChange::Preset | RestoreChange::Pack => {}
                 RestoreChange::Replaced => {
                     let backup = self.backup_of(id, &item.path);
                     if !backup.exists() {
@@ -230,7 +333,21 @@ impl DownloadManager {
                 }
             }
         }
-        if !was_requested {
+        let mut rolled_presets = Vec::new();
+        for preset in presets {
+            let newest: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(id) FROM restore_points WHERE kind = 'preset' AND target = ? AND state = 'kept'",
+            )
+            .bind(&preset)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+            if let Some(preset_point) = newest {
+                Box::pin(self.roll_back(preset_point)).await?;
+                rolled_presets.push(preset);
+            }
+        }
+        if point.kind == "preset" && !was_requested {
             self.store.forget_preset(&point.target).await?;
         }
         if let Some(dir) = self.restore_dir.get() {
@@ -243,6 +360,15 @@ impl DownloadManager {
         );
         if !restored.is_empty() {
             note.push_str(&format!("; put back {}", restored.join(", ")));
+        }
+        if !rolled_presets.is_empty() {
+            note.push_str(&format!(
+                "; rolled back preset {}",
+                rolled_presets.join(", ")
+            ));
+        }
+        for done in done_elsewhere {
+            note.push_str(&format!("; {done}"));
         }
         if !kept.is_empty() {
             note.push_str(&format!("; kept {}", kept.join(", ")));
