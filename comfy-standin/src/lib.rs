@@ -21,6 +21,10 @@
 //! - [`ComfyStandin::stop`] / [`ComfyStandin::restart`] take it down and bring it back on the
 //!   same port (sockets are dropped, the queue is emptied; history and userdata stay).
 //!
+//! One recording is derived, not recorded: `ws_prompt_out_of_memory` is
+//! `ws_prompt_execution_error` with ComfyUI's out-of-memory exception ([`OUT_OF_MEMORY_TYPE`],
+//! [`OUT_OF_MEMORY_MESSAGE`]).
+//!
 //! Node ids in replayed events are the recording's: submit the recorded prompts
 //! ([`Fixtures::prompt_of`]) to get events that match the prompt.
 //!
@@ -133,6 +137,43 @@ pub struct Recording {
     pub prompt_id: Option<String>,
 }
 
+/// What ComfyUI's `execution.py` sends when a node raises torch's out-of-memory error: the
+/// exception's own words, then the tips ComfyUI appends.
+pub const OUT_OF_MEMORY_TYPE: &str = "torch.OutOfMemoryError";
+pub const OUT_OF_MEMORY_MESSAGE: &str = "Allocation on device \nThis error means you ran out of memory on your GPU.\n\nTIPS: If the workflow worked before you might have accidentally set the batch_size to a large number.";
+
+impl Recording {
+    /// `ws_prompt_out_of_memory`: the recorded execution error with its exception made the
+    /// out-of-memory one (no GPU here to run out of), everything else as recorded.
+    fn out_of_memory(&self) -> Recording {
+        let rewrite = |frame: &Frame| match frame {
+            Frame::Text { t, kind, json, .. } if kind == "execution_error" => {
+                let mut json = json.clone();
+                json["data"]["exception_type"] = Value::from(OUT_OF_MEMORY_TYPE);
+                json["data"]["exception_message"] = Value::from(OUT_OF_MEMORY_MESSAGE);
+                Frame::Text {
+                    t: *t,
+                    raw: py_json(&json),
+                    kind: kind.clone(),
+                    json,
+                }
+            }
+            other => other.clone(),
+        };
+        Recording {
+            name: "ws_prompt_out_of_memory".into(),
+            url_path: self.url_path.clone(),
+            all: self
+                .all
+                .iter()
+                .map(|(from_server, f)| (*from_server, rewrite(f)))
+                .collect(),
+            frames: self.frames.iter().map(rewrite).collect(),
+            prompt_id: self.prompt_id.clone(),
+        }
+    }
+}
+
 /// The recorded protocol.
 #[derive(Debug)]
 pub struct Fixtures {
@@ -187,6 +228,12 @@ impl Fixtures {
             } else if ext == "jsonl" && name.starts_with("ws_") {
                 recordings.insert(name.clone(), Self::load_recording(&path, &name)?);
             }
+        }
+        if let Some(oom) = recordings
+            .get("ws_prompt_execution_error")
+            .map(Recording::out_of_memory)
+        {
+            recordings.insert(oom.name.clone(), oom);
         }
         let object_info_raw = std::fs::read(dir.join("object_info_full.json"))?;
         let object_info: Value = serde_json::from_slice(&object_info_raw)

@@ -4,7 +4,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::GenerateError;
-use crate::model::{Generation, GenerationStatus, InputValue, RunEventKind, RunOutput};
+use crate::model::{
+    run_failure_text, Generation, GenerationStatus, InputValue, RunEventKind, RunOutput,
+};
 
 /// Rows listed per workflow (older ones stay in the database).
 pub const HISTORY_LIMIT: i64 = 50;
@@ -185,11 +187,7 @@ impl GenerationStore {
                 node_type,
                 message,
             } => {
-                let error = match (node_type, node) {
-                    (Some(t), Some(n)) => format!("{t} (node {n}): {message}"),
-                    (None, Some(n)) => format!("node {n}: {message}"),
-                    _ => message.clone(),
-                };
+                let error = run_failure_text(node_type.as_deref(), node.as_deref(), message);
                 self.finish(prompt_id, GenerationStatus::Failed, Some(&error), now_ms)
                     .await?
             }

@@ -365,10 +365,11 @@ impl Generator {
                         message,
                     } => (
                         GenerationStatus::Failed,
-                        Some(match (node_type, node) {
-                            (Some(t), Some(n)) => format!("{t} (node {n}): {message}"),
-                            _ => message,
-                        }),
+                        Some(run_failure_text(
+                            node_type.as_deref(),
+                            node.as_deref(),
+                            &message,
+                        )),
                     ),
                     RunOutcome::Interrupted { .. } => (GenerationStatus::Interrupted, None),
                     RunOutcome::Unknown { .. } => return Ok(false),

@@ -857,10 +857,7 @@ fn ending_of(record: RunRecord, cancelled: &CancellationToken) -> Ending {
             node_type,
             message,
         } => Ending::Failed {
-            reason: match (node_type, node) {
-                (Some(t), Some(n)) => format!("{t} (node {n}): {message}"),
-                _ => message,
-            },
+            reason: run_failure_text(node_type.as_deref(), node.as_deref(), &message),
             transient: false,
         },
         RunOutcome::Interrupted { .. } => Ending::Failed {

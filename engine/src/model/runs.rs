@@ -88,6 +88,15 @@ pub struct QueueSnapshot {
     pub pending: Vec<QueueEntry>,
 }
 
+/// A failed run in one line: `KSampler (node 3): what ComfyUI said`.
+pub fn run_failure_text(node_type: Option<&str>, node: Option<&str>, message: &str) -> String {
+    match (node_type, node) {
+        (Some(t), Some(n)) => format!("{t} (node {n}): {message}"),
+        (None, Some(n)) => format!("node {n}: {message}"),
+        _ => message.to_string(),
+    }
+}
+
 /// How a finished prompt ended, from ComfyUI's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

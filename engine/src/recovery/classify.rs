@@ -71,7 +71,7 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
     ) {
         (
             C::OutOfMemory,
-            "The GPU ran out of memory: try a smaller size or batch, or a lighter model, then \
+            "The GPU ran out of memory: try a smaller size or batch, or a lighter model or preset, then \
              run it again."
                 .to_string(),
             None,

@@ -813,27 +813,6 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
     );
 }
 
-/// Polls the recovery list until `done` holds.
-async fn recovery_until(
-    engine: &Engine,
-    caller: &engine::model::Caller,
-    what: &str,
-    done: impl Fn(&engine::model::RecoveryList) -> bool,
-) -> engine::model::RecoveryList {
-    let started = Instant::now();
-    loop {
-        let list = engine.recovery().list(caller).await.unwrap();
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "recovery never showed {what}: {list:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Recovery over real failures: a gated preset is in the list as "licence not accepted" with
 /// the licence's link and the actions that fit; it is the administrators' (a user sees none of
 /// it and cannot act on it); after the licence is accepted, Retry installs it and the failure
@@ -865,7 +844,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     let bob = crate::common::bob();
 
     engine.downloads().install_preset("gated").await.unwrap();
-    let list = recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
+    let list = common::recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
     let failure = &list.open[0];
     assert_eq!(failure.source, FailureSource::Preset);
     assert_eq!(failure.class, FailureClass::Licence);
@@ -917,7 +896,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
         .unwrap();
     assert_eq!(retried.state, FailureState::Resolved);
     wait_for(&engine, "gated", Duration::from_secs(20), installed).await;
-    let list = recovery_until(&engine, &admin, "the preset resolved", |l| {
+    let list = common::recovery_until(&engine, &admin, "the preset resolved", |l| {
         l.open.is_empty() && l.recent.iter().any(|f| f.subject == "preset gated")
     })
     .await;
@@ -938,7 +917,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
             })
     };
     enqueue().await.unwrap();
-    let list = recovery_until(&engine, &admin, "the missing file", |l| !l.open.is_empty()).await;
+    let list = common::recovery_until(&engine, &admin, "the missing file", |l| !l.open.is_empty()).await;
     let gone = list.open[0].clone();
     assert_eq!(gone.source, FailureSource::Download);
     assert_eq!(gone.class, FailureClass::NotFound);
@@ -951,7 +930,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
         "not found waits for a person"
     );
     enqueue().await.unwrap();
-    recovery_until(&engine, &admin, "the second failure counted", |l| {
+    common::recovery_until(&engine, &admin, "the second failure counted", |l| {
         l.open.first().is_some_and(|f| f.count == 2)
     })
     .await;

@@ -362,6 +362,106 @@ async fn a_failed_run_keeps_the_error_and_runs_can_be_cancelled_or_interrupted()
     assert_eq!(all[0].prompt_id, pending, "newest first");
 }
 
+/// Out of GPU memory, as ComfyUI reports it (the stand-in replays the recorded execution error
+/// with torch's out-of-memory exception): the run is in Recovery as "out of GPU memory" with
+/// the advice, for its owner; Retry runs it again (here it fits) and the failure is resolved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_again() {
+    let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let (engine, _dir) = common::engine_with_comfyui(standin.url()).await;
+    engine.spawn_background_jobs();
+    let admin = engine.auth().open_caller();
+    let ok = save_workflow(
+        &engine,
+        "big",
+        &standin.fixtures().prompt_of("post_prompt_ok"),
+    );
+    standin.play_next("ws_prompt_out_of_memory");
+    let prompt_id = engine
+        .generator()
+        .submit(&admin, &ok, &[value("1", "batch_size", json!(8))])
+        .await
+        .unwrap()
+        .prompt_id
+        .unwrap();
+    let row = wait_for_row(&engine, &prompt_id, |g| !g.status.is_active()).await;
+    assert_eq!(row.status, GenerationStatus::Failed, "{row:?}");
+    assert!(
+        row.error.as_deref().unwrap_or("").contains("ran out of memory"),
+        "ComfyUI's words are kept: {row:?}"
+    );
+
+    let list = common::recovery_until(&engine, &admin, "the run out of memory", |l| {
+        !l.open.is_empty()
+    })
+    .await;
+    let failure = &list.open[0];
+    assert_eq!(failure.source, FailureSource::Job, "{failure:?}");
+    assert_eq!(failure.class, FailureClass::OutOfMemory, "{failure:?}");
+    assert_eq!(failure.subject, "run of \"big\"");
+    assert!(
+        failure.sentence.contains("smaller size or batch") && failure.sentence.contains("lighter"),
+        "{}",
+        failure.sentence
+    );
+    assert!(
+        failure.detail.contains("ran out of memory on your GPU"),
+        "{}",
+        failure.detail
+    );
+    assert_eq!(
+        failure.actions,
+        [RecoveryAction::Retry, RecoveryAction::Dismiss]
+    );
+    assert!(list
+        .week
+        .iter()
+        .any(|c| c.class == FailureClass::OutOfMemory && c.count == 1));
+    assert_eq!(
+        list.banner().as_deref(),
+        Some("A run failed: out of GPU memory")
+    );
+
+    // Retry: the same workflow and values run again as a new job; this time it fits.
+    let retried = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::Retry)
+        .await
+        .unwrap();
+    assert_eq!(retried.state, FailureState::Resolved);
+    let started = std::time::Instant::now();
+    let rerun = loop {
+        let page = engine.jobs().list(&admin, None, None, None).await.unwrap();
+        if let Some(job) = page
+            .jobs
+            .iter()
+            .find(|j| j.state == JobState::Succeeded && j.workflow_name == "big")
+        {
+            break job.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the retried run never succeeded: {page:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let last_prompt = standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri == "/prompt")
+        .last()
+        .expect("the rerun was submitted");
+    let sent: Value = serde_json::from_slice(&last_prompt.body).unwrap();
+    assert_eq!(
+        sent["prompt"]["1"]["inputs"]["batch_size"],
+        json!(8),
+        "the retry keeps the run's values ({rerun:?})"
+    );
+    assert!(engine.recovery().list(&admin).await.unwrap().open.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_left_running_are_settled_from_comfyuis_history() {
     let standin = ComfyStandin::start(StandinConfig::new(fixture_dir()))

@@ -82,3 +82,24 @@ pub async fn run_events(
         }
     }
 }
+
+/// Polls the recovery list until `done` holds.
+pub async fn recovery_until(
+    engine: &engine::Engine,
+    caller: &engine::model::Caller,
+    what: &str,
+    done: impl Fn(&engine::model::RecoveryList) -> bool,
+) -> engine::model::RecoveryList {
+    let started = std::time::Instant::now();
+    loop {
+        let list = engine.recovery().list(caller).await.unwrap();
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "recovery never showed {what}: {list:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
