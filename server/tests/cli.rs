@@ -12,7 +12,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_comfydeck");
 
 /// Runs the binary on a workspace with an environment free of the developer's settings.
 fn comfydeck(workspace: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    with_test_env(Command::new(BIN), workspace, args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// `command` (the binary, or a wrapper that runs it) given `args`, the workspace and an
+/// environment free of the developer's settings.
+fn with_test_env(mut command: Command, workspace: &Path, args: &[&str]) -> Command {
+    command
         .args(args)
         .arg("--workspace")
         .arg(workspace)
@@ -20,9 +28,8 @@ fn comfydeck(workspace: &Path, args: &[&str]) -> Output {
         .env_remove("DASHBOARD_HOST")
         .env_remove("RUNPOD_VOLUME_GB")
         .env_remove("PRESET_REGISTRY_URL")
-        .env("HF_BASE_URL", "http://127.0.0.1:9")
-        .output()
-        .expect("the binary runs")
+        .env("HF_BASE_URL", "http://127.0.0.1:9");
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -810,4 +817,199 @@ async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tr
             .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(listing(&models), before, "{}", text(&out.stdout));
+}
+
+/// A small tmpfs over a folder, in a mount namespace of its own that a `sleep` holds (the
+/// workspace's models folder is full for real, and only for the processes run in it).
+struct SmallDisk {
+    holder: std::process::Child,
+    mounted_on: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(folder: &Path, size: &str) -> SmallDisk {
+        use std::io::BufRead;
+        std::fs::create_dir_all(folder).unwrap();
+        let script = format!(
+            "mount -t tmpfs -o size={size} comfydeck-test \"$0\" && echo mounted && exec sleep 600"
+        );
+        // As root a mount namespace is enough; elsewhere a user namespace maps us to root.
+        for flags in [&["-m"][..], &["-r", "-m"][..]] {
+            let mut holder = Command::new("unshare")
+                .args(flags)
+                .args(["sh", "-c", &script])
+                .arg(folder)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("unshare (util-linux) runs");
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
+            if line.trim() == "mounted" {
+                return SmallDisk {
+                    holder,
+                    mounted_on: folder.to_path_buf(),
+                };
+            }
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
+        panic!("cannot mount a tmpfs in a mount namespace here (unshare -m, unshare -rm)");
+    }
+
+    /// The binary run inside the namespace.
+    fn comfydeck(&self, workspace: &Path, args: &[&str]) -> Output {
+        let mut enter = Command::new("nsenter");
+        enter
+            .args(["-t", &self.holder.id().to_string(), "-m", "--"])
+            .arg(BIN);
+        with_test_env(enter, workspace, args)
+            .env("DOWNLOAD_DISK_RESERVE_GB", "0")
+            .output()
+            .expect("nsenter runs the binary")
+    }
+
+    /// A path under the tmpfs, as seen from outside the namespace.
+    fn path(&self, relative: &str) -> std::path::PathBuf {
+        let inside = self.mounted_on.join(relative);
+        Path::new(&format!("/proc/{}/root", self.holder.id()))
+            .join(inside.strip_prefix("/").unwrap())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A full disk for real (a 4 MiB tmpfs as the models folder): the download stops with the
+/// disk full, keeps its bytes and is in Recovery as "disk full" with Free space first; a
+/// preset removed frees the space, and `recovery retry` finishes the file, verified.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_in_recovery_and_a_retry_after_freeing_space_finishes_the_file() {
+    let filler: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 249) as u8).collect();
+    let filler_sha = hex::encode(Sha256::digest(&filler));
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 11 % 247) as u8).collect();
+    let big_sha = hex::encode(Sha256::digest(&big));
+    let filler_url = file_server(filler).await;
+    let big_url = file_server(big).await;
+
+    let ws = tempfile::tempdir().unwrap();
+    let preset_dir = ws.path().join("config/presets/test/filler");
+    std::fs::create_dir_all(&preset_dir).unwrap();
+    std::fs::write(
+        preset_dir.join("preset.yaml"),
+        format!(
+            "id: filler\nversion: 1.0.0\nname: Filler\ncategory: Image Generation\ntype: image\n\
+             files:\n- path: loras/filler.safetensors\n  url: {filler_url}\n  size: 2MB\n  \
+             checksum:\n    algorithm: sha256\n    value: {filler_sha}\n"
+        ),
+    )
+    .unwrap();
+    let disk = SmallDisk::mount(&ws.path().join("models"), "4m");
+    let ws_path = ws.path().to_path_buf();
+    let disk = std::sync::Arc::new(disk);
+    let run = |args: Vec<String>| {
+        let (ws, disk) = (ws_path.clone(), std::sync::Arc::clone(&disk));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            disk.comfydeck(&ws, &args)
+        })
+    };
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let out = run(args(&["presets", "install", "filler", "--wait"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(disk.path("loras/filler.safetensors").exists());
+
+    // 3 MB into the 2 MiB left: the disk fills up half-way.
+    let out = run(args(&[
+        "download",
+        &big_url,
+        "--to",
+        "checkpoints/big.safetensors",
+        "--sha256",
+        &big_sha,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("disk full while writing big.safetensors"),
+        "{}",
+        text(&out.stderr)
+    );
+    let kept = std::fs::metadata(disk.path("checkpoints/big.safetensors.part"))
+        .expect("the bytes written are kept")
+        .len();
+    assert!(kept > 1_000_000 && kept < 3_000_000, "{kept}");
+
+    let out = run(args(&["recovery", "list", "--json"])).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let open = list["open"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "{list:#}");
+    let failure = &open[0];
+    assert_eq!(failure["source"], "download");
+    assert_eq!(failure["class"], "disk_full");
+    assert_eq!(failure["subject"], "checkpoints/big.safetensors");
+    assert_eq!(
+        failure["actions"],
+        serde_json::json!(["free_space", "retry", "dismiss"])
+    );
+    assert_eq!(failure["link"], "/models");
+    let partial = &list["partial_files"][0];
+    assert_eq!(partial["path"], "checkpoints/big.safetensors");
+    assert_eq!(
+        partial["owner"], "download",
+        "a paused download's bytes are its own"
+    );
+    assert_eq!(partial["bytes"], kept);
+    let id = failure["id"].to_string();
+
+    // Retried while still full: it stops again, counted.
+    let out = run(args(&["recovery", "retry", &id])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("disk full"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(args(&["recovery", "list", "--json"])).await.unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["open"][0]["count"], 2, "{list:#}");
+
+    // Free space: the preset goes, its 2 MB with it; the retry finishes the file.
+    let out = run(args(&["presets", "remove", "filler"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!disk.path("loras/filler.safetensors").exists());
+    let out = run(args(&["recovery", "retry", &id])).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let installed = std::fs::read(disk.path("checkpoints/big.safetensors")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(installed)), big_sha);
+    assert!(!disk.path("checkpoints/big.safetensors.part").exists());
+    let out = run(args(&["recovery", "list"])).await.unwrap();
+    assert!(
+        text(&out.stdout).starts_with("Nothing needs you."),
+        "{}",
+        text(&out.stdout)
+    );
+    // Nothing was written outside the tmpfs's models folder.
+    assert!(!ws.path().join("models/checkpoints").exists());
 }

@@ -136,6 +136,16 @@ impl RecoveryService {
                         user_id: None,
                     }))
                 }
+                // Paused by the engine, not by a person (a full disk): a preset's file too,
+                // since its preset does not fail but waits.
+                FileState::Paused if file.error.is_some() => Some(Seen::Failed(Report {
+                    source: FailureSource::Download,
+                    key: file.path.clone(),
+                    target: file.task_id.to_string(),
+                    subject: file.path.clone(),
+                    detail: file.error.clone().unwrap_or_default(),
+                    user_id: None,
+                })),
                 FileState::Installed => {
                     Some(Seen::Worked(FailureSource::Download, file.path.clone()))
                 }

@@ -844,7 +844,8 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     let bob = crate::common::bob();
 
     engine.downloads().install_preset("gated").await.unwrap();
-    let list = common::recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
+    let list =
+        common::recovery_until(&engine, &admin, "the gated preset", |l| !l.open.is_empty()).await;
     let failure = &list.open[0];
     assert_eq!(failure.source, FailureSource::Preset);
     assert_eq!(failure.class, FailureClass::Licence);
@@ -917,7 +918,8 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
             })
     };
     enqueue().await.unwrap();
-    let list = common::recovery_until(&engine, &admin, "the missing file", |l| !l.open.is_empty()).await;
+    let list =
+        common::recovery_until(&engine, &admin, "the missing file", |l| !l.open.is_empty()).await;
     let gone = list.open[0].clone();
     assert_eq!(gone.source, FailureSource::Download);
     assert_eq!(gone.class, FailureClass::NotFound);

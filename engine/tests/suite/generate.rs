@@ -389,7 +389,10 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
     let row = wait_for_row(&engine, &prompt_id, |g| !g.status.is_active()).await;
     assert_eq!(row.status, GenerationStatus::Failed, "{row:?}");
     assert!(
-        row.error.as_deref().unwrap_or("").contains("ran out of memory"),
+        row.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("ran out of memory"),
         "ComfyUI's words are kept: {row:?}"
     );
 
@@ -459,7 +462,13 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
         json!(8),
         "the retry keeps the run's values ({rerun:?})"
     );
-    assert!(engine.recovery().list(&admin).await.unwrap().open.is_empty());
+    assert!(engine
+        .recovery()
+        .list(&admin)
+        .await
+        .unwrap()
+        .open
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
