@@ -651,7 +651,10 @@ async fn recovery_commands_list_a_failed_install_and_retry_it() {
         listed.starts_with("#1 preset · not found · preset late"),
         "{listed}"
     );
-    assert!(listed.contains("actions: dismiss, retry"), "{listed}");
+    assert!(
+        listed.contains("actions: use_source, dismiss, retry"),
+        "{listed}"
+    );
     let out = run(&["recovery", "list", "--json"]).await.unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["open"][0]["source"], "preset");

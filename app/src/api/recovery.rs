@@ -19,14 +19,19 @@ pub async fn list_recovery() -> Result<RecoveryList, ApiError> {
         .map_err(super::server::fail)
 }
 
-/// Carries out `action` on failure `id`: `retry`, `restart_comfyui` or `dismiss` (the others
-/// are done by the person — a token, space, a licence — then `retry`).
+/// Carries out `action` on failure `id`: `retry`, `restart_comfyui`, `dismiss`, or
+/// `use_source` with the file's other link in `url` (the others are done by the person — a
+/// token, space, a licence — then `retry`).
 #[server(endpoint = "recovery/act", prefix = "/api", input = Json)]
-pub async fn act_on_failure(id: i64, action: RecoveryAction) -> Result<FailureView, ApiError> {
+pub async fn act_on_failure(
+    id: i64,
+    action: RecoveryAction,
+    url: Option<String>,
+) -> Result<FailureView, ApiError> {
     let (engine, caller) = super::server::engine_and_caller()?;
     engine
         .recovery()
-        .act(&caller, id, action)
+        .act(&caller, id, action, url.as_deref())
         .await
         .map_err(super::server::fail)
 }

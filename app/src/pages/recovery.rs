@@ -293,9 +293,46 @@ fn RecoveryBody(list: RecoveryList, refresh: Callback<()>) -> impl IntoView {
 fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
     let write = Write::new();
     let id = failure.id;
-    let act = move |action: RecoveryAction| {
-        write.run(act_on_failure(id, action), move |_| refresh.run(()));
+    let act = move |action: RecoveryAction, url: Option<String>| {
+        write.run(act_on_failure(id, action, url), move |_| refresh.run(()));
     };
+    let other_url = RwSignal::new(String::new());
+    // Another link for the file: a field and its button, before the other actions.
+    let use_source = failure
+        .actions
+        .contains(&RecoveryAction::UseSource)
+        .then(|| {
+            view! {
+                <form
+                    data-testid="failure-use-source"
+                    class="flex w-full min-w-0 flex-wrap items-center gap-2"
+                    on:submit=move |ev| {
+                        ev.prevent_default();
+                        act(RecoveryAction::UseSource, Some(other_url.get_untracked()));
+                    }
+                >
+                    <input
+                        data-testid="failure-source-url"
+                        aria-label="Another link for this file"
+                        type="url"
+                        required
+                        placeholder="Another link for this file: https://…"
+                        class="min-w-0 flex-1 basis-56 rounded-lg border border-line bg-surface px-2 py-1.5 text-sm text-fg"
+                        prop:value=move || other_url.get()
+                        on:input=move |ev| other_url.set(event_target_value(&ev))
+                    />
+                    <button
+                        type="submit"
+                        data-testid="failure-action"
+                        data-action="use_source"
+                        class="btn-primary"
+                        disabled=move || write.busy()
+                    >
+                        "Use this link"
+                    </button>
+                </form>
+            }
+        });
     let link = failure.link.clone();
     let guides = failure
         .actions
@@ -346,7 +383,7 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
                         data-action=action.as_str()
                         class=class
                         disabled=move || write.busy()
-                        on:click=move |_| act(action)
+                        on:click=move |_| act(action, None)
                     >
                         {label}
                     </button>
@@ -383,6 +420,7 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
                 <summary class="cursor-pointer text-muted">"Technical detail"</summary>
                 <pre data-testid="failure-detail" class="mt-1 whitespace-pre-wrap break-all rounded-lg bg-surface-2 p-2">{failure.detail}</pre>
             </details>
+            {use_source}
             <div class="flex flex-wrap gap-2">{guides}{buttons}</div>
             {move || write.error().map(|message| view! { <ErrorNote message/> })}
         </li>

@@ -180,16 +180,19 @@ impl Store {
                 Some((id, state)) => {
                     if state != "downloading" {
                         // Asked again: from the first source, with the sources the catalog
-                        // gives now.
+                        // gives now (another host's validators dropped).
                         sqlx::query(
                             "UPDATE download_tasks SET state = 'queued', last_error = NULL, \
-                             not_before_ms = 0, attempts = 0, updated_ms = ?, \
-                             priority = MIN(priority, ?), mirrors = ?, source_index = 0 \
-                             WHERE id = ?",
+                             not_before_ms = 0, attempts = 0, updated_ms = ?1, \
+                             priority = MIN(priority, ?2), mirrors = ?3, source_index = 0, \
+                             etag = CASE WHEN url = ?4 THEN etag END, \
+                             last_modified = CASE WHEN url = ?4 THEN last_modified END, \
+                             url = ?4 WHERE id = ?5",
                         )
                         .bind(now_ms)
                         .bind(task.priority)
                         .bind(&mirrors)
+                        .bind(&task.url)
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -349,6 +352,35 @@ impl Store {
         )
         .bind(index as i64)
         .bind(now_ms)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The task's file comes from `url` now, then `mirrors`, from the first. The old host's
+    /// validators go; with `keep_bytes` false, so does all it said of the file (the bytes on
+    /// disk are being dropped).
+    pub async fn set_task_sources(
+        &self,
+        id: i64,
+        url: &str,
+        mirrors: &[String],
+        keep_bytes: bool,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mirrors = serde_json::to_string(mirrors).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE download_tasks SET url = ?1, mirrors = ?2, source_index = 0, etag = NULL, \
+             last_modified = NULL, attempts = 0, updated_ms = ?3, \
+             total_bytes = CASE WHEN ?4 THEN total_bytes END, \
+             linked_sha256 = CASE WHEN ?4 THEN linked_sha256 END, \
+             bytes_done = CASE WHEN ?4 THEN bytes_done ELSE 0 END WHERE id = ?5",
+        )
+        .bind(url)
+        .bind(mirrors)
+        .bind(now_ms)
+        .bind(keep_bytes)
         .bind(id)
         .execute(self.pool())
         .await?;

@@ -102,6 +102,9 @@ named_enum! {
         AcceptLicence = "accept_licence",
         /// Remove models or partial downloads (the Models page), then retry.
         FreeSpace = "free_space",
+        /// Download the file from another URL the person gives (`url`); the old ones stay
+        /// as its next sources.
+        UseSource = "use_source",
         RestartComfyui = "restart_comfyui",
         /// Nothing to do here: hide it.
         Dismiss = "dismiss",

@@ -208,6 +208,14 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
     if class == C::NotFound && source != FailureSource::Job {
         actions.push(A::Retry);
     }
+    // A file that is not there, or whose host keeps failing, may be had elsewhere.
+    if matches!(source, FailureSource::Download | FailureSource::Preset) {
+        match class {
+            C::NotFound => actions.insert(0, A::UseSource),
+            C::Network => actions.insert(1, A::UseSource),
+            _ => {}
+        }
+    }
     Classified {
         class,
         sentence,

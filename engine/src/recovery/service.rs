@@ -293,6 +293,7 @@ impl RecoveryService {
         caller: &Caller,
         id: i64,
         action: RecoveryAction,
+        url: Option<&str>,
     ) -> Result<FailureView, RecoveryError> {
         let failure = self.owned(caller, id).await?;
         if !failure.view.actions.contains(&action) {
@@ -313,6 +314,18 @@ impl RecoveryService {
             RecoveryAction::Dismiss => FailureState::Dismissed,
             RecoveryAction::Retry => {
                 self.retry(caller, &failure).await?;
+                FailureState::Resolved
+            }
+            RecoveryAction::UseSource => {
+                let url = url
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| {
+                        RecoveryError::Invalid(
+                            "\"use_source\" needs the file's other link in \"url\"".into(),
+                        )
+                    })?;
+                self.use_source(caller, &failure, url).await?;
                 FailureState::Resolved
             }
             RecoveryAction::RestartComfyui => {
@@ -344,6 +357,40 @@ impl RecoveryService {
             .await?
             .map(|f| f.view)
             .unwrap_or(failure.view))
+    }
+
+    /// The failed file (a download's, or the one file of a preset that stopped) from `url`.
+    async fn use_source(
+        &self,
+        caller: &Caller,
+        failure: &StoredFailure,
+        url: &str,
+    ) -> Result<(), RecoveryError> {
+        if !caller.is_admin() {
+            return Err(RecoveryError::Forbidden(
+                "only an administrator can change where a file is downloaded from".into(),
+            ));
+        }
+        let words = |e: DownloadError| match e {
+            DownloadError::Invalid(message) => RecoveryError::Invalid(message),
+            other => RecoveryError::Failed(other.to_string()),
+        };
+        let task_id = match failure.view.source {
+            FailureSource::Download => failure.target.parse::<i64>().map_err(|_| {
+                RecoveryError::Invalid(format!("{} is not a download", failure.target))
+            })?,
+            FailureSource::Preset => self
+                .downloads
+                .stalled_file_of_preset(&failure.target)
+                .await
+                .map_err(words)?,
+            _ => {
+                return Err(RecoveryError::Invalid(
+                    "another source is for a download or a preset's file".into(),
+                ))
+            }
+        };
+        self.downloads.use_source(task_id, url).await.map_err(words)
     }
 
     async fn retry(&self, caller: &Caller, failure: &StoredFailure) -> Result<(), RecoveryError> {
@@ -486,7 +533,7 @@ impl RecoveryService {
                 continue;
             }
             match self
-                .act(caller, failure.view.id, RecoveryAction::Retry)
+                .act(caller, failure.view.id, RecoveryAction::Retry, None)
                 .await
             {
                 Ok(_) => outcome.retried += 1,

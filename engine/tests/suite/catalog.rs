@@ -454,13 +454,13 @@ async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
     assert!(engine.recovery().list(&bob).await.unwrap().open.is_empty());
     assert!(engine
         .recovery()
-        .act(&bob, failure.id, RecoveryAction::Retry)
+        .act(&bob, failure.id, RecoveryAction::Retry, None)
         .await
         .is_err());
 
     let still_down = engine
         .recovery()
-        .act(&admin, failure.id, RecoveryAction::Retry)
+        .act(&admin, failure.id, RecoveryAction::Retry, None)
         .await
         .unwrap_err();
     assert!(
@@ -471,7 +471,7 @@ async fn a_failed_registry_sync_waits_in_recovery_until_a_retry_syncs() {
     *mode.lock().unwrap() = Mode::Json;
     let retried = engine
         .recovery()
-        .act(&admin, failure.id, RecoveryAction::Retry)
+        .act(&admin, failure.id, RecoveryAction::Retry, None)
         .await
         .unwrap();
     assert_eq!(retried.state, FailureState::Resolved);

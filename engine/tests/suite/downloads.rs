@@ -875,14 +875,14 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     assert!(engine.recovery().list(&bob).await.unwrap().open.is_empty());
     let hidden = engine
         .recovery()
-        .act(&bob, failure.id, RecoveryAction::Retry)
+        .act(&bob, failure.id, RecoveryAction::Retry, None)
         .await
         .unwrap_err();
     assert_eq!(hidden.kind(), ErrorKind::NotFound);
     // An action that does not fit, or one the person does themselves, is refused in words.
     let unfit = engine
         .recovery()
-        .act(&admin, failure.id, RecoveryAction::RestartComfyui)
+        .act(&admin, failure.id, RecoveryAction::RestartComfyui, None)
         .await
         .unwrap_err();
     assert_eq!(unfit.kind(), ErrorKind::Invalid);
@@ -892,7 +892,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     server.clear_faults(&spec.path);
     let retried = engine
         .recovery()
-        .act(&admin, failure.id, RecoveryAction::Retry)
+        .act(&admin, failure.id, RecoveryAction::Retry, None)
         .await
         .unwrap();
     assert_eq!(retried.state, FailureState::Resolved);
@@ -938,7 +938,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
     .await;
     let dismissed = engine
         .recovery()
-        .act(&admin, gone.id, RecoveryAction::Dismiss)
+        .act(&admin, gone.id, RecoveryAction::Dismiss, None)
         .await
         .unwrap();
     assert_eq!(dismissed.state, FailureState::Dismissed);

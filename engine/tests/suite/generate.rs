@@ -430,7 +430,7 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
     // Retry: the same workflow and values run again as a new job; this time it fits.
     let retried = engine
         .recovery()
-        .act(&admin, failure.id, RecoveryAction::Retry)
+        .act(&admin, failure.id, RecoveryAction::Retry, None)
         .await
         .unwrap();
     assert_eq!(retried.state, FailureState::Resolved);
@@ -453,8 +453,7 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
     let last_prompt = standin
         .requests()
         .into_iter()
-        .filter(|r| r.uri == "/prompt")
-        .last()
+        .rfind(|r| r.uri == "/prompt")
         .expect("the rerun was submitted");
     let sent: Value = serde_json::from_slice(&last_prompt.body).unwrap();
     assert_eq!(

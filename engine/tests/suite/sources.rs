@@ -307,3 +307,129 @@ async fn a_campaign_of_200_faults_recovers_with_no_person() {
     let open = engine.recovery().list(&admin).await.unwrap().open;
     assert!(open.is_empty(), "nothing waits for a person: {open:#?}");
 }
+
+/// A preset file whose only link is gone half-way: Recovery offers "use another source"
+/// first. No link, or one that is not http(s), is refused in words, and a user cannot do it;
+/// the file's new home (another host) finishes it from the bytes already on disk (the
+/// checksum will tell), the failure is resolved, and the old link stays as the next source.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_source_given_in_recovery_finishes_a_file_whose_link_is_gone() {
+    use engine::error::Classify;
+    use engine::model::{ErrorKind, FailureClass, FailureSource, FailureState, RecoveryAction};
+    let server = FileServer::start().await;
+    let size = 400_000;
+    let old = server.add_file_seeded("/old/moved.safetensors", size, 9);
+    let new = server.add_file_seeded("/new/moved.safetensors", size, 9);
+    let half = size / 2;
+    server.add_fault(&old.path, Fault::GoneAfter(2), Times::Always);
+    server.add_fault(&old.path, Fault::DropAt(half), Times::Once);
+    let dir = tempfile::tempdir().unwrap();
+    write_preset(
+        dir.path(),
+        "moved",
+        &[file(
+            &server,
+            &old,
+            "checkpoints/moved.safetensors",
+            "400KB",
+        )],
+    );
+    let (engine, _) = engine::Engine::start(Config {
+        fetch_tuning: quick_tuning(),
+        ..test_config(dir.path())
+    })
+    .await
+    .unwrap();
+    engine.spawn_background_jobs();
+    let admin = engine.auth().open_caller();
+    engine.downloads().install_preset("moved").await.unwrap();
+    let list =
+        crate::common::recovery_until(&engine, &admin, "the gone file", |l| !l.open.is_empty())
+            .await;
+    let failure = &list.open[0];
+    assert_eq!(failure.source, FailureSource::Preset);
+    assert_eq!(failure.class, FailureClass::NotFound);
+    assert_eq!(
+        failure.actions,
+        [
+            RecoveryAction::UseSource,
+            RecoveryAction::Dismiss,
+            RecoveryAction::Retry
+        ]
+    );
+    let part = dir.path().join("models/checkpoints/moved.safetensors.part");
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), half);
+
+    let act = |url: Option<&'static str>| {
+        let engine = std::sync::Arc::clone(&engine);
+        let id = failure.id;
+        async move {
+            engine
+                .recovery()
+                .act(
+                    &engine.auth().open_caller(),
+                    id,
+                    RecoveryAction::UseSource,
+                    url,
+                )
+                .await
+        }
+    };
+    let none = act(None).await.unwrap_err();
+    assert_eq!(none.kind(), ErrorKind::Invalid);
+    assert!(none.to_string().contains("\"url\""), "{none}");
+    let ftp = act(Some("ftp://example.com/moved.safetensors"))
+        .await
+        .unwrap_err();
+    assert_eq!(ftp.kind(), ErrorKind::Invalid);
+    assert!(ftp.to_string().contains("not an http(s) link"), "{ftp}");
+    let hidden = engine
+        .recovery()
+        .act(
+            &crate::common::bob(),
+            failure.id,
+            RecoveryAction::UseSource,
+            Some("http://localhost/x"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        hidden.kind(),
+        ErrorKind::NotFound,
+        "a user does not see the pod's"
+    );
+
+    let new_url = server.url_on_other_host(&new.path);
+    let done = engine
+        .recovery()
+        .act(
+            &admin,
+            failure.id,
+            RecoveryAction::UseSource,
+            Some(&new_url),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.state, FailureState::Resolved);
+    wait_for(&engine, "moved", Duration::from_secs(20), installed).await;
+    let dest = dir.path().join("models/checkpoints/moved.safetensors");
+    assert_eq!(sha256_of(&dest), old.sha256);
+    assert_eq!(
+        server.bytes_sent(&new.path),
+        size - half,
+        "the new host sent only what was missing"
+    );
+    let list = crate::common::recovery_until(&engine, &admin, "the failure resolved", |l| {
+        l.open.is_empty()
+    })
+    .await;
+    assert_eq!(list.recent[0].state, FailureState::Resolved);
+    let said = engine.activity().recent(&admin, 20).await.unwrap();
+    assert!(
+        said.iter().any(|a| a.message.contains("downloading from")
+            && a.message.contains("/new/moved.safetensors")
+            && a.message.contains("kept")),
+        "{said:?}"
+    );
+    engine.shutdown().await;
+}

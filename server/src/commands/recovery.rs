@@ -46,7 +46,7 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
             let admin = engine.auth().open_caller();
             let failure = engine
                 .recovery()
-                .act(&admin, id, RecoveryAction::Retry)
+                .act(&admin, id, RecoveryAction::Retry, None)
                 .await?;
             out!("Retrying {} ({}).", failure.subject, failure.class.label());
             let code = carry_out(&engine, &failure).await?;

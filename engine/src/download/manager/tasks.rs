@@ -7,9 +7,10 @@ use super::scheduler::StopReason;
 use super::views::part_len;
 use super::{DownloadError, DownloadManager};
 use crate::clock::now_ms;
-use crate::download::fetch::{part_path, segments_path};
+use crate::download::fetch::{forget_source, part_path, segments_path};
 use crate::download::queue::{InstalledFile, NewTask, TaskRow, TaskState};
 use crate::model::*;
+use crate::workflows::links::download_url_of;
 use crate::workspace;
 
 impl DownloadManager {
@@ -94,6 +95,85 @@ impl DownloadManager {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Downloads task `id`'s file from `pasted` (a link a person gave, made direct as a link
+    /// pasted in "make runnable" is), its old sources kept as the next ones. The bytes on disk
+    /// are kept only when a checksum will tell whether the new host sends the same file.
+    pub async fn use_source(self: &Arc<Self>, id: i64, pasted: &str) -> Result<(), DownloadError> {
+        let task = self
+            .store
+            .task(id)
+            .await?
+            .ok_or(DownloadError::UnknownTask(id))?;
+        if !matches!(task.state, TaskState::Failed | TaskState::Paused) {
+            return Err(DownloadError::Invalid(format!(
+                "{} is {}: another source is for a download that stopped",
+                task.path,
+                task.state.as_str()
+            )));
+        }
+        let url = download_url_of(pasted).map_err(DownloadError::Invalid)?;
+        let mut mirrors: Vec<String> = Vec::new();
+        for old in task.sources() {
+            if old != url && !mirrors.contains(&old) {
+                mirrors.push(old);
+            }
+        }
+        let dest = workspace::resolve_inside(&self.models_dir, &task.path)?;
+        let keep_bytes = task.checksum.is_some();
+        if keep_bytes {
+            if let Err(e) = forget_source(&dest) {
+                tracing::warn!(path = %task.path, error = %e, "cannot update the segment sidecar");
+            }
+        } else {
+            let _ = std::fs::remove_file(part_path(&dest));
+            let _ = std::fs::remove_file(segments_path(&dest));
+        }
+        self.store
+            .set_task_sources(id, &url, &mirrors, keep_bytes, now_ms())
+            .await?;
+        self.record(format!(
+            "{}: downloading from {} now{}",
+            task.path,
+            crate::secret::redact_url(&url),
+            if keep_bytes {
+                " (the bytes already here are kept: the checksum will tell)"
+            } else {
+                " (from the start: no checksum tells whether it is the same file)"
+            }
+        ))
+        .await;
+        self.resume_task(id).await
+    }
+
+    /// The one file of preset `preset_id` that stopped (failed or paused), for another source.
+    pub async fn stalled_file_of_preset(&self, preset_id: &str) -> Result<i64, DownloadError> {
+        let preset = self.preset(preset_id)?;
+        let stalled: Vec<TaskRow> = self
+            .store
+            .tasks()
+            .await?
+            .into_iter()
+            .filter(|t| matches!(t.state, TaskState::Failed | TaskState::Paused))
+            .filter(|t| preset.files.iter().any(|f| f.path == t.path))
+            .collect();
+        match stalled.as_slice() {
+            [one] => Ok(one.id),
+            [] => Err(DownloadError::Invalid(format!(
+                "no file of {} has stopped: retry it instead",
+                preset.name
+            ))),
+            many => Err(DownloadError::Invalid(format!(
+                "another source replaces one file's, and {} files of {} stopped: {}",
+                many.len(),
+                preset.name,
+                many.iter()
+                    .map(|t| t.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Stops and forgets a task; its part file is deleted or kept for a later resume.
