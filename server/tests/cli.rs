@@ -758,24 +758,7 @@ async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tr
     let models = ws.path().join("models");
     std::fs::create_dir_all(models.join("checkpoints")).unwrap();
     std::fs::write(models.join("checkpoints/mine.safetensors"), b"my own").unwrap();
-    let listing = |root: &Path| {
-        let mut out = Vec::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let bytes = std::fs::read(&path).unwrap();
-                    out.push((path, hex::encode(Sha256::digest(bytes))));
-                }
-            }
-        }
-        out.sort();
-        out
-    };
-    let before = listing(&models);
+    let before = support::tree::files_with_sha256(&models);
 
     let mut first = Command::new(BIN)
         .args(["presets", "install", "big", "--wait", "--workspace"])
@@ -819,7 +802,12 @@ async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tr
             .await
             .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(listing(&models), before, "{}", text(&out.stdout));
+    assert_eq!(
+        support::tree::files_with_sha256(&models),
+        before,
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// A small tmpfs over a folder, in a mount namespace of its own that a `sleep` holds (the

@@ -27,6 +27,23 @@ pub(crate) async fn start(config: Config) -> Arc<Engine> {
     engine
 }
 
+/// A new engine on the workspace, with its downloads running, once the stopped one has let go
+/// of the workspace lock (its last handle may still be held by a finishing task).
+async fn start_again(workspace: &Path) -> Arc<Engine> {
+    let started = Instant::now();
+    let engine = loop {
+        match Engine::start(test_config(workspace)).await {
+            Ok((engine, _)) => break engine,
+            Err(EngineError::Workspace(_)) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("restart failed: {e}"),
+        }
+    };
+    tokio::spawn(Arc::clone(engine.downloads()).run());
+    engine
+}
+
 /// One file of a workspace preset: `(model path, url, declared size)`.
 pub(crate) struct TestFile<'a> {
     pub path: &'a str,
@@ -310,16 +327,7 @@ async fn downloads_resume_after_the_engine_is_dropped_and_started_again() {
     server.clear_requests();
     server.reset_bytes_sent(&spec.path);
     // The lock is released with the engine; wait for the last Arc to go.
-    let engine = loop {
-        match Engine::start(test_config(dir.path())).await {
-            Ok((engine, _)) => break engine,
-            Err(EngineError::Workspace(_)) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("restart failed: {e}"),
-        }
-    };
-    tokio::spawn(Arc::clone(engine.downloads()).run());
+    let engine = start_again(dir.path()).await;
     // Nobody asked again: the interrupted task resumes by itself.
     wait_for(&engine, "slow", Duration::from_secs(20), installed).await;
     assert_eq!(sha256_of(&dest), spec.sha256);
@@ -1051,29 +1059,6 @@ async fn old_partial_downloads_nobody_will_finish_are_cleaned_by_age() {
     assert_eq!(again.files, 0, "cleaning twice is harmless");
 }
 
-/// Every file under `root` with its SHA-256 (part files included), for comparing trees.
-fn tree(root: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((relative, sha256_of(&path)));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A preset install is recorded before it starts: the engine stopped in the middle of it, a
 /// new one finishes it, and rolling it back then leaves the models folder exactly as it was
 /// (listing and hashes) — the file it added gone, the person's own file it replaced put back —
@@ -1115,7 +1100,7 @@ async fn rolling_back_an_interrupted_then_finished_install_restores_the_exact_tr
     std::fs::write(models.join("loras/unrelated.safetensors"), b"left alone").unwrap();
 
     let engine = start(test_config(dir.path())).await;
-    let before = tree(&models);
+    let before = common::tree::files_with_sha256(&models);
     engine.downloads().install_preset("main").await.unwrap();
     let big_dest = models.join("checkpoints/big.safetensors");
     let started = Instant::now();
@@ -1127,16 +1112,7 @@ async fn rolling_back_an_interrupted_then_finished_install_restores_the_exact_tr
     drop(engine);
 
     server.clear_faults(&big.path);
-    let engine = loop {
-        match Engine::start(test_config(dir.path())).await {
-            Ok((engine, _)) => break engine,
-            Err(EngineError::Workspace(_)) if started.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("restart failed: {e}"),
-        }
-    };
-    tokio::spawn(Arc::clone(engine.downloads()).run());
+    let engine = start_again(dir.path()).await;
     wait_for(&engine, "main", Duration::from_secs(30), installed).await;
     assert_eq!(
         sha256_of(&models.join("loras/mine.safetensors")),
@@ -1185,7 +1161,7 @@ async fn rolling_back_an_interrupted_then_finished_install_restores_the_exact_tr
     expected.push(("vae/shared.safetensors".into(), shared.sha256.clone()));
     expected.sort();
     assert_eq!(
-        tree(&models),
+        common::tree::files_with_sha256(&models),
         expected,
         "the tree as it was, and what `other` needs"
     );
@@ -1199,7 +1175,7 @@ async fn rolling_back_an_interrupted_then_finished_install_restores_the_exact_tr
 
     let again = engine.recovery().roll_back(&admin, point.id).await.unwrap();
     assert_eq!(again, rolled, "twice is harmless");
-    assert_eq!(tree(&models), expected);
+    assert_eq!(common::tree::files_with_sha256(&models), expected);
     assert!(matches!(
         engine.recovery().roll_back(&admin, 999).await,
         Err(engine::recovery::RecoveryError::NotFound(_))

@@ -1,9 +1,11 @@
 //! What the binary's process tests share: a local file server, free ports, and the engine
-//! suite's real `redis-server`.
+//! suite's real `redis-server` and tree listing.
 #![allow(dead_code)]
 
 #[path = "../../../engine/tests/suite/common/redis.rs"]
 pub mod redis;
+#[path = "../../../engine/tests/suite/common/tree.rs"]
+pub mod tree;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;

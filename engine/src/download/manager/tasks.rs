@@ -127,8 +127,7 @@ impl DownloadManager {
                 tracing::warn!(path = %task.path, error = %e, "cannot update the segment sidecar");
             }
         } else {
-            let _ = std::fs::remove_file(part_path(&dest));
-            let _ = std::fs::remove_file(segments_path(&dest));
+            drop_part_files(&dest);
         }
         self.store
             .set_task_sources(id, &url, &mirrors, keep_bytes, now_ms())
@@ -192,8 +191,7 @@ impl DownloadManager {
         self.stop_and_wait(id, StopReason::Cancel).await;
         if delete_part {
             let dest = workspace::resolve_inside(&self.models_dir, &task.path)?;
-            let _ = std::fs::remove_file(part_path(&dest));
-            let _ = std::fs::remove_file(segments_path(&dest));
+            drop_part_files(&dest);
         }
         self.emit_file(&task, FileState::Missing, TransferFigures::default(), None);
         self.emit_presets_of(&task.path, true).await;
@@ -231,4 +229,11 @@ impl DownloadManager {
             eta_secs: None,
         }
     }
+}
+
+/// Deletes a download's bytes on disk: the part file and its segment sidecar (either may be
+/// missing).
+fn drop_part_files(dest: &std::path::Path) {
+    let _ = std::fs::remove_file(part_path(dest));
+    let _ = std::fs::remove_file(segments_path(dest));
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 pub mod fileserver;
 pub mod redis;
+pub mod tree;
 
 /// The recorded ComfyUI protocol lives in the stand-in's crate.
 pub use comfy_standin::fixture_dir;
