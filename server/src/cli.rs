@@ -50,7 +50,7 @@ pub enum Command {
     /// disable, enable, remove. Changes need the workspace (stop the deck, or use its API).
     Nodes(NodesArgs),
     /// What failed and waits for a person: list (works while a server runs), retry one, retry
-    /// all that can be retried.
+    /// all that can be retried, roll back an install.
     Recovery(RecoveryArgs),
 }
 

@@ -104,7 +104,7 @@ fn RestorePoints() -> impl IntoView {
                             <section class="flex min-w-0 flex-col gap-2" aria-labelledby="restore-title" data-testid="restore-points">
                                 <h2 id="restore-title" class="text-base font-semibold">"Restore points"</h2>
                                 <p class="text-sm text-muted">
-                                    "Each preset install, recorded before it started. Rolling one back removes the files it added (not those another preset needs, nor ones changed since) and puts back the files it replaced."
+                                    "Each preset install and \"make runnable\", recorded before it started. Rolling one back removes what it added — files (not those another preset needs, nor ones changed since), links and packs — and puts back the files it replaced."
                                 </p>
                                 <ul class="flex flex-col gap-2">{rows}</ul>
                             </section>
