@@ -378,7 +378,15 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
         "big",
         &standin.fixtures().prompt_of("post_prompt_ok"),
     );
-    standin.play_next("ws_prompt_out_of_memory");
+    // Every attempt runs out of memory until the "GPU" is freed (an attempt the queue retries
+    // by itself, say after a slow start, does too).
+    let out_of_memory = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_full = Arc::clone(&out_of_memory);
+    standin.set_chooser(move |_| {
+        still_full
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then(|| "ws_prompt_out_of_memory".to_string())
+    });
     let prompt_id = engine
         .generator()
         .submit(&admin, &ok, &[value("1", "batch_size", json!(8))])
@@ -428,6 +436,7 @@ async fn a_run_out_of_gpu_memory_is_in_recovery_with_advice_and_a_retry_runs_it_
     );
 
     // Retry: the same workflow and values run again as a new job; this time it fits.
+    out_of_memory.store(false, std::sync::atomic::Ordering::SeqCst);
     let retried = engine
         .recovery()
         .act(&admin, failure.id, RecoveryAction::Retry, None)
