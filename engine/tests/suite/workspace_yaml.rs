@@ -1,7 +1,7 @@
 //! The `config/extra_model_paths.yaml` that `Engine::start` writes for ComfyUI.
 
 use crate::common;
-use common::fixture_dir;
+use common::{closed_port_url, fixture_dir};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -21,13 +21,6 @@ const REQUIRED: [&str; 9] = [
     "clip_vision",
     "embeddings",
 ];
-
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
 
 async fn start(root: &Path) -> Arc<Engine> {
     let config = Config {

@@ -19,12 +19,11 @@ pub fn bob() -> engine::model::Caller {
     }
 }
 
-/// A URL on 127.0.0.1 where nothing listens (the port was bound, then released).
+/// A URL on 127.0.0.1 where nothing listens. Port 1 is below the ephemeral range, so no test
+/// server bound to port 0 beside this one can ever be handed it: a port bound and released
+/// here could be, and then an engine's ComfyUI client would knock on another test's server.
 pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    "http://127.0.0.1:1".into()
 }
 
 /// A config for `root` that never talks to the real network: ComfyUI and Hugging Face both
