@@ -198,6 +198,7 @@ impl Engine {
         let nodes = Arc::new(NodePackService::new(
             NodesConfig::from_config(&config, &layout),
             Arc::clone(&status),
+            Arc::clone(&downloads),
             comfy.clone(),
             activity.clone(),
         ));
@@ -256,9 +257,10 @@ impl Engine {
             Arc::clone(&operations),
             Arc::clone(&jobs),
             Arc::clone(&status),
-            crate::recovery::Syncs {
+            crate::recovery::ActionServices {
                 catalog: Arc::clone(&catalog),
                 nodes: Arc::clone(&nodes),
+                workflows: Arc::clone(&workflows),
             },
         ));
         let engine = Arc::new(Engine {

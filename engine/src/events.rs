@@ -1,7 +1,9 @@
 //! The event bus: one broadcast channel of [`Event`]s that every `/ws` connection listens to,
 //! and a count of who is watching, so that sampling runs only while it is needed.
 
-use tokio::sync::{broadcast, watch};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::model::Event;
 
@@ -9,6 +11,16 @@ use crate::model::Event;
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
     watchers: watch::Sender<usize>,
+    lossless: Arc<Mutex<Vec<Lossless>>>,
+}
+
+/// A subscriber that must see every event its filter keeps (recovery: a failure skipped in a
+/// burst of progress would never reach the Recovery page). The kept events are few (state
+/// changes, not progress), so an unbounded channel holds them.
+#[derive(Debug)]
+struct Lossless {
+    keep: fn(&Event) -> bool,
+    tx: mpsc::UnboundedSender<Event>,
 }
 
 /// Held by each live viewer (a WebSocket, a polling client); dropping it stops the count.
@@ -29,16 +41,36 @@ impl EventBus {
         // browser tab can never hold memory or slow the others.
         let (tx, _) = broadcast::channel(256);
         let (watchers, _) = watch::channel(0);
-        EventBus { tx, watchers }
+        EventBus {
+            tx,
+            watchers,
+            lossless: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     pub fn publish(&self, event: Event) {
+        {
+            let mut lossless = self.lossless.lock().unwrap_or_else(|e| e.into_inner());
+            // A dropped receiver is forgotten.
+            lossless.retain(|sub| !(sub.keep)(&event) || sub.tx.send(event.clone()).is_ok());
+        }
         // No receiver is not an error: nobody is looking right now.
         let _ = self.tx.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Every event from now on that `keep` keeps, in order, none skipped however slow the
+    /// receiver is.
+    pub fn subscribe_lossless(&self, keep: fn(&Event) -> bool) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lossless
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Lossless { keep, tx });
+        rx
     }
 
     pub fn watch(&self) -> WatchGuard {
@@ -130,5 +162,35 @@ mod tests {
         };
         bus.publish(Event::Activity(entry.clone()));
         assert_eq!(rx.recv().await.unwrap(), Event::Activity(entry));
+    }
+
+    #[tokio::test]
+    async fn a_lossless_subscriber_gets_every_kept_event_of_a_burst_that_others_skip() {
+        let bus = EventBus::new();
+        let mut lossy = bus.subscribe();
+        let mut lossless = bus.subscribe_lossless(|e| matches!(e, Event::Recovery));
+        // Far more than the broadcast channel holds, one kept event in the middle of each
+        // hundred, and nobody reading meanwhile.
+        for i in 0..2_000u64 {
+            bus.publish(if i % 100 == 50 {
+                Event::Recovery
+            } else {
+                Event::ComfyQueue { remaining: i }
+            });
+        }
+        assert!(matches!(
+            lossy.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+        let mut kept = 0;
+        while let Ok(event) = lossless.try_recv() {
+            assert_eq!(event, Event::Recovery, "only what the filter keeps");
+            kept += 1;
+        }
+        assert_eq!(kept, 20);
+        // A dropped receiver is forgotten at the next publish.
+        drop(lossless);
+        bus.publish(Event::Recovery);
+        assert!(bus.lossless.lock().unwrap().is_empty());
     }
 }

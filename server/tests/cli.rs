@@ -713,35 +713,10 @@ async fn recovery_commands_list_a_failed_install_and_retry_it() {
 /// exactly as before it (listing and hashes), the person's own file included.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tree() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
     let sha = hex::encode(Sha256::digest(&body));
-    let slow = Arc::new(AtomicBool::new(true));
-    let slowly = Arc::clone(&slow);
-    let app = axum::Router::new().route(
-        "/big.bin",
-        axum::routing::get(move || {
-            let (body, slow) = (body.clone(), slowly.load(Ordering::SeqCst));
-            async move {
-                let chunks: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
-                use futures::StreamExt;
-                let stream = futures::stream::iter(chunks).then(move |chunk| async move {
-                    if slow {
-                        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-                    }
-                    Ok::<_, std::io::Error>(chunk)
-                });
-                axum::response::Response::builder()
-                    .header("content-length", "3000000")
-                    .body(axum::body::Body::from_stream(stream))
-                    .unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (addr, slow) = slow_file_server("/big.bin", body).await;
 
     let ws = tempfile::tempdir().unwrap();
     let preset_dir = ws.path().join("config/presets/test/big");
@@ -801,6 +776,210 @@ async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tr
         tokio::task::spawn_blocking(move || comfydeck(&ws_path, &["recovery", "rollback", "1"]))
             .await
             .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        support::tree::files_with_sha256(&models),
+        before,
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Serves `body` at `path` in 64 KiB chunks, 40 ms apart while the flag is set (long enough to
+/// kill a process in the middle of the download), at once after.
+async fn slow_file_server(
+    path: &'static str,
+    body: Vec<u8>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let slow = Arc::new(AtomicBool::new(true));
+    let slowly = Arc::clone(&slow);
+    let length = body.len().to_string();
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::get(move || {
+            let (body, slow) = (body.clone(), slowly.load(Ordering::SeqCst));
+            let length = length.clone();
+            async move {
+                let chunks: Vec<Vec<u8>> = body.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+                use futures::StreamExt;
+                let stream = futures::stream::iter(chunks).then(move |chunk| async move {
+                    if slow {
+                        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+                    }
+                    Ok::<_, std::io::Error>(chunk)
+                });
+                axum::response::Response::builder()
+                    .header("content-length", length)
+                    .body(axum::body::Body::from_stream(stream))
+                    .unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, slow)
+}
+
+/// `comfydeck serve` on `workspace` with ComfyUI at `comfyui`, answering once `/health` does.
+async fn serve(workspace: &Path, comfyui: &str) -> (std::process::Child, String) {
+    let port = free_port();
+    let child = with_test_env(
+        Command::new(BIN),
+        workspace,
+        &[
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--comfyui-url",
+            comfyui,
+        ],
+    )
+    .env_remove("ACCESS_PASSWORD")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{base}/health")).await.is_err() {
+        assert!(started.elapsed().as_secs() < 30, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+/// `kill -9` of the deck in the middle of a "make runnable" download: the restarted deck
+/// finishes the operation by itself (from the bytes on disk), and `recovery rollback` of its
+/// restore point leaves the models folder exactly as before (listing and hashes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_make_runnable_goes_on_after_a_restart_and_rolls_back_to_the_exact_tree() {
+    use base64::Engine as _;
+    use std::sync::atomic::Ordering;
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 17 % 251) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&body));
+    let (addr, slow) = slow_file_server("/shared.safetensors", body).await;
+    let comfy = comfy_standin::ComfyStandin::start(comfy_standin::StandinConfig::new(
+        comfy_standin::fixture_dir(),
+    ))
+    .await
+    .unwrap();
+
+    // ComfyUI's default workflow as shared from another pod: its checkpoint, with its link.
+    let fixture: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(comfy_standin::fixture_dir().join("ui_to_api_default_workflow.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut workflow = fixture["ui_workflow"].clone();
+    for node in workflow["nodes"].as_array_mut().unwrap() {
+        if node["type"] == "CheckpointLoaderSimple" {
+            node["widgets_values"] = serde_json::json!(["shared.safetensors"]);
+        }
+    }
+    workflow["models"] = serde_json::json!([{
+        "name": "shared.safetensors",
+        "url": format!("http://{addr}/shared.safetensors"),
+        "directory": "checkpoints",
+    }]);
+
+    let ws = tempfile::tempdir().unwrap();
+    let models = ws.path().join("models");
+    std::fs::create_dir_all(models.join("checkpoints")).unwrap();
+    std::fs::write(models.join("checkpoints/mine.safetensors"), b"my own").unwrap();
+    let before = support::tree::files_with_sha256(&models);
+
+    let (mut deck, base) = serve(ws.path(), &comfy.url()).await;
+    let http = reqwest::Client::new();
+    let imported: serde_json::Value = http
+        .post(format!("{base}/api/workflows/import"))
+        .json(&serde_json::json!({
+            "file_name": "shared.json",
+            "content_base64": base64::engine::general_purpose::STANDARD
+                .encode(serde_json::to_vec(&workflow).unwrap()),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let operation: serde_json::Value = http
+        .post(format!("{base}/api/workflows/make-runnable"))
+        .json(&serde_json::json!({"id": imported["id"]}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = operation["id"].as_i64().expect("an operation id");
+    let part = models.join("checkpoints/shared.safetensors.part");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 300_000 {
+        assert!(started.elapsed().as_secs() < 30, "no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    deck.kill().unwrap(); // SIGKILL
+    deck.wait().unwrap();
+    assert!(!models.join("checkpoints/shared.safetensors").exists());
+
+    // The restarted deck carries the operation on to its end.
+    slow.store(false, Ordering::SeqCst);
+    let (mut deck, base) = serve(ws.path(), &comfy.url()).await;
+    let started = std::time::Instant::now();
+    let done = loop {
+        let op: serde_json::Value = http
+            .get(format!("{base}/api/operations/get?id={id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if op["state"] != "running" {
+            break op;
+        }
+        assert!(started.elapsed().as_secs() < 60, "still running: {op:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["state"], "done", "{done:#}");
+    let installed = std::fs::read(models.join("checkpoints/shared.safetensors")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(installed)), sha);
+    let points: serde_json::Value = http
+        .get(format!("{base}/api/restore-points"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let point = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "operation" && p["target"].as_str() == Some(id.to_string().as_str()))
+        .unwrap_or_else(|| panic!("{points:#}"));
+    let point_id = point["id"].to_string();
+    deck.kill().unwrap();
+    deck.wait().unwrap();
+
+    // Rolled back from the command line: the models folder as it was, the person's file kept.
+    let ws_path = ws.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        comfydeck(&ws_path, &["recovery", "rollback", &point_id])
+    })
+    .await
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         support::tree::files_with_sha256(&models),

@@ -19,6 +19,17 @@ pub async fn list_recovery() -> Result<RecoveryList, ApiError> {
         .map_err(super::server::fail)
 }
 
+/// The banner's sentence (`None`: nothing needs attention), without the list's partial files.
+#[server(endpoint = "recovery/banner", prefix = "/api", input = GetUrl)]
+pub async fn recovery_banner() -> Result<Option<String>, ApiError> {
+    let (engine, caller) = super::server::engine_and_caller()?;
+    engine
+        .recovery()
+        .banner(&caller)
+        .await
+        .map_err(super::server::fail)
+}
+
 /// Carries out `action` on failure `id`: `retry`, `restart_comfyui`, `dismiss`, or
 /// `use_source` with the file's other link in `url` (the others are done by the person — a
 /// token, space, a licence — then `retry`).

@@ -8,7 +8,8 @@ use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::recovery::{
-    act_on_failure, list_recovery, list_restore_points, retry_all_failures, roll_back_restore_point,
+    act_on_failure, list_recovery, list_restore_points, recovery_banner, retry_all_failures,
+    roll_back_restore_point,
 };
 use crate::components::{badge, ErrorNote, Tone};
 use crate::live::Live;
@@ -104,7 +105,7 @@ fn RestorePoints() -> impl IntoView {
                             <section class="flex min-w-0 flex-col gap-2" aria-labelledby="restore-title" data-testid="restore-points">
                                 <h2 id="restore-title" class="text-base font-semibold">"Restore points"</h2>
                                 <p class="text-sm text-muted">
-                                    "Each preset install and \"make runnable\", recorded before it started. Rolling one back removes what it added — files (not those another preset needs, nor ones changed since), links and packs — and puts back the files it replaced."
+                                    "Each preset install, \"make runnable\", and custom-node pack install or update. Rolling one back removes what it added — files (not those another preset needs, nor ones changed since), links and packs — puts back the files it replaced, checks an updated pack out at its old commit, and puts back the Python packages a pack changed."
                                 </p>
                                 <ul class="flex flex-col gap-2">{rows}</ul>
                             </section>
@@ -118,26 +119,46 @@ fn RestorePoints() -> impl IntoView {
     }
 }
 
+/// `3 files, 1 replaced, 1 pack`: what a restore point covers, counted by kind.
+fn restore_point_summary(items: &[RestoreItem]) -> String {
+    let count =
+        |changes: &[RestoreChange]| items.iter().filter(|i| changes.contains(&i.change)).count();
+    let files = count(&[
+        RestoreChange::Created,
+        RestoreChange::Replaced,
+        RestoreChange::Linked,
+    ]);
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if files > 0 {
+        parts.push(plural(files, "file", "files"));
+    }
+    let replaced = count(&[RestoreChange::Replaced]);
+    if replaced > 0 {
+        parts.push(format!("{replaced} replaced"));
+    }
+    let presets = count(&[RestoreChange::Preset]);
+    if presets > 0 {
+        parts.push(plural(presets, "preset", "presets"));
+    }
+    let packs = count(&[RestoreChange::Pack]);
+    if packs > 0 {
+        parts.push(plural(packs, "pack", "packs"));
+    }
+    let updated = count(&[RestoreChange::PackUpdated]);
+    if updated > 0 {
+        parts.push(plural(updated, "pack updated", "packs updated"));
+    }
+    parts.join(", ")
+}
+
 #[component]
 fn RestorePointRow(point: RestorePointView, refresh: Callback<()>) -> impl IntoView {
     let write = Write::new();
     let confirming = RwSignal::new(false);
     let id = point.id;
-    let files = point.items.len();
-    let replaced = point
-        .items
-        .iter()
-        .filter(|i| i.change == RestoreChange::Replaced)
-        .count();
-    let what = format!(
-        "{files} file{}{}",
-        if files == 1 { "" } else { "s" },
-        if replaced > 0 {
-            format!(", {replaced} replaced")
-        } else {
-            String::new()
-        }
-    );
+    let what = restore_point_summary(&point.items);
     let rolled_back = point.state == RestoreState::RolledBack;
     let note = point.note.clone();
     view! {
@@ -154,7 +175,7 @@ fn RestorePointRow(point: RestorePointView, refresh: Callback<()>) -> impl IntoV
                 <div class="flex flex-wrap items-center gap-2">
                     {move || if confirming.get() {
                         view! {
-                            <span class="text-xs">"Remove what this install added?"</span>
+                            <span class="text-xs">"Undo this change?"</span>
                             <button type="button" data-testid="restore-confirm" class="btn-primary"
                                 disabled=move || write.busy()
                                 on:click=move |_| write.run(roll_back_restore_point(id), move |_| refresh.run(()))>
@@ -438,8 +459,8 @@ pub fn RecoveryBanner() -> impl IntoView {
     Effect::new(move |_| {
         live.recovery.track();
         leptos::task::spawn_local(async move {
-            if let Ok(list) = list_recovery().await {
-                line.try_set(list.banner());
+            if let Ok(banner) = recovery_banner().await {
+                line.try_set(banner);
             }
         });
     });

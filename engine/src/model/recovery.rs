@@ -175,6 +175,10 @@ named_enum! {
         Preset = "preset",
         /// A custom-node pack the change installed (removed when rolled back).
         Pack = "pack",
+        /// A custom-node pack the change checked out at another commit (checked out at its
+        /// old one again, and the Python packages the change altered put back, when rolled
+        /// back).
+        PackUpdated = "pack_updated",
     }
 }
 

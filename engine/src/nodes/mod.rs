@@ -13,7 +13,7 @@ mod process;
 mod service;
 
 pub use map::{NodeMap, NodeMapSource, DEFAULT_NODE_MAP_URL};
-pub use service::{InstallTarget, NodePackService, NodesConfig, Progress};
+pub use service::{InstallTarget, NodePackService, NodesConfig, PackUndo, Progress};
 
 use crate::error::Classify;
 use crate::model::ErrorKind;

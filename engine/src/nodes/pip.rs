@@ -32,6 +32,25 @@ pub(crate) struct Planned {
 /// `pip freeze`: normalised name → the line that reinstalls it (`name==1.0` or `name @ url`).
 pub(crate) type Frozen = BTreeMap<String, String>;
 
+/// What one change did to pip's packages: name → (its line before, its line after); `None`
+/// where the package was not installed.
+pub(crate) type PipChanges = BTreeMap<String, (Option<String>, Option<String>)>;
+
+/// The packages whose line differs between `before` and `after`.
+pub(crate) fn changes(before: &Frozen, after: &Frozen) -> PipChanges {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|name| before.get(*name) != after.get(*name))
+        .map(|name| {
+            (
+                name.clone(),
+                (before.get(name).cloned(), after.get(name).cloned()),
+            )
+        })
+        .collect()
+}
+
 impl Pip {
     fn args<'a>(&'a self, head: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["-m", "pip"];
@@ -140,6 +159,52 @@ impl Pip {
                 "pip's packages still differ from the restore point: {}",
                 describe_difference(before, &after)
             ));
+        }
+        Ok(done)
+    }
+
+    /// Undoes `changes` where they still hold: a package the change added is uninstalled, one
+    /// it altered is reinstalled at its old line (without dependencies). A package changed
+    /// again since is left as it is, and said so. Returns what it did, in words.
+    pub async fn undo(&self, changes: &PipChanges) -> Result<Vec<String>, String> {
+        let now = self.freeze().await?;
+        let mut done = Vec::new();
+        let mut added = Vec::new();
+        let mut altered = Vec::new();
+        let mut left = Vec::new();
+        for (name, (before, after)) in changes {
+            if now.get(name) != after.as_ref() {
+                left.push(name.as_str());
+                continue;
+            }
+            match before {
+                None => added.push(name.as_str()),
+                Some(line) => altered.push(line.as_str()),
+            }
+        }
+        if !added.is_empty() {
+            let mut args = self.args(&["uninstall", "--yes", "--quiet"]);
+            args.extend(added.iter().copied());
+            run("pip uninstall", &self.python, args, None, &[], PLAN_TIMEOUT).await?;
+            done.push(format!("uninstalled {}", added.join(", ")));
+        }
+        if !altered.is_empty() {
+            let mut args = self.args(&["install", "--quiet", "--no-deps"]);
+            args.extend(altered.iter().copied());
+            args.extend(self.install_args.iter().map(String::as_str));
+            run(
+                "pip install (putting back)",
+                &self.python,
+                args,
+                None,
+                &[],
+                INSTALL_TIMEOUT,
+            )
+            .await?;
+            done.push(format!("reinstalled {}", altered.join(", ")));
+        }
+        if !left.is_empty() {
+            done.push(format!("left {} (changed since)", left.join(", ")));
         }
         Ok(done)
     }
@@ -273,5 +338,16 @@ mod tests {
             describe_difference(&a, &b),
             "added c; removed b; changed a==1"
         );
+    }
+
+    #[test]
+    fn changes_name_what_was_added_altered_and_removed() {
+        let before = parse_freeze("a==1\nb==1\nkeep==1\n");
+        let after = parse_freeze("a==2\nc==1\nkeep==1\n");
+        let changes = changes(&before, &after);
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(changes["a"], (Some("a==1".into()), Some("a==2".into())));
+        assert_eq!(changes["b"], (Some("b==1".into()), None));
+        assert_eq!(changes["c"], (None, Some("c==1".into())));
     }
 }

@@ -17,10 +17,11 @@ use crate::activity::ActivityLog;
 use crate::comfy::supervisor::resolve_python;
 use crate::comfy::ComfyClient;
 use crate::config::Config;
+use crate::download::manager::{DownloadManager, PointKey};
 use crate::model::{
     check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState,
     MissingNodeClass, NodePack, NodePackList, NodePackOutcome, NodePackState, PackSource,
-    ResolvedPack, DEFAULT_PROTECTED_PACKAGES,
+    ResolvedPack, RestoreChange, DEFAULT_PROTECTED_PACKAGES,
 };
 use crate::status::StatusService;
 use crate::workspace::WorkspaceLayout;
@@ -99,6 +100,27 @@ struct RestorePoint {
     pip_freeze: Frozen,
 }
 
+/// How to undo one pack change that succeeded, kept with its restore point (as JSON): an
+/// install (`from_commit` is `None`: the folder goes) or an update (checked out at
+/// `from_commit` again); in both, the Python packages it altered are put back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackUndo {
+    pub pack: String,
+    pub from_commit: Option<String>,
+    /// The commit the change left, when a git checkout: a pack at another one since is kept.
+    pub to_commit: Option<String>,
+    pub pip: pip::PipChanges,
+    /// The install made `custom_nodes/.disabled/` (removed again with the pack, when empty).
+    #[serde(default)]
+    pub made_disabled_folder: bool,
+}
+
+impl PackUndo {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a pack undo serialises")
+    }
+}
+
 /// What to undo beyond the pip packages.
 enum Undo<'a> {
     /// Remove the folder that the install created.
@@ -110,6 +132,8 @@ enum Undo<'a> {
 pub struct NodePackService {
     config: NodesConfig,
     status: Arc<StatusService>,
+    /// Keeps the deck's restore points (pack installs and updates are recorded there).
+    restore_points: Arc<DownloadManager>,
     comfy: ComfyClient,
     activity: ActivityLog,
     /// One change at a time: two installs must not restart ComfyUI under each other.
@@ -129,12 +153,14 @@ impl NodePackService {
     pub fn new(
         config: NodesConfig,
         status: Arc<StatusService>,
+        restore_points: Arc<DownloadManager>,
         comfy: ComfyClient,
         activity: ActivityLog,
     ) -> Self {
         NodePackService {
             config,
             status,
+            restore_points,
             comfy,
             activity,
             lock: tokio::sync::Mutex::new(()),
@@ -431,15 +457,38 @@ impl NodePackService {
         target: InstallTarget,
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
+        let (outcome, undo) = self.install_undoable(caller, target, progress).await?;
+        self.record(
+            &format!("install pack {}", undo.pack),
+            &undo.pack,
+            RestoreChange::Pack,
+            &undo,
+        )
+        .await;
+        Ok(outcome)
+    }
+
+    /// [`install`](Self::install) for a change that keeps its own restore point (a "make
+    /// runnable"): how to undo the install is handed back instead of recorded.
+    pub async fn install_undoable(
+        &self,
+        caller: &Caller,
+        target: InstallTarget,
+        progress: Progress<'_>,
+    ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
         require_admin(caller, "install custom-node packs")?;
         let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let disabled = root.join(DISABLED_DIR);
         let created = !exists(&disabled);
-        let result = self.install_locked(&root, target, progress).await;
-        if result.is_err() && created {
+        let mut result = self.install_locked(&root, target, progress).await;
+        match &mut result {
+            Ok((_, undo)) => undo.made_disabled_folder = created,
             // Only when empty: the folder is put back exactly as it was.
-            let _ = std::fs::remove_dir(&disabled);
+            Err(_) if created => {
+                let _ = std::fs::remove_dir(&disabled);
+            }
+            Err(_) => {}
         }
         result
     }
@@ -449,7 +498,7 @@ impl NodePackService {
         root: &Path,
         target: InstallTarget,
         progress: Progress<'_>,
-    ) -> Result<NodePackOutcome, NodesError> {
+    ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
         let root = root.to_path_buf();
         let mut steps = Steps::new(progress);
         git::available().await.map_err(NodesError::Failed)?;
@@ -521,10 +570,20 @@ impl NodePackService {
                     pack.classes.len()
                 );
                 self.activity.record(ActivityKind::System, message).await;
-                Ok(NodePackOutcome {
-                    pack: Some(pack),
-                    steps: steps.done,
-                })
+                let undo = PackUndo {
+                    pack: id.clone(),
+                    from_commit: None,
+                    to_commit: git::head(&dest).await,
+                    pip: self.pip_changes(&pip, &point.pip_freeze).await,
+                    made_disabled_folder: false,
+                };
+                Ok((
+                    NodePackOutcome {
+                        pack: Some(pack),
+                        steps: steps.done,
+                    },
+                    undo,
+                ))
             }
             Err(reason) => {
                 self.fail(
@@ -726,6 +785,20 @@ impl NodePackService {
                         format!("Custom-node pack {id} updated to {}", short(&new)),
                     )
                     .await;
+                let undo = PackUndo {
+                    pack: id.to_string(),
+                    from_commit: Some(old.clone()),
+                    to_commit: Some(new.clone()),
+                    pip: self.pip_changes(&pip, &point.pip_freeze).await,
+                    made_disabled_folder: false,
+                };
+                self.record(
+                    &format!("update pack {id} to {} (was {})", short(&new), short(&old)),
+                    &format!("{id}@{new}"),
+                    RestoreChange::PackUpdated,
+                    &undo,
+                )
+                .await;
                 Ok(NodePackOutcome {
                     pack: Some(pack),
                     steps: steps.done,
@@ -858,7 +931,118 @@ impl NodePackService {
         })
     }
 
+    /// Undoes one pack change of a restore point (administrators only): the pack an install
+    /// added is removed, an updated one checked out at its old commit again; the Python
+    /// packages the change altered are put back (not those changed again since); ComfyUI is
+    /// restarted. A pack at another commit than the change left is kept. Says what it did.
+    pub async fn undo(
+        &self,
+        caller: &Caller,
+        undo: &PackUndo,
+        progress: Progress<'_>,
+    ) -> Result<String, NodesError> {
+        require_admin(caller, "roll back custom-node packs")?;
+        let root = self.custom_nodes_to_change()?;
+        let _guard = self.lock.lock().await;
+        let mut steps = Steps::new(progress);
+        let id = undo.pack.as_str();
+        let dir = match pack_dir(&root, id, false) {
+            Ok(dir) => Some(dir),
+            Err(NodesError::NotFound(_)) => pack_dir(&root, id, true).ok(),
+            Err(e) => return Err(e),
+        };
+        let head = match &dir {
+            Some(dir) => git::head(dir).await,
+            None => None,
+        };
+        let at_old = undo.from_commit.is_some() && head == undo.from_commit;
+        if dir.is_some() && undo.to_commit.is_some() && head != undo.to_commit && !at_old {
+            return Err(NodesError::Conflict(format!(
+                "pack {id} was changed since{}, so it was kept",
+                head.as_deref()
+                    .map(|h| format!(" (it is at {} now)", short(h)))
+                    .unwrap_or_default()
+            )));
+        }
+        let mut done = Vec::new();
+        match (&undo.from_commit, &dir) {
+            (None, None) | (Some(_), None) => done.push(format!("pack {id} was gone already")),
+            (None, Some(dir)) => {
+                remove_entry(dir)
+                    .map_err(|e| NodesError::Io(format!("cannot remove {}: {e}", dir.display())))?;
+                if undo.made_disabled_folder {
+                    let _ = std::fs::remove_dir(root.join(DISABLED_DIR));
+                }
+                done.push(format!("removed pack {id}"));
+            }
+            (Some(from), Some(_)) if at_old => {
+                done.push(format!("pack {id} was at {} already", short(from)))
+            }
+            (Some(from), Some(dir)) => {
+                git::checkout(dir, from).await.map_err(NodesError::Failed)?;
+                done.push(format!("checked pack {id} out at {} again", short(from)));
+            }
+        }
+        steps.say(done[0].clone());
+        let pip = self.pip()?;
+        match pip.undo(&undo.pip).await {
+            Ok(said) => done.extend(said.into_iter().map(|s| format!("pip: {s}"))),
+            Err(e) => done.push(format!("pip's packages not put back: {e}")),
+        }
+        match self.restart(&mut steps).await {
+            Err(e) => done.push(e),
+            Ok(()) if undo.from_commit.is_some() && dir.is_some() => {
+                match self.loaded_pack(id).await {
+                    Ok(pack) if pack.state == NodePackState::Loaded => {
+                        done.push(format!("ComfyUI loaded {id} again"))
+                    }
+                    Ok(pack) => {
+                        done.push(format!("after the restart {id} is {}", pack.state.label()))
+                    }
+                    Err(e) => done.push(e),
+                }
+            }
+            Ok(()) => done.push("ComfyUI is running again".into()),
+        }
+        let said = done.join("; ");
+        self.activity
+            .record(
+                ActivityKind::System,
+                format!("Custom-node pack {id} rolled back: {said}"),
+            )
+            .await;
+        Ok(said)
+    }
+
     // -- restore points, restarts, failures ----------------------------------------------------
+
+    /// What the change did to pip's packages since `before`; nothing when pip cannot say (the
+    /// rollback then leaves the packages alone).
+    async fn pip_changes(&self, pip: &Pip, before: &Frozen) -> pip::PipChanges {
+        match pip.freeze().await {
+            Ok(after) => pip::changes(before, &after),
+            Err(e) => {
+                tracing::warn!(error = %e, "pip freeze after a pack change failed");
+                pip::PipChanges::new()
+            }
+        }
+    }
+
+    /// Records a pack change that succeeded as a restore point of its own.
+    async fn record(&self, subject: &str, target: &str, change: RestoreChange, undo: &PackUndo) {
+        let point = PointKey {
+            kind: "pack",
+            target,
+            subject,
+        };
+        if let Err(e) = self
+            .restore_points
+            .record_change(&point, &undo.pack, change, Some(&undo.to_json()))
+            .await
+        {
+            tracing::warn!(error = %e, pack = %undo.pack, "a restore point was not recorded");
+        }
+    }
 
     async fn restore_point(
         &self,
@@ -966,7 +1150,7 @@ impl NodePackService {
 
     /// Puts the restore point back after `reason`, restarts ComfyUI, and answers with what
     /// happened.
-    async fn fail(
+    async fn fail<T>(
         &self,
         what: &str,
         reason: String,
@@ -974,7 +1158,7 @@ impl NodePackService {
         pip: &Pip,
         undo: Undo<'_>,
         steps: &mut Steps<'_>,
-    ) -> Result<NodePackOutcome, NodesError> {
+    ) -> Result<T, NodesError> {
         steps.say(format!("{what} failed; putting the restore point back"));
         let mut restored = Vec::new();
         let mut problems = Vec::new();

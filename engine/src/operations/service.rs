@@ -538,14 +538,17 @@ impl OperationService {
                     id: None,
                     version: version.clone(),
                 };
-                let result = self.nodes.install(caller, target, &progress).await;
+                let result = self.nodes.install_undoable(caller, target, &progress).await;
                 self.bridge.forget_object_info();
                 match result {
-                    Ok(outcome) => {
-                        if let Some(pack) = &outcome.pack {
-                            self.record(running, &pack.id, RestoreChange::Pack, None)
-                                .await;
-                        }
+                    Ok((outcome, undo)) => {
+                        self.record(
+                            running,
+                            &undo.pack,
+                            RestoreChange::Pack,
+                            Some(&undo.to_json()),
+                        )
+                        .await;
                         Outcome::done(
                             outcome
                                 .steps

@@ -6,7 +6,7 @@ pub mod classify;
 mod service;
 pub mod store;
 
-pub use service::{RecoveryService, Syncs};
+pub use service::{ActionServices, RecoveryService};
 
 use crate::error::Classify;
 use crate::model::ErrorKind;

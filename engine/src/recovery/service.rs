@@ -1,6 +1,7 @@
 //! Sees every failure on the event bus, keeps it until it is resolved, and carries out the
 //! actions a person chooses.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,9 +15,10 @@ use crate::download::manager::{DownloadError, DownloadManager};
 use crate::events::EventBus;
 use crate::jobs::JobService;
 use crate::model::*;
-use crate::nodes::NodePackService;
+use crate::nodes::{NodePackService, PackUndo};
 use crate::operations::OperationService;
 use crate::status::StatusService;
+use crate::workflows::WorkflowService;
 
 pub struct RecoveryService {
     store: RecoveryStore,
@@ -25,7 +27,7 @@ pub struct RecoveryService {
     operations: Arc<OperationService>,
     jobs: Arc<JobService>,
     status: Arc<StatusService>,
-    syncs: Syncs,
+    services: ActionServices,
     /// `Event::Recovery`s the listener has passed: events arrive in order, so once it passes
     /// one published by [`RecoveryService::flush`], everything before it is recorded.
     passed_marks: Arc<AtomicU64>,
@@ -33,10 +35,12 @@ pub struct RecoveryService {
     listening: AtomicBool,
 }
 
-/// What retries a failed sync.
-pub struct Syncs {
+/// The services the actions call besides the failed thing's own: the catalog's and the node
+/// map's syncs, the packs' undo, and the workflows whose files a rollback keeps.
+pub struct ActionServices {
     pub catalog: Arc<CatalogService>,
     pub nodes: Arc<NodePackService>,
+    pub workflows: Arc<WorkflowService>,
 }
 
 /// What an event says about a thing that can fail.
@@ -53,7 +57,7 @@ impl RecoveryService {
         operations: Arc<OperationService>,
         jobs: Arc<JobService>,
         status: Arc<StatusService>,
-        syncs: Syncs,
+        services: ActionServices,
     ) -> Self {
         RecoveryService {
             store,
@@ -62,7 +66,7 @@ impl RecoveryService {
             operations,
             jobs,
             status,
-            syncs,
+            services,
             passed_marks: Arc::new(AtomicU64::new(0)),
             listening: AtomicBool::new(false),
         }
@@ -71,7 +75,7 @@ impl RecoveryService {
     /// Follows the event bus until `stopping`: failures are recorded, successes resolve them.
     pub fn spawn_listener(self: &Arc<Self>, stopping: &CancellationToken) {
         let this = Arc::clone(self);
-        let mut rx = self.events.subscribe();
+        let mut rx = self.events.subscribe_lossless(concerns_recovery);
         self.listening.store(true, Ordering::SeqCst);
         let stopping = stopping.clone();
         tokio::spawn(async move {
@@ -80,11 +84,7 @@ impl RecoveryService {
                     _ = stopping.cancelled() => return,
                     event = rx.recv() => event,
                 };
-                let event = match event {
-                    Ok(event) => event,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                };
+                let Some(event) = event else { return };
                 if matches!(event, Event::Recovery) {
                     this.passed_marks.fetch_add(1, Ordering::SeqCst);
                 }
@@ -277,6 +277,19 @@ impl RecoveryService {
         Ok(list)
     }
 
+    /// The banner's sentence for the caller, `None` when nothing needs attention: the open
+    /// failures only (every page asks, so not the walk of the models folder the list does).
+    pub async fn banner(&self, caller: &Caller) -> Result<Option<String>, RecoveryError> {
+        let open: Vec<FailureView> = self
+            .store
+            .open(Self::scope(caller))
+            .await?
+            .into_iter()
+            .map(|f| f.view)
+            .collect();
+        Ok(banner_line(&open))
+    }
+
     async fn owned(&self, caller: &Caller, id: i64) -> Result<StoredFailure, RecoveryError> {
         match self.store.get(id).await? {
             Some(f) if caller.is_admin() || f.view.user_id == Some(caller.user_id) => Ok(f),
@@ -447,14 +460,18 @@ impl RecoveryService {
                 admin_only()?;
                 match SyncKind::parse(&failure.target) {
                     Some(SyncKind::PresetRegistry) => {
-                        let note = self.syncs.catalog.sync().await.map_err(|e| failed(&e))?;
+                        let note = self.services.catalog.sync().await.map_err(|e| failed(&e))?;
                         // The registry's failure is a note, not an error of the reload.
                         if note.contains("sync failed") {
                             return Err(RecoveryError::Failed(note));
                         }
                     }
                     Some(SyncKind::NodeMap) => {
-                        self.syncs.nodes.sync_map().await.map_err(|e| failed(&e))?;
+                        self.services
+                            .nodes
+                            .sync_map()
+                            .await
+                            .map_err(|e| failed(&e))?;
                     }
                     None => {
                         return Err(RecoveryError::Invalid(format!(
@@ -500,26 +517,93 @@ impl RecoveryService {
             .await
             .map_err(|e| RecoveryError::Store(e.to_string()))?;
         let mut done = Vec::new();
-        if let Some(point) = point.filter(|p| p.state == RestoreState::Kept) {
-            for pack in point
-                .items
-                .iter()
-                .filter(|i| i.change == RestoreChange::Pack)
-            {
-                let quiet = |_: &str| {};
-                match self.syncs.nodes.remove(caller, &pack.path, &quiet).await {
-                    Ok(_) => done.push(format!("removed pack {}", pack.path)),
-                    Err(e) => done.push(format!("pack {} not removed: {e}", pack.path)),
+        if point
+            .as_ref()
+            .is_some_and(|p| p.state == RestoreState::Kept)
+        {
+            // Newest change first: an update is undone before the install it followed.
+            for change in [RestoreChange::PackUpdated, RestoreChange::Pack] {
+                let items = self
+                    .downloads
+                    .restore_items_of(id, change)
+                    .await
+                    .map_err(|e| RecoveryError::Store(e.to_string()))?;
+                for (pack, undo) in items {
+                    done.push(self.undo_pack(caller, &pack, change, undo.as_deref()).await);
                 }
             }
         }
+        let needed = match &point {
+            Some(point) if point.state == RestoreState::Kept => {
+                self.models_other_workflows_need(caller, point).await
+            }
+            _ => HashSet::new(),
+        };
         self.downloads
-            .roll_back_with(id, &done)
+            .roll_back_with(id, &done, &needed)
             .await
             .map_err(|e| match e {
                 DownloadError::UnknownRestorePoint(_) => RecoveryError::NotFound(e.to_string()),
                 other => RecoveryError::Failed(other.to_string()),
             })
+    }
+
+    /// The model files (relative to the models folder) that the people's workflows and
+    /// ComfyUI's saved ones name — not templates, and for a "make runnable" not its own
+    /// workflow nor its runnable copy. A listing that fails keeps nothing extra: the preset
+    /// and changed-file checks still hold.
+    async fn models_other_workflows_need(
+        &self,
+        caller: &Caller,
+        point: &RestorePointView,
+    ) -> HashSet<String> {
+        let mut own = Vec::new();
+        if point.kind == "operation" {
+            if let Some(op) = match point.target.parse::<i64>() {
+                Ok(op_id) => self.operations.get(caller, op_id).await.ok(),
+                Err(_) => None,
+            } {
+                own.push(op.workflow_id);
+                own.extend(op.result_workflow_id);
+            }
+        }
+        match self.services.workflows.list(caller).await {
+            Ok(list) => list
+                .workflows
+                .iter()
+                .filter(|w| w.source != WorkflowSource::Template && !own.contains(&w.id))
+                .flat_map(|w| &w.required_models)
+                .map(|m| format!("{}/{}", m.folder, m.file))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the workflows were not listed for a rollback");
+                HashSet::new()
+            }
+        }
+    }
+
+    /// Undoes one pack change of a restore point and says how it went.
+    async fn undo_pack(
+        &self,
+        caller: &Caller,
+        pack: &str,
+        change: RestoreChange,
+        undo: Option<&str>,
+    ) -> String {
+        let quiet = |_: &str| {};
+        let undo = undo.and_then(|json| serde_json::from_str::<PackUndo>(json).ok());
+        let result = match (undo, change) {
+            (Some(undo), _) => self.services.nodes.undo(caller, &undo, &quiet).await,
+            // Recorded before packs kept how to undo them: the folder goes.
+            (None, RestoreChange::Pack) => self
+                .services
+                .nodes
+                .remove(caller, pack, &quiet)
+                .await
+                .map(|_| format!("removed pack {pack}")),
+            (None, _) => return format!("pack {pack} not rolled back: its old state was not kept"),
+        };
+        result.unwrap_or_else(|e| format!("pack {pack} not rolled back: {e}"))
     }
 
     /// Retries every open failure that can be retried as it is (not those waiting for a token,
@@ -544,5 +628,29 @@ impl RecoveryService {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// The events [`RecoveryService::seen`] may record or resolve from (state changes, never
+/// progress), and its own marks: the listener gets every one of them.
+fn concerns_recovery(event: &Event) -> bool {
+    match event {
+        Event::Download(file) => matches!(
+            file.state,
+            FileState::Failed | FileState::Paused | FileState::Installed
+        ),
+        Event::Preset(preset) => {
+            matches!(preset.state, InstallState::Failed | InstallState::Installed)
+        }
+        Event::Operation(op) => matches!(op.state, OperationState::Failed | OperationState::Done),
+        Event::Job(job) => job.state == JobState::Failed,
+        Event::ComfyProcess(process) => matches!(
+            process.state,
+            ComfyProcessState::Failed { .. }
+                | ComfyProcessState::Restarting { .. }
+                | ComfyProcessState::Ready { .. }
+        ),
+        Event::Sync(_) | Event::Recovery => true,
+        _ => false,
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use engine::error::Classify;
 use engine::model::{
     Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, RestoreChange,
-    StepKind, StepState,
+    RestoreState, StepKind, StepState,
 };
 use engine::nodes::{InstallTarget, NodesError};
 use engine::Engine;
@@ -212,6 +212,15 @@ impl Pod {
             }
         }
         out
+    }
+
+    /// [`tree`](Self::tree) without what git keeps inside `.git/` (an update's fetch leaves
+    /// `FETCH_HEAD` there): the files ComfyUI loads.
+    fn work_tree(&self) -> BTreeSet<String> {
+        self.tree()
+            .into_iter()
+            .filter(|path| !path.contains("/.git/"))
+            .collect()
     }
 
     fn pip_freeze(&self) -> String {
@@ -484,6 +493,122 @@ async fn a_missing_class_resolves_through_properties_then_the_node_map_and_insta
         .await
         .unwrap_err();
     assert_eq!(unknown.kind(), ErrorKind::NotFound, "{unknown}");
+    pod.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_install_and_a_pack_update_are_restore_points_that_roll_back_exactly() {
+    let pod = Pod::start(&[]).await;
+    let nodes = pod.engine.nodes();
+    let recovery = pod.engine.recovery();
+    let (url, commits) = make_repo(
+        pod.root.path(),
+        "pack-good",
+        &[
+            &[
+                ("__init__.py", &init_py(Some("tinydep"), &["GoodNodeA"])),
+                ("requirements.txt", "tinydep==1.0\n"),
+            ],
+            // The update brings a class and a requirement of its own.
+            &[
+                (
+                    "__init__.py",
+                    &init_py(Some("otherdep"), &["GoodNodeA", "GoodNodeB"]),
+                ),
+                ("requirements.txt", "tinydep==1.0\notherdep==1.0\n"),
+            ],
+        ],
+    );
+    let tree_empty = pod.work_tree();
+    let freeze_empty = pod.pip_freeze();
+    nodes
+        .install(&pod.admin, target(&url, Some(&commits[0])), &quiet)
+        .await
+        .unwrap();
+    let tree_installed = pod.work_tree();
+    let freeze_installed = pod.pip_freeze();
+    assert!(freeze_installed.contains("tinydep==1.0"));
+    nodes
+        .update(&pod.admin, "pack-good", Some(&commits[1]), &quiet)
+        .await
+        .unwrap();
+    assert!(pod.pip_freeze().contains("otherdep==1.0"));
+    assert!(pod.classes().await.contains("GoodNodeB"));
+
+    // Two restore points of kind "pack", newest first: the update, then the install.
+    let points = recovery.restore_points(&pod.admin).await.unwrap();
+    let packs: Vec<_> = points.iter().filter(|p| p.kind == "pack").collect();
+    assert_eq!(packs.len(), 2, "{points:#?}");
+    let (update, install) = (packs[0].clone(), packs[1].clone());
+    assert!(
+        update.subject.starts_with("update pack pack-good to "),
+        "{update:?}"
+    );
+    assert_eq!(update.items[0].change, RestoreChange::PackUpdated);
+    assert_eq!(install.subject, "install pack pack-good");
+    assert_eq!(install.items[0].change, RestoreChange::Pack);
+
+    // Rolling the update back: the old commit, the old packages, the old classes.
+    let rolled = recovery.roll_back(&pod.admin, update.id).await.unwrap();
+    let note = rolled.note.clone().unwrap();
+    assert!(note.contains("checked pack pack-good out at"), "{note}");
+    assert!(note.contains("uninstalled otherdep"), "{note}");
+    assert!(note.contains("ComfyUI loaded pack-good again"), "{note}");
+    assert_eq!(pod.work_tree(), tree_installed);
+    assert_eq!(pod.pip_freeze(), freeze_installed);
+    let list = nodes.list(&pod.admin).await.unwrap();
+    assert_eq!(list.packs[0].commit.as_deref(), Some(commits[0].as_str()));
+    pod.wait_ready().await;
+    let classes = pod.classes().await;
+    assert!(classes.contains("GoodNodeA") && !classes.contains("GoodNodeB"));
+    // Twice is harmless.
+    let again = recovery.roll_back(&pod.admin, update.id).await.unwrap();
+    assert_eq!(again.note, rolled.note);
+    assert_eq!(pod.work_tree(), tree_installed);
+
+    // Rolling the install back: no pack, none of its packages, none of its classes.
+    let removed = recovery.roll_back(&pod.admin, install.id).await.unwrap();
+    let note = removed.note.clone().unwrap();
+    assert!(note.contains("removed pack pack-good"), "{note}");
+    assert!(note.contains("uninstalled tinydep"), "{note}");
+    assert_eq!(pod.work_tree(), tree_empty);
+    assert_eq!(pod.pip_freeze(), freeze_empty);
+    pod.wait_ready().await;
+    assert!(!pod.classes().await.contains("GoodNodeA"));
+
+    // Installed and updated again: the install's point keeps a pack that moved on since,
+    // and says so, rather than undo more than the install added.
+    nodes
+        .install(&pod.admin, target(&url, Some(&commits[0])), &quiet)
+        .await
+        .unwrap();
+    nodes
+        .update(&pod.admin, "pack-good", Some(&commits[1]), &quiet)
+        .await
+        .unwrap();
+    let points = recovery.restore_points(&pod.admin).await.unwrap();
+    let reinstall = points
+        .iter()
+        .find(|p| p.subject == "install pack pack-good" && p.state == RestoreState::Kept)
+        .unwrap_or_else(|| panic!("{points:#?}"));
+    assert_ne!(
+        reinstall.id, install.id,
+        "a new point, not the rolled back one"
+    );
+    let kept = recovery.roll_back(&pod.admin, reinstall.id).await.unwrap();
+    let note = kept.note.clone().unwrap();
+    assert!(note.contains("pack pack-good not rolled back"), "{note}");
+    assert!(note.contains("changed since"), "{note}");
+    assert!(pod.custom_nodes().join("pack-good/__init__.py").is_file());
+    // Only administrators roll back.
+    assert_eq!(
+        recovery
+            .roll_back(&crate::common::bob(), update.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Forbidden
+    );
     pod.engine.shutdown().await;
 }
 

@@ -367,6 +367,53 @@ async fn bad_links_fail_in_words_and_a_missing_link_or_choice_is_asked() {
     engine.shutdown().await;
 }
 
+/// "Never a file another workflow needs": a rollback keeps the file a make runnable downloaded
+/// once another workflow of the library names it, and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_keeps_a_file_another_workflow_needs() {
+    let files = FileServer::start().await;
+    files.add_file("/models/shared.safetensors", 100_000);
+    let comfy = ComfyStandin::start(StandinConfig::new(fixture_dir()))
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let engine = start_engine(root.path(), &comfy).await;
+    let admin = engine.auth().open_caller();
+    let mut workflow = shared_workflow(
+        "shared.safetensors",
+        json!([{"name": "shared.safetensors", "url": files.url("/models/shared.safetensors"), "directory": "checkpoints"}]),
+    );
+    for node in workflow["nodes"].as_array_mut().unwrap() {
+        if node["type"] == "KSampler" {
+            node["widgets_values"] = json!([5, "fixed", 20, 8, "euler", "normal", 1]);
+        }
+    }
+    let id = import(&engine, &admin, "first.json", &workflow).await;
+    let started = engine.operations().start(&admin, &id).await.unwrap();
+    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    assert_eq!(op.state, OperationState::Done, "{op:#?}");
+    let file = root.path().join("models/checkpoints/shared.safetensors");
+    assert!(file.is_file());
+
+    // Another workflow picks the same checkpoint: the rollback leaves the file for it.
+    import(
+        &engine,
+        &admin,
+        "second.json",
+        &shared_workflow("shared.safetensors", json!([])),
+    )
+    .await;
+    let point = engine.recovery().restore_points(&admin).await.unwrap()[0].clone();
+    assert_eq!(point.target, op.id.to_string());
+    let rolled = engine.recovery().roll_back(&admin, point.id).await.unwrap();
+    assert_eq!(
+        rolled.note.as_deref(),
+        Some("removed 0 files; kept checkpoints/shared.safetensors (another workflow needs it)")
+    );
+    assert!(file.is_file());
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operation_continues_after_a_restart() {
     let files = FileServer::start().await;

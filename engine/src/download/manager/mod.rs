@@ -143,6 +143,9 @@ pub struct DownloadManager {
     /// Where restore points keep the files a preset install replaces; unset, no points are
     /// recorded (a worker's or a read-only manager).
     restore_dir: std::sync::OnceLock<PathBuf>,
+    /// Held while a restore point is looked up and maybe created: two changes of one target
+    /// at once (a preset install and its file) must share one point, not make two.
+    opening_point: tokio::sync::Mutex<()>,
 }
 
 impl DownloadManager {
@@ -167,6 +170,7 @@ impl DownloadManager {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             restore_dir: std::sync::OnceLock::new(),
+            opening_point: tokio::sync::Mutex::new(()),
         })
     }
 

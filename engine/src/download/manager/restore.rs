@@ -4,6 +4,7 @@
 //! another requested preset needs, never one changed since comfydeck verified it, never
 //! anything outside the models folder; rolling back twice changes nothing.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -113,6 +114,7 @@ impl DownloadManager {
         point: &PointKey<'_>,
         was_requested: bool,
     ) -> Result<i64, DownloadError> {
+        let _opening = self.opening_point.lock().await;
         let pool = self.store.pool();
         let open: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM restore_points WHERE kind = ?1 AND target = ?2 AND state = 'kept' \
@@ -218,15 +220,17 @@ impl DownloadManager {
     /// is no longer the one comfydeck verified —, the files it replaced put back, and the
     /// preset's request forgotten when it was new. A second call changes nothing.
     pub async fn roll_back(self: &Arc<Self>, id: i64) -> Result<RestorePointView, DownloadError> {
-        self.roll_back_with(id, &[]).await
+        self.roll_back_with(id, &[], &HashSet::new()).await
     }
 
-    /// [`roll_back`](Self::roll_back), for a point whose packs the caller removed already
-    /// (`done_elsewhere` says so in the note). Its presets' own points are rolled back too.
+    /// [`roll_back`](Self::roll_back), for a point whose packs the caller undid already
+    /// (`done_elsewhere` says so in the note), keeping the files other workflows need
+    /// (`needed_by_workflows`). Its presets' own points are rolled back too.
     pub async fn roll_back_with(
         self: &Arc<Self>,
         id: i64,
         done_elsewhere: &[String],
+        needed_by_workflows: &HashSet<String>,
     ) -> Result<RestorePointView, DownloadError> {
         let point = self
             .restore_point(id)
@@ -258,12 +262,16 @@ impl DownloadManager {
                     presets.push(item.path.clone());
                     continue;
                 }
-                // Removed by the caller, which has the packs' service.
-                RestoreChange::Pack => continue,
+                // Undone by the caller, which has the packs' service.
+                RestoreChange::Pack | RestoreChange::PackUpdated => continue,
                 _ => {}
             }
             if keep.contains(&item.path) {
                 kept.push(format!("{} (another preset needs it)", item.path));
+                continue;
+            }
+            if needed_by_workflows.contains(&item.path) && item.change != RestoreChange::Replaced {
+                kept.push(format!("{} (another workflow needs it)", item.path));
                 continue;
             }
             if let Some(task) = tasks.iter().find(|t| t.path == item.path) {
@@ -307,7 +315,7 @@ impl DownloadManager {
                         _ => {}
                     }
                 }
-                RestoreChange::Preset | RestoreChange::Pack => {}
+                RestoreChange::Preset | RestoreChange::Pack | RestoreChange::PackUpdated => {}
                 RestoreChange::Replaced => {
                     let backup = self.backup_of(id, &item.path);
                     if !backup.exists() {
@@ -343,7 +351,7 @@ impl DownloadManager {
             .await
             .map_err(crate::store::StoreError::from)?;
             if let Some(preset_point) = newest {
-                Box::pin(self.roll_back(preset_point)).await?;
+                Box::pin(self.roll_back_with(preset_point, &[], needed_by_workflows)).await?;
                 rolled_presets.push(preset);
             }
         }
@@ -384,12 +392,31 @@ impl DownloadManager {
         .map_err(crate::store::StoreError::from)?;
         self.record(format!("Rolled back: {} ({note})", point.subject))
             .await;
-        if let Ok(preset) = self.preset(&point.target) {
-            self.emit_preset_now(&preset).await;
+        if point.kind == "preset" {
+            if let Ok(preset) = self.preset(&point.target) {
+                self.emit_preset_now(&preset).await;
+            }
         }
         self.restore_point(id)
             .await?
             .ok_or(DownloadError::UnknownRestorePoint(id))
+    }
+
+    /// The items of point `id` that record `change`, each with what puts it back (for a pack:
+    /// how to undo it, as JSON).
+    pub async fn restore_items_of(
+        &self,
+        id: i64,
+        change: RestoreChange,
+    ) -> Result<Vec<(String, Option<String>)>, DownloadError> {
+        Ok(sqlx::query_as(
+            "SELECT path, backup FROM restore_items WHERE point_id = ? AND change = ? ORDER BY path",
+        )
+        .bind(id)
+        .bind(change.as_str())
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?)
     }
 
     fn backup_of(&self, id: i64, path: &str) -> PathBuf {
