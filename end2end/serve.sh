@@ -153,7 +153,8 @@ PY
     console.log(`${base}/node-map.json?${q}`);
   ' "$files_url" "file://$repo")"
   # A preset whose file answers 401 until the test "adds the token" (fileserver.mjs /grant/):
-  # the Recovery page's one-click fix.
+  # the Recovery page's one-click fix; and one whose link is gone (404), given another on the
+  # Recovery page, then rolled back from its restore point.
   mkdir -p "$ws/config"
   cat >"$ws/config/presets.yaml" <<YAML
 # Written by end2end/serve.sh for the browser tests.
@@ -166,6 +167,17 @@ presets:
     files:
     - path: loras/e2e-token.safetensors
       url: $files_url/token/e2e-token.safetensors?size=200000
+      size: 200KB
+    tags:
+    - e2e
+  E2E_GONE:
+    name: E2E gone preset
+    category: Image Generation
+    type: image
+    description: One small file whose link answers 404, for Recovery's Use another source
+    files:
+    - path: loras/e2e-gone.safetensors
+      url: $files_url/status/404/e2e-gone.safetensors
       size: 200KB
     tags:
     - e2e

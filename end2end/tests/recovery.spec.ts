@@ -2,7 +2,8 @@
 // file server answers 401 until the test "adds the token") fails; the banner on every page says
 // so and links to the Recovery page, which shows the failure classified with its actions; after
 // the token is accepted, one click on Retry installs it, the failure is resolved and the banner
-// is gone. Screenshots at 1280 and 375 px.
+// is gone. A preset whose link is gone (404) is finished from a link pasted on the Recovery page,
+// and its restore point rolls the install back. Screenshots at 1280 and 375 px.
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Page, type TestInfo } from '@playwright/test';
@@ -19,19 +20,23 @@ async function shoot(page: Page, testInfo: TestInfo, name: string): Promise<void
   await page.screenshot({ path: path.join(ARTIFACTS_DIR, `${name}-${testInfo.project.name}.png`), fullPage: true });
 }
 
-async function presetState(request: APIRequestContext): Promise<string> {
+const GONE = 'e2e-gone';
+
+async function presetState(request: APIRequestContext, id = PRESET): Promise<string> {
   const res = await request.get(`${POD_URL}/api/models`);
   expect(res.status()).toBe(200);
   const models = (await res.json()) as { presets: { id: string; state: string }[] };
-  return models.presets.find((p) => p.id === PRESET)?.state ?? 'absent';
+  return models.presets.find((p) => p.id === id)?.state ?? 'absent';
 }
 
 test.beforeEach(async ({ request }) => {
-  // The token is "missing" again and the preset not installed, so each project sees it fail.
+  // The token is "missing" again and the presets not installed, so each project sees them fail.
   expect((await request.get(`${FILESERVER_URL}/revoke/${FILE}`)).status()).toBe(200);
-  if ((await presetState(request)) !== 'not_installed') {
-    const removed = await request.post(`${POD_URL}/api/presets/remove`, { data: { id: PRESET } });
-    expect(removed.status(), await removed.text()).toBe(200);
+  for (const id of [PRESET, GONE]) {
+    if ((await presetState(request, id)) !== 'not_installed') {
+      const removed = await request.post(`${POD_URL}/api/presets/remove`, { data: { id } });
+      expect(removed.status(), await removed.text()).toBe(200);
+    }
   }
 });
 
@@ -82,5 +87,41 @@ test('a failed install shows in the banner and on Recovery, and one click fixes 
   expect(list.recent.find((f) => f.subject === `preset ${PRESET}`)?.state).toBe('resolved');
   await gotoHydrated(page, '/models');
   await expect(page.getByTestId('recovery-banner')).toHaveCount(0);
+  expect(errors.errors).toEqual([]);
+});
+
+test('a file whose link is gone is finished from another link, and its install rolls back', async ({ page, request }, testInfo) => {
+  const errors = collectBrowserErrors(page);
+  await gotoHydrated(page, '/recovery');
+  await expect(page.getByTestId('live-state')).toHaveText('Live', { timeout: 15_000 });
+  const install = await request.post(`${POD_URL}/api/presets/install`, { data: { id: GONE } });
+  expect(install.status(), await install.text()).toBe(200);
+
+  // Not found: the first thing offered is a field for another link.
+  const failure = page.locator(`[data-testid="failure"][data-source="preset"]`).filter({ hasText: `preset ${GONE}` });
+  await expect(failure).toHaveCount(1, { timeout: 20_000 });
+  await expect(failure).toHaveAttribute('data-class', 'not_found');
+  const field = failure.getByTestId('failure-source-url');
+  await expect(field).toBeVisible();
+  await field.fill(`${FILESERVER_URL}/fast/${GONE}.safetensors?size=200000`);
+  await expectNoHorizontalScroll(page);
+  await shoot(page, testInfo, 'recovery-use-source');
+  await press(failure.locator('[data-testid="failure-action"][data-action="use_source"]'), testInfo);
+  await expect(failure).toHaveCount(0, { timeout: 15_000 });
+  await expect.poll(() => presetState(request, GONE), { timeout: 20_000 }).toBe('installed');
+
+  // Its restore point, newest first: rolling it back removes the file it added.
+  await page.reload();
+  const point = page.getByTestId('restore-point').filter({ hasText: 'install E2E gone preset' }).first();
+  await expect(point).toHaveAttribute('data-state', 'kept');
+  await expect(point).toContainText('1 file');
+  await press(point.getByTestId('restore-roll-back'), testInfo);
+  await expect(point.getByText('Undo this change?')).toBeVisible();
+  await press(point.getByTestId('restore-confirm'), testInfo);
+  await expect(point).toHaveAttribute('data-state', 'rolled_back', { timeout: 15_000 });
+  await expect(point.getByTestId('restore-note')).toContainText('removed 1 file');
+  await expectNoHorizontalScroll(page);
+  await shoot(page, testInfo, 'recovery-rolled-back');
+  await expect.poll(() => presetState(request, GONE), { timeout: 10_000 }).toBe('not_installed');
   expect(errors.errors).toEqual([]);
 });
