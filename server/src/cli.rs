@@ -725,6 +725,15 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub job_lease_secs: u64,
+    /// The wait before a job is delivered again after a transient failure, in seconds;
+    /// doubles with each delivery (0: at once)
+    #[arg(
+        long,
+        env = "JOB_RETRY_SECS",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub job_retry_secs: u64,
     #[command(flatten)]
     pub packs: NodePackArgs,
 }
@@ -800,10 +809,17 @@ impl ServeArgs {
                 self.job_lease_secs
             ));
         }
+        if self.job_retry_secs > 600 {
+            return Err(format!(
+                "--job-retry-secs must be at most 600, got {}",
+                self.job_retry_secs
+            ));
+        }
         config.job_limits = engine::jobs::JobLimits {
             max_pending_per_user: self.max_pending_per_user,
             max_running_per_user: self.max_running_per_user,
             lease: std::time::Duration::from_secs(self.job_lease_secs),
+            retry_delay: std::time::Duration::from_secs(self.job_retry_secs),
         };
         self.packs.apply(&mut config)?;
         config.startup_presets = [

@@ -182,6 +182,14 @@ where
     let id = job.id;
     let active = job.state.is_active();
     let line = match (job.state, job.position, &job.waiting_for) {
+        // After a transient failure the next delivery waits (the backoff): say until when.
+        (JobState::Pending, ..) if job.retry_at_ms.is_some() => {
+            let at = format_utc(job.retry_at_ms.unwrap_or_default());
+            format!(
+                "delivered again at {} UTC, after a failure",
+                at.get(11..19).unwrap_or(&at)
+            )
+        }
         (JobState::Pending, _, Some(why)) => why.clone(),
         (JobState::Pending, Some(n), None) => format!("{} in line", ordinal(n)),
         (JobState::Pending, None, None) => "waiting".to_string(),

@@ -83,7 +83,9 @@ for _, u in ipairs(ordered) do
     for _, id in ipairs(redis.call('ZRANGE', p..'pending:'..u, 0, 199)) do
       local key = p..'job:'..id
       local fits = any
-      if not fits then
+      if tonumber(redis.call('HGET', key, 'retry_at_ms') or '0') > now then
+        fits = false
+      elseif not fits then
         fits = true
         for _, m in ipairs(cjson.decode(redis.call('HGET', key, 'models') or '[]')) do
           if not have[m] then fits = false break end
@@ -96,6 +98,7 @@ for _, u in ipairs(ordered) do
         redis.call('HINCRBY', key, 'attempts', 1)
         redis.call('HSET', key, 'state', 'running', 'worker', worker, 'lease_until_ms', now + lease,
           'claimed_ms', now)
+        redis.call('HDEL', key, 'retry_at_ms')
         redis.call('HSETNX', key, 'started_ms', now)
         redis.call('ZADD', p..'leases', now + lease, id)
         redis.call('HINCRBY', p..'running_count', u, 1)
@@ -123,7 +126,8 @@ redis.call('ZADD', p..'leases', ARGV[3], ARGV[1])
 return tonumber(redis.call('HGET', key, 'cancel_requested'))
 "#;
 
-// ARGV: id, fence, state, finished_ms, error, attempt_errors, outputs ('' keeps), expired_at ('').
+// ARGV: id, fence, state, finished_ms, error, attempt_errors, outputs ('' keeps), expired_at (''),
+// retry_at ('': at once).
 const SETTLE: &str = r#"
 local p = 'comfydeck:'
 local id = ARGV[1]
@@ -143,6 +147,7 @@ redis.call('HSET', key, 'state', state, 'attempt_errors', ARGV[6])
 redis.call('HDEL', key, 'lease_until_ms')
 if ARGV[7] ~= '' then redis.call('HSET', key, 'outputs', ARGV[7]) end
 if ARGV[5] ~= '' then redis.call('HSET', key, 'error', ARGV[5]) end
+if state == 'pending' and ARGV[9] ~= '' then redis.call('HSET', key, 'retry_at_ms', ARGV[9]) end
 if state == 'pending' then
   local prio = tonumber(redis.call('HGET', key, 'priority'))
   redis.call('ZADD', p..'pending:'..user, string.format('%.17g', -prio * 1e9 + tonumber(id)), id)
@@ -255,6 +260,7 @@ fn read_hash(hash: &HashMap<String, String>) -> Result<JobRecord, JobError> {
             outputs: json(hash, "outputs")?,
             required_models: json(hash, "models")?,
             waiting_for: None,
+            retry_at_ms: optional_number(hash, "retry_at_ms"),
             cancel_requested: field(hash, "cancel_requested")? == "1",
         },
         payload,
@@ -428,6 +434,12 @@ impl RedisQueue {
             .arg(to_json(&settlement.attempt_errors(record)))
             .arg(outputs)
             .arg(expired_at_ms.map(|t| t.to_string()).unwrap_or_default())
+            .arg(
+                settlement
+                    .retry_at_ms(now_ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut conn)
             .await?;
         Ok(applied == 1)

@@ -9,9 +9,10 @@ pub enum Settlement {
     Succeed {
         outputs: Vec<JobOutput>,
     },
-    /// Back in line for another delivery.
+    /// Back in line for another delivery, not before `delay_ms` from now.
     Requeue {
         attempt_errors: Vec<String>,
+        delay_ms: i64,
     },
     Fail {
         error: String,
@@ -35,7 +36,7 @@ impl Settlement {
     pub fn attempt_errors<'a>(&'a self, record: &'a JobRecord) -> &'a [String] {
         match self {
             Settlement::Succeed { .. } => &record.view.attempt_errors,
-            Settlement::Requeue { attempt_errors }
+            Settlement::Requeue { attempt_errors, .. }
             | Settlement::Fail { attempt_errors, .. }
             | Settlement::Cancel { attempt_errors } => attempt_errors,
         }
@@ -47,13 +48,38 @@ impl Settlement {
             _ => None,
         }
     }
+
+    /// When a requeued job may be delivered again (`None`: at once, or not requeued).
+    pub fn retry_at_ms(&self, now_ms: i64) -> Option<i64> {
+        match self {
+            Settlement::Requeue { delay_ms, .. } if *delay_ms > 0 => Some(now_ms + delay_ms),
+            _ => None,
+        }
+    }
+}
+
+/// The longest wait before a redelivery.
+const MAX_RETRY_DELAY_MS: i64 = 10 * 60 * 1000;
+
+/// The wait before delivery `attempts + 1` after a transient failure: `first` after the
+/// first delivery, doubling with each one after, at most ten minutes.
+pub fn retry_delay_ms(first: std::time::Duration, attempts: u32) -> i64 {
+    let first = first.as_millis().min(MAX_RETRY_DELAY_MS as u128) as i64;
+    let doublings = attempts.saturating_sub(1).min(16);
+    (first << doublings).min(MAX_RETRY_DELAY_MS)
 }
 
 /// A delivery failed for `reason`. Transient failures (a worker lost, ComfyUI away or crashed,
 /// a connection error) get up to [`MAX_DELIVERIES`] deliveries, then fail with every
 /// attempt's reason; anything else (ComfyUI refused the prompt, a node raised) fails at once.
-/// A job someone cancelled ends cancelled whatever the failure.
-pub fn after_failure(record: &JobRecord, reason: &str, transient: bool) -> Settlement {
+/// A job someone cancelled ends cancelled whatever the failure. A requeued job waits
+/// `delay_ms` first: the same ComfyUI failing again at once helps nobody.
+pub fn after_failure(
+    record: &JobRecord,
+    reason: &str,
+    transient: bool,
+    delay_ms: i64,
+) -> Settlement {
     let mut attempt_errors = record.view.attempt_errors.clone();
     attempt_errors.push(format!(
         "delivery {}: {reason}",
@@ -79,16 +105,21 @@ pub fn after_failure(record: &JobRecord, reason: &str, transient: bool) -> Settl
             attempt_errors,
         };
     }
-    Settlement::Requeue { attempt_errors }
+    Settlement::Requeue {
+        attempt_errors,
+        delay_ms,
+    }
 }
 
-/// The worker holding the job stopped heart-beating until its lease ended.
+/// The worker holding the job stopped heart-beating until its lease ended: another worker
+/// may take it at once (the lease was the wait).
 pub fn after_lost_lease(record: &JobRecord) -> Settlement {
     let worker = record.view.worker.as_deref().unwrap_or("the worker");
     after_failure(
         record,
         &format!("{worker} stopped answering before its lease ended"),
         true,
+        0,
     )
 }
 
@@ -210,6 +241,7 @@ mod tests {
                 outputs: Vec::new(),
                 required_models: Vec::new(),
                 waiting_for: None,
+                retry_at_ms: None,
                 cancel_requested: cancel,
             },
             payload: JobPayload {
@@ -224,16 +256,16 @@ mod tests {
     #[test]
     fn transient_failures_retry_until_the_third_delivery() {
         assert!(matches!(
-            after_failure(&record(1, false), "ComfyUI is not reachable", true),
+            after_failure(&record(1, false), "ComfyUI is not reachable", true, 1_000),
             Settlement::Requeue { .. }
         ));
         assert!(matches!(
-            after_failure(&record(2, false), "reset", true),
+            after_failure(&record(2, false), "reset", true, 1_000),
             Settlement::Requeue { .. }
         ));
         let mut third = record(3, false);
         third.view.attempt_errors = vec!["delivery 1: a".into(), "delivery 2: b".into()];
-        match after_failure(&third, "c", true) {
+        match after_failure(&third, "c", true, 1_000) {
             Settlement::Fail {
                 error,
                 attempt_errors,
@@ -249,13 +281,33 @@ mod tests {
     }
 
     #[test]
+    fn redeliveries_wait_longer_each_time_and_a_lost_lease_not_at_all() {
+        let first = std::time::Duration::from_secs(5);
+        assert_eq!(retry_delay_ms(first, 1), 5_000);
+        assert_eq!(retry_delay_ms(first, 2), 10_000);
+        assert_eq!(retry_delay_ms(first, 3), 20_000);
+        assert_eq!(retry_delay_ms(first, 40), 600_000, "at most ten minutes");
+        assert_eq!(retry_delay_ms(std::time::Duration::ZERO, 2), 0);
+        let requeued = after_failure(&record(1, false), "ComfyUI is not reachable", true, 5_000);
+        assert_eq!(requeued.retry_at_ms(100), Some(5_100));
+        let lost = after_lost_lease(&record(1, false));
+        assert!(matches!(lost, Settlement::Requeue { delay_ms: 0, .. }));
+        assert_eq!(lost.retry_at_ms(100), None);
+    }
+
+    #[test]
     fn refusals_fail_at_once_and_cancelled_jobs_stay_cancelled() {
-        match after_failure(&record(1, false), "KSampler (node 3): bad seed", false) {
+        match after_failure(
+            &record(1, false),
+            "KSampler (node 3): bad seed",
+            false,
+            1_000,
+        ) {
             Settlement::Fail { error, .. } => assert_eq!(error, "KSampler (node 3): bad seed"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            after_failure(&record(1, true), "interrupted", true),
+            after_failure(&record(1, true), "interrupted", true, 1_000),
             Settlement::Cancel { .. }
         ));
         assert!(matches!(

@@ -26,6 +26,8 @@ pub struct JobLimits {
     pub max_running_per_user: Option<u64>,
     /// How long a claim lasts without a heartbeat.
     pub lease: Duration,
+    /// The wait before the second delivery after a transient failure (doubling after each).
+    pub retry_delay: Duration,
 }
 
 impl Default for JobLimits {
@@ -34,6 +36,7 @@ impl Default for JobLimits {
             max_pending_per_user: 100,
             max_running_per_user: None,
             lease: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(5),
         }
     }
 }
@@ -849,7 +852,8 @@ impl JobService {
 
     pub async fn fail(&self, worker: &str, failure: &JobFailure) -> Result<JobView, JobError> {
         let record = self.fenced(failure.job_id, failure.fence).await?;
-        let settlement = rules::after_failure(&record, &failure.reason, failure.transient);
+        let delay = rules::retry_delay_ms(self.limits.retry_delay, record.view.attempts);
+        let settlement = rules::after_failure(&record, &failure.reason, failure.transient, delay);
         self.settle(&record, &settlement, None).await?;
         self.queue.worker_finished_job(worker).await?;
         self.view_of(failure.job_id).await

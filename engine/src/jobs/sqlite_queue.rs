@@ -17,7 +17,8 @@ pub struct SqliteQueue {
 
 const COLUMNS: &str = "id, user_id, username, workflow_name, workflow_id, payload_json, \
     models_json, prompt_id, state, priority, attempts, fence, worker, lease_until_ms, \
-    cancel_requested, created_ms, started_ms, finished_ms, error, attempt_errors_json, outputs_json";
+    cancel_requested, created_ms, started_ms, finished_ms, error, attempt_errors_json, outputs_json, \
+    retry_at_ms";
 
 fn json_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, JobError> {
     serde_json::from_str(text).map_err(JobError::corrupt)
@@ -54,6 +55,7 @@ fn read_row(row: &SqliteRow) -> Result<JobRecord, JobError> {
             outputs: json_list(row.try_get::<&str, _>("outputs_json")?)?,
             required_models: json_list(row.try_get::<&str, _>("models_json")?)?,
             waiting_for: None,
+            retry_at_ms: row.try_get("retry_at_ms")?,
             cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         },
         payload,
@@ -138,9 +140,11 @@ impl SqliteQueue {
             }
             let line: Vec<(i64, String)> = sqlx::query_as(
                 "SELECT id, models_json FROM jobs WHERE state = 'pending' AND user_id = ? \
+                 AND (retry_at_ms IS NULL OR retry_at_ms <= ?) \
                  ORDER BY priority DESC, id LIMIT 200",
             )
             .bind(user)
+            .bind(now_ms)
             .fetch_all(&mut *tx)
             .await?;
             for (id, models) in line {
@@ -154,7 +158,7 @@ impl SqliteQueue {
                 }
                 sqlx::query(
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, fence = fence + 1, \
-                     worker = ?, lease_until_ms = ?, claimed_ms = ?, \
+                     worker = ?, lease_until_ms = ?, claimed_ms = ?, retry_at_ms = NULL, \
                      started_ms = COALESCE(started_ms, ?) WHERE id = ?",
                 )
                 .bind(&worker.name)
@@ -229,13 +233,18 @@ impl SqliteQueue {
         let finished = (state != JobState::Pending).then_some(now_ms);
         sqlx::query(
             "UPDATE jobs SET state = ?, lease_until_ms = NULL, finished_ms = ?, error = ?, \
-             attempt_errors_json = ?, outputs_json = ? WHERE id = ?",
+             attempt_errors_json = ?, outputs_json = ?, retry_at_ms = ? WHERE id = ?",
         )
         .bind(state.as_str())
         .bind(finished)
         .bind(settlement.error())
         .bind(to_json(&settlement.attempt_errors(record)))
         .bind(to_json(&outputs))
+        .bind(
+            settlement
+                .retry_at_ms(now_ms)
+                .filter(|_| state == JobState::Pending),
+        )
         .bind(record.view.id)
         .execute(&mut *tx)
         .await?;

@@ -86,6 +86,9 @@ pub struct JobView {
     pub required_models: Vec<String>,
     /// Set while pending and no connected worker can run it: "waiting for a worker with …".
     pub waiting_for: Option<String>,
+    /// While pending after a transient failure: no delivery before this time (the backoff).
+    #[serde(default)]
+    pub retry_at_ms: Option<i64>,
     pub cancel_requested: bool,
 }
 

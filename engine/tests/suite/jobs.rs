@@ -16,6 +16,8 @@ use crate::common::redis::RedisServer;
 use crate::common::test_config;
 
 const LEASE: Duration = Duration::from_millis(1500);
+/// The wait before the second delivery after a transient failure (600 ms before the third).
+const RETRY: Duration = Duration::from_millis(300);
 
 fn config(dir: &std::path::Path, queue_url: Option<String>, max_pending: u64) -> Config {
     Config {
@@ -24,6 +26,7 @@ fn config(dir: &std::path::Path, queue_url: Option<String>, max_pending: u64) ->
             max_pending_per_user: max_pending,
             max_running_per_user: None,
             lease: LEASE,
+            retry_delay: RETRY,
         },
         ..test_config(dir)
     }
@@ -241,11 +244,31 @@ async fn scenarios(queue_url: Option<String>) {
         ));
     }
 
-    // Transient failures: three deliveries, then failed with every reason.
+    // Transient failures: three deliveries, each after a longer wait, then failed with every
+    // reason.
     let job = submit(&engine, &alice, None).await.job_id;
+    let mut not_before = None;
     for n in 1..=3 {
-        let claimed = claim(&engine, &w1).await.expect("delivered again");
+        if let Some(at) = not_before {
+            assert!(
+                claim(&engine, &w1).await.is_none(),
+                "{backend}: not delivered again before {at}"
+            );
+        }
+        let claimed = jobs
+            .claim(&w1, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("delivered again");
+        if let Some(at) = not_before {
+            assert!(engine::clock::now_ms() >= at, "{backend}: delivered early");
+        }
         assert_eq!(claimed.attempt, n);
+        assert_eq!(
+            state(&engine, job).await.retry_at_ms,
+            None,
+            "cleared by the claim"
+        );
         let failure = JobFailure {
             job_id: job,
             fence: claimed.fence,
@@ -259,6 +282,20 @@ async fn scenarios(queue_url: Option<String>) {
             JobState::Failed
         };
         assert_eq!(after.state, expected, "{backend}: after delivery {n}");
+        if n < 3 {
+            let wait = RETRY.as_millis() as i64 * (1 << (n - 1));
+            let at = after
+                .retry_at_ms
+                .expect("a requeued job says when it goes again");
+            let now = engine::clock::now_ms();
+            assert!(
+                at > now && at <= now + wait,
+                "{backend}: {at} within {wait} ms of {now}"
+            );
+            not_before = Some(at);
+        } else {
+            assert_eq!(after.retry_at_ms, None);
+        }
     }
     let failed = state(&engine, job).await;
     let error = failed.error.unwrap();
@@ -655,6 +692,7 @@ async fn running_limit(queue_url: Option<String>) {
             max_pending_per_user: 100,
             max_running_per_user: Some(1),
             lease: LEASE,
+            retry_delay: RETRY,
         },
         ..config(dir.path(), queue_url, 100)
     })
