@@ -744,15 +744,7 @@ async fn a_killed_install_goes_on_after_a_restart_and_rolls_back_to_the_exact_tr
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let part = models.join("checkpoints/big.safetensors.part");
-    let started = std::time::Instant::now();
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 300_000 {
-        assert!(started.elapsed().as_secs() < 30, "no progress");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
-    assert!(!models.join("checkpoints/big.safetensors").exists());
+    kill_9_mid_download(&mut first, &models.join("checkpoints/big.safetensors")).await;
 
     slow.store(false, Ordering::SeqCst);
     let ws_path = ws.path().to_path_buf();
@@ -824,6 +816,20 @@ async fn slow_file_server(
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, slow)
+}
+
+/// Waits until `file`'s part holds 300 kB, then kills `process` with -9: the file is not
+/// there yet.
+async fn kill_9_mid_download(process: &mut std::process::Child, file: &Path) {
+    let part = file.with_extension("safetensors.part");
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 300_000 {
+        assert!(started.elapsed().as_secs() < 30, "no progress");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+    assert!(!file.exists());
 }
 
 /// `comfydeck serve` on `workspace` with ComfyUI at `comfyui`, answering once `/health` does.
@@ -923,15 +929,7 @@ async fn a_killed_make_runnable_goes_on_after_a_restart_and_rolls_back_to_the_ex
         .await
         .unwrap();
     let id = operation["id"].as_i64().expect("an operation id");
-    let part = models.join("checkpoints/shared.safetensors.part");
-    let started = std::time::Instant::now();
-    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 300_000 {
-        assert!(started.elapsed().as_secs() < 30, "no progress");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    deck.kill().unwrap(); // SIGKILL
-    deck.wait().unwrap();
-    assert!(!models.join("checkpoints/shared.safetensors").exists());
+    kill_9_mid_download(&mut deck, &models.join("checkpoints/shared.safetensors")).await;
 
     // The restarted deck carries the operation on to its end.
     slow.store(false, Ordering::SeqCst);

@@ -117,6 +117,34 @@ impl Pip {
         Ok(parse_freeze(&out.stdout))
     }
 
+    /// Uninstalls `added` (names) and reinstalls `lines` (`name==1.0`, without dependencies);
+    /// says what it did.
+    async fn put_back(&self, added: &[&str], lines: &[&str]) -> Result<Vec<String>, String> {
+        let mut done = Vec::new();
+        if !added.is_empty() {
+            let mut args = self.args(&["uninstall", "--yes", "--quiet"]);
+            args.extend(added.iter().copied());
+            run("pip uninstall", &self.python, args, None, &[], PLAN_TIMEOUT).await?;
+            done.push(format!("uninstalled {}", added.join(", ")));
+        }
+        if !lines.is_empty() {
+            let mut args = self.args(&["install", "--quiet", "--no-deps"]);
+            args.extend(lines.iter().copied());
+            args.extend(self.install_args.iter().map(String::as_str));
+            run(
+                "pip install (putting back)",
+                &self.python,
+                args,
+                None,
+                &[],
+                INSTALL_TIMEOUT,
+            )
+            .await?;
+            done.push(format!("reinstalled {}", lines.join(", ")));
+        }
+        Ok(done)
+    }
+
     /// Puts the environment back to `before`: uninstalls what was added and reinstalls (without
     /// dependencies) every package whose line changed. Returns what it did, in words.
     pub async fn restore(&self, before: &Frozen) -> Result<Vec<String>, String> {
@@ -127,32 +155,12 @@ impl Pip {
             .filter(|name| !before.contains_key(*name))
             .map(String::as_str)
             .collect();
-        if !added.is_empty() {
-            let mut args = self.args(&["uninstall", "--yes", "--quiet"]);
-            args.extend(added.iter().copied());
-            run("pip uninstall", &self.python, args, None, &[], PLAN_TIMEOUT).await?;
-            done.push(format!("uninstalled {}", added.join(", ")));
-        }
         let changed: Vec<&str> = before
             .iter()
             .filter(|(name, line)| now.get(*name) != Some(line))
             .map(|(_, line)| line.as_str())
             .collect();
-        if !changed.is_empty() {
-            let mut args = self.args(&["install", "--quiet", "--no-deps"]);
-            args.extend(changed.iter().copied());
-            args.extend(self.install_args.iter().map(String::as_str));
-            run(
-                "pip install (restoring)",
-                &self.python,
-                args,
-                None,
-                &[],
-                INSTALL_TIMEOUT,
-            )
-            .await?;
-            done.push(format!("reinstalled {}", changed.join(", ")));
-        }
+        done.extend(self.put_back(&added, &changed).await?);
         let after = self.freeze().await?;
         if &after != before {
             return Err(format!(
@@ -182,27 +190,7 @@ impl Pip {
                 Some(line) => altered.push(line.as_str()),
             }
         }
-        if !added.is_empty() {
-            let mut args = self.args(&["uninstall", "--yes", "--quiet"]);
-            args.extend(added.iter().copied());
-            run("pip uninstall", &self.python, args, None, &[], PLAN_TIMEOUT).await?;
-            done.push(format!("uninstalled {}", added.join(", ")));
-        }
-        if !altered.is_empty() {
-            let mut args = self.args(&["install", "--quiet", "--no-deps"]);
-            args.extend(altered.iter().copied());
-            args.extend(self.install_args.iter().map(String::as_str));
-            run(
-                "pip install (putting back)",
-                &self.python,
-                args,
-                None,
-                &[],
-                INSTALL_TIMEOUT,
-            )
-            .await?;
-            done.push(format!("reinstalled {}", altered.join(", ")));
-        }
+        done.extend(self.put_back(&added, &altered).await?);
         if !left.is_empty() {
             done.push(format!("left {} (changed since)", left.join(", ")));
         }

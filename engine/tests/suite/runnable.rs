@@ -38,6 +38,15 @@ fn shared_workflow(ckpt: &str, models: Value) -> Value {
     workflow
 }
 
+/// Sets the widget values of every `class` node of a UI workflow.
+fn set_widgets(workflow: &mut Value, class: &str, values: Value) {
+    for node in workflow["nodes"].as_array_mut().unwrap() {
+        if node["type"] == class {
+            node["widgets_values"] = values.clone();
+        }
+    }
+}
+
 async fn start_engine(root: &std::path::Path, comfy: &ComfyStandin) -> Arc<Engine> {
     let config = engine::config::Config {
         comfyui_url: comfy.url(),
@@ -282,11 +291,11 @@ async fn bad_links_fail_in_words_and_a_missing_link_or_choice_is_asked() {
 
     // No link known, and a choice with no obvious answer: both are asked.
     let mut workflow = shared_workflow("nowhere.safetensors", json!([]));
-    for node in workflow["nodes"].as_array_mut().unwrap() {
-        if node["type"] == "KSampler" {
-            node["widgets_values"] = json!([5, "fixed", 20, 8, "euler", "my_own_schedule", 1]);
-        }
-    }
+    set_widgets(
+        &mut workflow,
+        "KSampler",
+        json!([5, "fixed", 20, 8, "euler", "my_own_schedule", 1]),
+    );
     let id = import(&engine, &admin, "asks.json", &workflow).await;
     let started = engine.operations().start(&admin, &id).await.unwrap();
     let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
@@ -383,11 +392,11 @@ async fn a_rollback_keeps_a_file_another_workflow_needs() {
         "shared.safetensors",
         json!([{"name": "shared.safetensors", "url": files.url("/models/shared.safetensors"), "directory": "checkpoints"}]),
     );
-    for node in workflow["nodes"].as_array_mut().unwrap() {
-        if node["type"] == "KSampler" {
-            node["widgets_values"] = json!([5, "fixed", 20, 8, "euler", "normal", 1]);
-        }
-    }
+    set_widgets(
+        &mut workflow,
+        "KSampler",
+        json!([5, "fixed", 20, 8, "euler", "normal", 1]),
+    );
     let id = import(&engine, &admin, "first.json", &workflow).await;
     let started = engine.operations().start(&admin, &id).await.unwrap();
     let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
@@ -488,11 +497,11 @@ async fn a_file_in_another_folder_is_offered_first_and_linked_without_a_copy() {
     std::fs::create_dir_all(found.parent().unwrap()).unwrap();
     std::fs::write(&found, b"the same bytes").unwrap();
     let mut workflow = shared_workflow("other.safetensors", json!([]));
-    for node in workflow["nodes"].as_array_mut().unwrap() {
-        if node["type"] == "KSampler" {
-            node["widgets_values"] = json!([5, "fixed", 20, 8, "euler", "normal", 1]);
-        }
-    }
+    set_widgets(
+        &mut workflow,
+        "KSampler",
+        json!([5, "fixed", 20, 8, "euler", "normal", 1]),
+    );
     let id = import(&engine, &admin, "elsewhere.json", &workflow).await;
     let started = engine.operations().start(&admin, &id).await.unwrap();
     let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
