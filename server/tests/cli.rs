@@ -320,11 +320,7 @@ async fn users_commands_manage_accounts_of_a_running_server() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let started = std::time::Instant::now();
-    while reqwest::get(format!("{base}/health")).await.is_err() {
-        assert!(started.elapsed().as_secs() < 30, "the server did not start");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_healthy(&base).await;
     let ws_path = ws.path().to_path_buf();
     let run = move |args: &'static [&'static str], stdin: &'static str| {
         let ws_path = ws_path.clone();
@@ -818,6 +814,15 @@ async fn slow_file_server(
     (addr, slow)
 }
 
+/// Waits (at most 30 s) until the server at `base` answers `/health`.
+async fn until_healthy(base: &str) {
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{base}/health")).await.is_err() {
+        assert!(started.elapsed().as_secs() < 30, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `file`'s part holds 300 kB, then kills `process` with -9: the file is not
 /// there yet.
 async fn kill_9_mid_download(process: &mut std::process::Child, file: &Path) {
@@ -852,11 +857,7 @@ async fn serve(workspace: &Path, comfyui: &str) -> (std::process::Child, String)
     .spawn()
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let started = std::time::Instant::now();
-    while reqwest::get(format!("{base}/health")).await.is_err() {
-        assert!(started.elapsed().as_secs() < 30, "the server did not start");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_healthy(&base).await;
     (child, base)
 }
 

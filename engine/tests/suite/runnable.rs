@@ -66,6 +66,18 @@ async fn import(engine: &Engine, caller: &Caller, name: &str, workflow: &Value) 
         .id
 }
 
+/// Imports `workflow` as `name`, makes it runnable, and waits (30 s) for where that stops.
+async fn make_runnable(
+    engine: &Engine,
+    caller: &Caller,
+    name: &str,
+    workflow: &Value,
+) -> OperationView {
+    let id = import(engine, caller, name, workflow).await;
+    let started = engine.operations().start(caller, &id).await.unwrap();
+    settled(engine, caller, started.id, Duration::from_secs(30)).await
+}
+
 /// Polls the operation until it is no longer running.
 async fn settled(engine: &Engine, caller: &Caller, id: i64, limit: Duration) -> OperationView {
     let deadline = tokio::time::Instant::now() + limit;
@@ -257,9 +269,7 @@ async fn bad_links_fail_in_words_and_a_missing_link_or_choice_is_asked() {
         .as_array_mut()
         .unwrap()
         .push(json!({"id": 20, "type": "VAELoader", "inputs": [], "outputs": [{"name": "VAE", "type": "VAE", "links": []}], "widgets_values": ["gone.safetensors"]}));
-    let id = import(&engine, &admin, "broken links.json", &workflow).await;
-    let started = engine.operations().start(&admin, &id).await.unwrap();
-    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    let op = make_runnable(&engine, &admin, "broken links.json", &workflow).await;
     assert_eq!(op.state, OperationState::Failed, "{op:#?}");
     let hash = step(&op, StepKind::Model, "wrong-hash.safetensors");
     assert_eq!(hash.state, StepState::Failed);
@@ -296,9 +306,7 @@ async fn bad_links_fail_in_words_and_a_missing_link_or_choice_is_asked() {
         "KSampler",
         json!([5, "fixed", 20, 8, "euler", "my_own_schedule", 1]),
     );
-    let id = import(&engine, &admin, "asks.json", &workflow).await;
-    let started = engine.operations().start(&admin, &id).await.unwrap();
-    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    let op = make_runnable(&engine, &admin, "asks.json", &workflow).await;
     assert_eq!(op.state, OperationState::NeedsYou, "{op:#?}");
     assert!(op
         .summary
@@ -397,9 +405,7 @@ async fn a_rollback_keeps_a_file_another_workflow_needs() {
         "KSampler",
         json!([5, "fixed", 20, 8, "euler", "normal", 1]),
     );
-    let id = import(&engine, &admin, "first.json", &workflow).await;
-    let started = engine.operations().start(&admin, &id).await.unwrap();
-    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    let op = make_runnable(&engine, &admin, "first.json", &workflow).await;
     assert_eq!(op.state, OperationState::Done, "{op:#?}");
     let file = root.path().join("models/checkpoints/shared.safetensors");
     assert!(file.is_file());
@@ -502,9 +508,7 @@ async fn a_file_in_another_folder_is_offered_first_and_linked_without_a_copy() {
         "KSampler",
         json!([5, "fixed", 20, 8, "euler", "normal", 1]),
     );
-    let id = import(&engine, &admin, "elsewhere.json", &workflow).await;
-    let started = engine.operations().start(&admin, &id).await.unwrap();
-    let op = settled(&engine, &admin, started.id, Duration::from_secs(30)).await;
+    let op = make_runnable(&engine, &admin, "elsewhere.json", &workflow).await;
     assert_eq!(op.state, OperationState::NeedsYou, "{op:#?}");
     let offer = step(&op, StepKind::Model, "other.safetensors").clone();
     assert_eq!(offer.state, StepState::Question);
