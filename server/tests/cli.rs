@@ -648,7 +648,7 @@ async fn recovery_commands_list_a_failed_install_and_retry_it() {
         "{listed}"
     );
     assert!(
-        listed.contains("actions: use_source, dismiss, retry"),
+        listed.contains("actions: use_source, roll_back, dismiss, retry"),
         "{listed}"
     );
     let out = run(&["recovery", "list", "--json"]).await.unwrap();

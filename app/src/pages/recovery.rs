@@ -392,6 +392,7 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
             let (label, class) = match a {
                 RecoveryAction::Retry => ("Retry", "btn-primary"),
                 RecoveryAction::RestartComfyui => ("Restart ComfyUI", "btn-primary"),
+                RecoveryAction::RollBack => ("Roll back", "btn-secondary"),
                 RecoveryAction::Dismiss => ("Dismiss", "btn-secondary"),
                 _ => return None,
             };

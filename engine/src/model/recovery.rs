@@ -106,6 +106,9 @@ named_enum! {
         /// as its next sources.
         UseSource = "use_source",
         RestartComfyui = "restart_comfyui",
+        /// Undo what the failed preset install or "make runnable" did so far (its restore
+        /// point); administrators.
+        RollBack = "roll_back",
         /// Nothing to do here: hide it.
         Dismiss = "dismiss",
     }

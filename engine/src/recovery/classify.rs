@@ -208,6 +208,14 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
     if class == C::NotFound && source != FailureSource::Job {
         actions.push(A::Retry);
     }
+    // What a half-done install or "make runnable" added can be taken away again.
+    if matches!(source, FailureSource::Preset | FailureSource::Operation) {
+        let at = actions
+            .iter()
+            .position(|a| *a == A::Dismiss)
+            .unwrap_or(actions.len());
+        actions.insert(at, A::RollBack);
+    }
     // A file that is not there, or whose host keeps failing, may be had elsewhere.
     if matches!(source, FailureSource::Download | FailureSource::Preset) {
         match class {
@@ -307,7 +315,11 @@ mod tests {
             "refused to install x: its requirements would change protected packages: torch",
         );
         assert_eq!(pack.class, C::Dependency);
-        assert_eq!(pack.actions, [RecoveryAction::Dismiss]);
+        // What the operation did before it stopped can be rolled back.
+        assert_eq!(
+            pack.actions,
+            [RecoveryAction::RollBack, RecoveryAction::Dismiss]
+        );
         let crash = classify(FailureSource::Comfyui, "exited with status 1");
         assert_eq!(crash.class, C::ComfyuiCrashed);
         assert_eq!(

@@ -267,6 +267,12 @@ impl RecoveryService {
 
     pub async fn list(&self, caller: &Caller) -> Result<RecoveryList, RecoveryError> {
         let mut list = self.store.list(Self::scope(caller), now_ms()).await?;
+        if !caller.is_admin() {
+            // Restore points are the pod's: an administrator's to roll back.
+            for failure in list.open.iter_mut().chain(list.recent.iter_mut()) {
+                failure.actions.retain(|a| *a != RecoveryAction::RollBack);
+            }
+        }
         if caller.is_admin() {
             list.partial_files = self
                 .downloads
@@ -341,6 +347,10 @@ impl RecoveryService {
                 self.use_source(caller, &failure, url).await?;
                 FailureState::Resolved
             }
+            RecoveryAction::RollBack => {
+                self.roll_back_failed(caller, &failure).await?;
+                FailureState::Dismissed
+            }
             RecoveryAction::RestartComfyui => {
                 self.status
                     .restart_comfyui(caller)
@@ -370,6 +380,33 @@ impl RecoveryService {
             .await?
             .map(|f| f.view)
             .unwrap_or(failure.view))
+    }
+
+    /// Rolls back the restore point of the failed preset install or operation: the newest one
+    /// not rolled back yet.
+    async fn roll_back_failed(
+        &self,
+        caller: &Caller,
+        failure: &StoredFailure,
+    ) -> Result<RestorePointView, RecoveryError> {
+        let kind = match failure.view.source {
+            FailureSource::Preset => "preset",
+            _ => "operation",
+        };
+        let point = self
+            .downloads
+            .restore_points()
+            .await
+            .map_err(|e| RecoveryError::Store(e.to_string()))?
+            .into_iter()
+            .find(|p| p.kind == kind && p.target == failure.target && p.state == RestoreState::Kept)
+            .ok_or_else(|| {
+                RecoveryError::Invalid(format!(
+                    "{} left nothing to roll back (it added nothing, or it was rolled back already)",
+                    failure.view.subject
+                ))
+            })?;
+        self.roll_back(caller, point.id).await
     }
 
     /// The failed file (a download's, or the one file of a preset that stopped) from `url`.

@@ -827,6 +827,87 @@ async fn a_failing_registry_sync_keeps_the_catalog_and_is_reported_once() {
     );
 }
 
+/// A preset half-installed when one of its files is gone: the failure offers Roll back, which
+/// removes the file it did install (the models folder as before) and settles the failure; a
+/// second time there is nothing left to roll back, and it says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_installed_preset_is_rolled_back_from_its_failure() {
+    use engine::error::Classify;
+    use engine::model::{ErrorKind, FailureState, RecoveryAction};
+    let server = FileServer::start().await;
+    let here = server.add_file("/files/here.safetensors", 3_000);
+    let gone = server.add_file("/files/gone.safetensors", 1_000);
+    server.set_fault(&gone.path, Fault::status(404));
+    let dir = tempfile::tempdir().unwrap();
+    write_preset(
+        dir.path(),
+        "half",
+        &[
+            TestFile {
+                path: "loras/here.safetensors",
+                url: server.url(&here.path),
+                size: "3KB",
+                sha256: Some(&here.sha256),
+                mirrors: Vec::new(),
+            },
+            TestFile {
+                path: "loras/gone.safetensors",
+                url: server.url(&gone.path),
+                size: "1KB",
+                sha256: None,
+                mirrors: Vec::new(),
+            },
+        ],
+    );
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(models.join("loras")).unwrap();
+    std::fs::write(models.join("loras/mine.safetensors"), b"mine").unwrap();
+    let before = common::tree::files_with_sha256(&models);
+    let (engine, _) = Engine::start(test_config(dir.path())).await.unwrap();
+    engine.spawn_background_jobs();
+    let admin = engine.auth().open_caller();
+    engine.downloads().install_preset("half").await.unwrap();
+    let list = common::recovery_until(&engine, &admin, "the half preset", |l| {
+        l.open.iter().any(|f| f.subject == "preset half")
+    })
+    .await;
+    let failure = list
+        .open
+        .iter()
+        .find(|f| f.subject == "preset half")
+        .unwrap();
+    assert!(
+        failure.actions.contains(&RecoveryAction::RollBack),
+        "{failure:?}"
+    );
+    assert!(models.join("loras/here.safetensors").is_file());
+
+    let rolled = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::RollBack, None)
+        .await
+        .unwrap();
+    assert_eq!(rolled.state, FailureState::Dismissed);
+    assert_eq!(common::tree::files_with_sha256(&models), before);
+    assert_eq!(
+        view(&engine, "half").await.state,
+        InstallState::NotInstalled
+    );
+    let points = engine.recovery().restore_points(&admin).await.unwrap();
+    assert_eq!(points[0].note.as_deref(), Some("removed 1 file"));
+    let again = engine
+        .recovery()
+        .act(&admin, failure.id, RecoveryAction::RollBack, None)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Invalid);
+    assert!(
+        again.to_string().contains("nothing to roll back"),
+        "{again}"
+    );
+    engine.shutdown().await;
+}
+
 /// Recovery over real failures: a gated preset is in the list as "licence not accepted" with
 /// the licence's link and the actions that fit; it is the administrators' (a user sees none of
 /// it and cannot act on it); after the licence is accepted, Retry installs it and the failure
@@ -877,6 +958,7 @@ async fn failures_are_in_recovery_classified_and_a_retry_resolves_them() {
         [
             RecoveryAction::AcceptLicence,
             RecoveryAction::Retry,
+            RecoveryAction::RollBack,
             RecoveryAction::Dismiss
         ]
     );

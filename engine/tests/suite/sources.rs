@@ -353,6 +353,7 @@ async fn another_source_given_in_recovery_finishes_a_file_whose_link_is_gone() {
         failure.actions,
         [
             RecoveryAction::UseSource,
+            RecoveryAction::RollBack,
             RecoveryAction::Dismiss,
             RecoveryAction::Retry
         ]
