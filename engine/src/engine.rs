@@ -37,6 +37,9 @@ use crate::workspace::{self, WorkspaceError, WorkspaceLayout, WorkspaceLock};
 
 pub use crate::status::VERSION;
 
+/// The first wait before a start-up sync that failed for a passing reason runs again
+/// (doubling after each try: 1, 2, 4, 8, 16 minutes).
+const SYNC_RETRY_FIRST_WAIT: Duration = Duration::from_secs(60);
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the deck could not start.
@@ -327,17 +330,30 @@ impl Engine {
         spawn_until(&self.stopping, async move {
             install_startup_presets(&downloads, &activity, presets).await
         });
+        // A failed sync keeps the last good copy; one that failed for a passing reason is
+        // tried again by itself a few times (said in Activity), then waits in Recovery.
         if self.config.preset_registry_url.is_some() {
-            let catalog = Arc::clone(&self.catalog);
+            let (catalog, activity) = (Arc::clone(&self.catalog), self.activity.clone());
             spawn_until(&self.stopping, async move {
-                let _ = catalog.sync().await;
+                crate::recovery::retry_transient(
+                    "The preset registry sync",
+                    SYNC_RETRY_FIRST_WAIT,
+                    &activity,
+                    || catalog.sync(),
+                )
+                .await;
             });
         }
         if self.config.comfyui_dir.is_some() && self.config.node_map_url.is_some() {
-            // A failed sync keeps the last good copy; it is logged by the service.
-            let nodes = Arc::clone(&self.nodes);
+            let (nodes, activity) = (Arc::clone(&self.nodes), self.activity.clone());
             spawn_until(&self.stopping, async move {
-                let _ = nodes.sync_map().await;
+                crate::recovery::retry_transient(
+                    "The node map sync",
+                    SYNC_RETRY_FIRST_WAIT,
+                    &activity,
+                    || nodes.sync_map(),
+                )
+                .await;
             });
         }
         // "Make runnable" operations a restart interrupted go on where they were.

@@ -3,9 +3,11 @@
 //! that fit it (retry, restart ComfyUI, dismiss; a token, space or a licence first).
 
 pub mod classify;
+mod retry;
 mod service;
 pub mod store;
 
+pub use retry::{retry_transient, SYNC_RETRIES};
 pub use service::{ActionServices, RecoveryService};
 
 use crate::error::Classify;

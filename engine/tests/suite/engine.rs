@@ -1209,3 +1209,63 @@ async fn clearing_activity_leaves_the_log_empty() {
         page.entries
     );
 }
+
+/// A start-up sync that fails for a passing reason is run again by itself after a growing wait,
+/// each wait said in Activity with the next try's time; one that fails for a reason that will
+/// not pass, once; and never more than the cap.
+#[tokio::test]
+async fn a_sync_that_fails_for_a_passing_reason_is_tried_again_by_itself_and_not_forever() {
+    use engine::recovery::{retry_transient, SYNC_RETRIES};
+    use std::sync::atomic::AtomicU32;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine::Engine::start(test_config(dir.path()))
+        .await
+        .unwrap();
+    let wait = std::time::Duration::from_millis(5);
+    let calls = AtomicU32::new(0);
+    let runs = retry_transient("The test sync", wait, engine.activity(), || {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err("error sending request: connection refused".to_string())
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
+    assert_eq!(runs, 3, "two passing failures, then it worked");
+    let page = engine
+        .store()
+        .activity_page(None, None, 1, 50)
+        .await
+        .unwrap();
+    let said: Vec<&str> = page
+        .entries
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|m| m.starts_with("The test sync failed"))
+        .collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].contains("(network problem); trying again at 20"),
+        "{said:?}"
+    );
+
+    let refused = retry_transient("The refused sync", wait, engine.activity(), || async {
+        Err::<(), _>("HTTP 404 Not Found".to_string())
+    })
+    .await;
+    assert_eq!(refused, 1, "a link that is gone is not tried again");
+
+    let capped = retry_transient("The down sync", wait, engine.activity(), || async {
+        Err::<(), _>("operation timed out".to_string())
+    })
+    .await;
+    assert_eq!(
+        capped,
+        SYNC_RETRIES + 1,
+        "the first try and the retries, then a person"
+    );
+    engine.shutdown().await;
+}
