@@ -814,6 +814,22 @@ async fn slow_file_server(
     (addr, slow)
 }
 
+/// `POST url` with a JSON body; the JSON answer (panics on an error status).
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let reply = http.post(url).json(&body).send().await.unwrap();
+    reply.error_for_status().unwrap().json().await.unwrap()
+}
+
+/// `GET url`; the JSON answer (panics on an error status).
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let reply = http.get(url).send().await.unwrap();
+    reply.error_for_status().unwrap().json().await.unwrap()
+}
+
 /// Waits (at most 30 s) until the server at `base` answers `/health`.
 async fn until_healthy(base: &str) {
     let started = std::time::Instant::now();
@@ -903,32 +919,22 @@ async fn a_killed_make_runnable_goes_on_after_a_restart_and_rolls_back_to_the_ex
 
     let (mut deck, base) = serve(ws.path(), &comfy.url()).await;
     let http = reqwest::Client::new();
-    let imported: serde_json::Value = http
-        .post(format!("{base}/api/workflows/import"))
-        .json(&serde_json::json!({
+    let imported = post_json(
+        &http,
+        &format!("{base}/api/workflows/import"),
+        serde_json::json!({
             "file_name": "shared.json",
             "content_base64": base64::engine::general_purpose::STANDARD
                 .encode(serde_json::to_vec(&workflow).unwrap()),
-        }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let operation: serde_json::Value = http
-        .post(format!("{base}/api/workflows/make-runnable"))
-        .json(&serde_json::json!({"id": imported["id"]}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
+    let operation = post_json(
+        &http,
+        &format!("{base}/api/workflows/make-runnable"),
+        serde_json::json!({"id": imported["id"]}),
+    )
+    .await;
     let id = operation["id"].as_i64().expect("an operation id");
     kill_9_mid_download(&mut deck, &models.join("checkpoints/shared.safetensors")).await;
 
@@ -937,14 +943,7 @@ async fn a_killed_make_runnable_goes_on_after_a_restart_and_rolls_back_to_the_ex
     let (mut deck, base) = serve(ws.path(), &comfy.url()).await;
     let started = std::time::Instant::now();
     let done = loop {
-        let op: serde_json::Value = http
-            .get(format!("{base}/api/operations/get?id={id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let op = get_json(&http, &format!("{base}/api/operations/get?id={id}")).await;
         if op["state"] != "running" {
             break op;
         }
@@ -954,14 +953,7 @@ async fn a_killed_make_runnable_goes_on_after_a_restart_and_rolls_back_to_the_ex
     assert_eq!(done["state"], "done", "{done:#}");
     let installed = std::fs::read(models.join("checkpoints/shared.safetensors")).unwrap();
     assert_eq!(hex::encode(Sha256::digest(installed)), sha);
-    let points: serde_json::Value = http
-        .get(format!("{base}/api/restore-points"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let points = get_json(&http, &format!("{base}/api/restore-points")).await;
     let point = points
         .as_array()
         .unwrap()
