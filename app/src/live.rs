@@ -147,7 +147,7 @@ impl Live {
             }),
             Event::Recovery => self.recovery.update(|n| *n += 1),
             // The deck never sends it.
-            Event::Sync(_) => {}
+            Event::Sync(_) | Event::Pack(_) => {}
         }
     }
 }

@@ -48,7 +48,7 @@ pub async fn upgrade(
 
 /// The event as `caller` may see it, or `None` when it is none of their business.
 pub async fn visible_to(engine: &Engine, caller: &Caller, event: Event) -> Option<Event> {
-    if matches!(event, Event::Sync(_)) {
+    if matches!(event, Event::Sync(_) | Event::Pack(_)) {
         return None;
     }
     if caller.is_admin() {

@@ -31,6 +31,7 @@ fn source_label(source: FailureSource) -> &'static str {
         FailureSource::Job => "Run",
         FailureSource::Comfyui => "ComfyUI",
         FailureSource::Sync => "Sync",
+        FailureSource::Pack => "Custom nodes",
     }
 }
 

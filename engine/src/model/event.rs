@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ActivityEntry, ComfyProcess, ComfyStatus, FileProgress, GalleryChange, Generation, JobView,
-    OperationView, PresetProgress, RunEvent, SettingsView, SyncOutcome, SystemStats,
+    OperationView, PackOutcome, PresetProgress, RunEvent, SettingsView, SyncOutcome, SystemStats,
 };
 
 /// Everything pushed to the browser over `/ws`, as JSON `{"type": …, "data": …}`.
@@ -40,6 +40,8 @@ pub enum Event {
     /// A preset-registry or node-map sync ended. Kept inside the deck (recovery follows it);
     /// browsers are not sent it.
     Sync(SyncOutcome),
+    /// A custom-node pack's install or update ended. Kept inside the deck like `Sync`.
+    Pack(PackOutcome),
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ named_enum! {
         Comfyui = "comfyui",
         /// The preset registry's or the node map's sync.
         Sync = "sync",
+        /// A custom-node pack's install or update asked for on the Nodes page, the API or the
+        /// CLI (one a "make runnable" asks for is that operation's).
+        Pack = "pack",
     }
 }
 
@@ -42,6 +45,21 @@ impl SyncKind {
             SyncKind::NodeMap => "node map sync",
         }
     }
+}
+
+/// How a custom-node pack's install or update ended; `error` is `None` when it worked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackOutcome {
+    /// `install` or `update`.
+    pub change: String,
+    /// The pack's id, or the repository asked for when the install failed before one was
+    /// known.
+    pub pack: String,
+    /// What a retry asks for again: the repository (or the pack's id) and the version.
+    pub repo: Option<String>,
+    pub id: Option<String>,
+    pub version: Option<String>,
+    pub error: Option<String>,
 }
 
 /// How a sync ended; `error` is `None` when it worked.
@@ -273,6 +291,8 @@ pub fn banner_line(open: &[FailureView]) -> Option<String> {
             (FailureSource::Job, 1) => "A run".to_string(),
             (FailureSource::Job, n) => format!("{n} runs"),
             (FailureSource::Comfyui, _) => "ComfyUI".to_string(),
+            (FailureSource::Pack, 1) => "A custom-node pack change".to_string(),
+            (FailureSource::Pack, n) => format!("{n} custom-node pack changes"),
             (FailureSource::Sync, 1) => "A catalog sync".to_string(),
             (FailureSource::Sync, n) => format!("{n} catalog syncs"),
         };

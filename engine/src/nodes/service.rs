@@ -19,9 +19,9 @@ use crate::comfy::ComfyClient;
 use crate::config::Config;
 use crate::download::manager::{DownloadManager, PointKey};
 use crate::model::{
-    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState,
-    MissingNodeClass, NodePack, NodePackList, NodePackOutcome, NodePackState, PackSource,
-    ResolvedPack, RestoreChange, DEFAULT_PROTECTED_PACKAGES,
+    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState, Event,
+    MissingNodeClass, NodePack, NodePackList, NodePackOutcome, NodePackState, PackOutcome,
+    PackSource, ResolvedPack, RestoreChange, DEFAULT_PROTECTED_PACKAGES,
 };
 use crate::status::StatusService;
 use crate::workspace::WorkspaceLayout;
@@ -457,7 +457,23 @@ impl NodePackService {
         target: InstallTarget,
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
-        let (outcome, undo) = self.install_undoable(caller, target, progress).await?;
+        let asked = PackOutcome {
+            change: "install".into(),
+            // The id the install will give it, so that a later success resolves this.
+            pack: target
+                .id
+                .clone()
+                .or_else(|| target.repo.as_deref().and_then(|r| pack_id_of(r).ok()))
+                .or_else(|| target.repo.as_deref().map(redact_url))
+                .unwrap_or_default(),
+            repo: target.repo.clone(),
+            id: target.id.clone(),
+            version: target.version.clone(),
+            error: None,
+        };
+        let result = self.install_undoable(caller, target, progress).await;
+        self.announce(asked, result.as_ref().map(|(_, undo)| undo.pack.as_str()));
+        let (outcome, undo) = result?;
         self.record(
             &format!("install pack {}", undo.pack),
             &undo.pack,
@@ -466,6 +482,17 @@ impl NodePackService {
         )
         .await;
         Ok(outcome)
+    }
+
+    /// Tells the deck (recovery) how an install or update asked for directly ended: `Ok` with
+    /// the pack's id, or the error. A refusal for want of rights is the caller's answer only.
+    fn announce(&self, mut outcome: PackOutcome, result: Result<&str, &NodesError>) {
+        match result {
+            Ok(id) => outcome.pack = id.to_string(),
+            Err(NodesError::Forbidden(_)) => return,
+            Err(e) => outcome.error = Some(e.to_string()),
+        }
+        self.activity.events().publish(Event::Pack(outcome));
     }
 
     /// [`install`](Self::install) for a change that keeps its own restore point (a "make
@@ -734,6 +761,25 @@ impl NodePackService {
         progress: Progress<'_>,
     ) -> Result<NodePackOutcome, NodesError> {
         require_admin(caller, "update custom-node packs")?;
+        let asked = PackOutcome {
+            change: "update".into(),
+            pack: id.to_string(),
+            repo: None,
+            id: Some(id.to_string()),
+            version: version.map(str::to_string),
+            error: None,
+        };
+        let result = self.update_locked(id, version, progress).await;
+        self.announce(asked, result.as_ref().map(|_| id));
+        result
+    }
+
+    async fn update_locked(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        progress: Progress<'_>,
+    ) -> Result<NodePackOutcome, NodesError> {
         let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
         let mut steps = Steps::new(progress);

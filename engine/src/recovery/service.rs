@@ -198,6 +198,20 @@ impl RecoveryService {
                     None => Seen::Worked(FailureSource::Sync, key),
                 })
             }
+            Event::Pack(pack) => {
+                let key = format!("{}:{}", pack.change, pack.pack);
+                Some(match &pack.error {
+                    Some(error) => Seen::Failed(Report {
+                        source: FailureSource::Pack,
+                        key,
+                        target: serde_json::to_string(pack).unwrap_or_default(),
+                        subject: format!("{} pack {}", pack.change, pack.pack),
+                        detail: error.clone(),
+                        user_id: None,
+                    }),
+                    None => Seen::Worked(FailureSource::Pack, key),
+                })
+            }
             Event::Job(job) if job.state == JobState::Failed => Some(Seen::Failed(Report {
                 source: FailureSource::Job,
                 key: job.id.to_string(),
@@ -493,6 +507,33 @@ impl RecoveryService {
                     .await
                     .map_err(|e| failed(&e))?;
             }
+            FailureSource::Pack => {
+                admin_only()?;
+                let asked: PackOutcome = serde_json::from_str(&failure.target).map_err(|_| {
+                    RecoveryError::Invalid(format!(
+                        "{} cannot be asked for again",
+                        failure.view.subject
+                    ))
+                })?;
+                let quiet = |_: &str| {};
+                let nodes = &self.services.nodes;
+                let done = match (asked.change.as_str(), asked.id.as_deref()) {
+                    ("update", Some(id)) => {
+                        nodes
+                            .update(caller, id, asked.version.as_deref(), &quiet)
+                            .await
+                    }
+                    _ => {
+                        let target = crate::nodes::InstallTarget {
+                            repo: asked.repo,
+                            id: asked.id,
+                            version: asked.version,
+                        };
+                        nodes.install(caller, target, &quiet).await
+                    }
+                };
+                done.map_err(|e| failed(&e))?;
+            }
             FailureSource::Sync => {
                 admin_only()?;
                 match SyncKind::parse(&failure.target) {
@@ -687,7 +728,7 @@ fn concerns_recovery(event: &Event) -> bool {
                 | ComfyProcessState::Restarting { .. }
                 | ComfyProcessState::Ready { .. }
         ),
-        Event::Sync(_) | Event::Recovery => true,
+        Event::Sync(_) | Event::Pack(_) | Event::Recovery => true,
         _ => false,
     }
 }

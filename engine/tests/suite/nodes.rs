@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use engine::error::Classify;
 use engine::model::{
-    Caller, ComfyProcessState, ErrorKind, NodePackState, OperationState, PackSource, RestoreChange,
-    RestoreState, StepKind, StepState,
+    Caller, ComfyProcessState, ErrorKind, FailureClass, FailureSource, FailureState, NodePackState,
+    OperationState, PackSource, RecoveryAction, RestoreChange, RestoreState, StepKind, StepState,
 };
 use engine::nodes::{InstallTarget, NodesError};
 use engine::Engine;
@@ -163,7 +163,8 @@ impl Pod {
         ];
         config.node_ready_timeout = Duration::from_secs(60);
         let (engine, _) = Engine::start(config).await.unwrap();
-        engine.start_comfyui();
+        // ComfyUI, the recovery listener, the download queue: as `comfydeck serve` runs.
+        engine.spawn_background_jobs();
         let admin = engine.auth().open_caller();
         let pod = Pod {
             root,
@@ -687,6 +688,61 @@ async fn a_pack_that_fails_to_import_is_put_back_and_comfyui_runs_again() {
     assert_eq!(pod.pip_freeze(), freeze_before);
     pod.wait_ready().await;
     assert!(pod.classes().await.contains("KSampler"));
+
+    // Both failed installs are in Recovery, as a pack's dependency problem with the traceback.
+    let recovery = pod.engine.recovery();
+    let list = common::recovery_until(&pod.engine, &pod.admin, "the broken packs", |l| {
+        l.open
+            .iter()
+            .filter(|f| f.source == FailureSource::Pack)
+            .count()
+            == 2
+    })
+    .await;
+    let broken = list
+        .open
+        .iter()
+        .find(|f| f.subject == "install pack pack-broken")
+        .unwrap_or_else(|| panic!("{list:#?}"));
+    assert_eq!(broken.class, FailureClass::Dependency, "{broken:?}");
+    assert!(
+        broken.detail.contains("boom: broken on purpose"),
+        "{broken:?}"
+    );
+
+    // A repository that is not there yet fails to clone; once it is, Retry installs the pack
+    // and the failure is resolved.
+    let late = pod.root.path().join("repos/pack-late");
+    let late_url = format!("file://{}", late.display());
+    nodes
+        .install(&pod.admin, target(&late_url, None), &quiet)
+        .await
+        .unwrap_err();
+    let list = common::recovery_until(&pod.engine, &pod.admin, "the missing repository", |l| {
+        l.open.iter().any(|f| f.subject == "install pack pack-late")
+    })
+    .await;
+    let failure = list
+        .open
+        .iter()
+        .find(|f| f.subject == "install pack pack-late")
+        .unwrap()
+        .clone();
+    assert!(
+        failure.actions.contains(&RecoveryAction::Retry),
+        "{failure:?}"
+    );
+    make_repo(
+        pod.root.path(),
+        "pack-late",
+        &[&[("__init__.py", &init_py(None, &["LateNode"]))]],
+    );
+    let retried = recovery
+        .act(&pod.admin, failure.id, RecoveryAction::Retry, None)
+        .await
+        .unwrap();
+    assert_eq!(retried.state, FailureState::Resolved);
+    assert!(pod.classes().await.contains("LateNode"));
     pod.engine.shutdown().await;
 }
 
@@ -838,7 +894,6 @@ async fn the_node_map_syncs_and_a_failed_sync_keeps_the_last_good_copy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_breaks() {
     let pod = Pod::start(&[]).await;
-    pod.engine.spawn_background_jobs();
     let (good, _) = make_repo(
         pod.root.path(),
         "pack-fancy",

@@ -109,6 +109,10 @@ async fn carry_out(engine: &Arc<Engine>, failure: &FailureView) -> anyhow::Resul
             out!("{}: synced.", failure.subject);
             Ok(0)
         }
+        FailureSource::Pack => {
+            out!("{}: done, and ComfyUI loaded it.", failure.subject);
+            Ok(0)
+        }
         FailureSource::Operation | FailureSource::Job | FailureSource::Comfyui => {
             out!(
                 "{}: started again; the deck carries it on while `comfydeck serve` runs.",
