@@ -60,7 +60,14 @@ test('a failed install shows in the banner and on Recovery, and one click fixes 
   await expect(failure).toHaveCount(1);
   await expect(failure).toHaveAttribute('data-class', 'auth');
   await expect(failure.getByTestId('failure-sentence')).toContainText('save a valid Hugging Face or CivitAI token in Settings');
-  await expect(failure.locator('[data-testid="failure-guide"][data-action="add_token"]')).toHaveAttribute('href', '/settings');
+  const addToken = failure.locator('[data-testid="failure-guide"][data-action="add_token"]');
+  await expect(addToken).toHaveAttribute('href', '/settings?back=/recovery');
+  // Settings opens with the way back to Recovery.
+  await press(addToken, testInfo);
+  await expect(page).toHaveURL(/\/settings\?back=/);
+  await press(page.getByTestId('settings-back'), testInfo);
+  await expect(page).toHaveURL(/\/recovery$/);
+  await expect(failure).toHaveCount(1);
   // The technical detail is behind a disclosure.
   const detail = failure.getByTestId('failure-detail');
   await expect(detail).toBeHidden();

@@ -360,7 +360,11 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
         .actions
         .iter()
         .filter_map(|a| {
-            let href = link.clone()?;
+            let mut href = link.clone()?;
+            // Settings offers the way back here once the token is saved.
+            if *a == RecoveryAction::AddToken && href == "/settings" {
+                href = "/settings?back=/recovery".to_string();
+            }
             let label = match a {
                 RecoveryAction::AddToken => "Add a token in Settings",
                 RecoveryAction::AcceptLicence => "Accept the licence",

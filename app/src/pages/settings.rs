@@ -8,6 +8,7 @@ mod users;
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 use leptos_router::{lazy_route, LazyRoute};
 
 use crate::api::*;
@@ -39,11 +40,24 @@ impl LazyRoute for SettingsRoute {
     }
 }
 
+/// Where Settings was opened from to fix something (`?back=/recovery`: "Add a token in
+/// Settings"), offered as the way back. Only the Recovery page: no link to elsewhere.
+fn way_back(back: Option<String>) -> Option<&'static str> {
+    (back.as_deref() == Some("/recovery")).then_some("/recovery")
+}
+
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_settings());
+    let query = use_query_map();
+    let back = move || way_back(query.with(|q| q.get("back")));
     view! {
         <Title text="Settings · comfydeck"/>
+        {move || back().map(|href| view! {
+            <a href=href data-testid="settings-back" class="mb-2 inline-block text-sm font-medium underline">
+                "← Back to Recovery"
+            </a>
+        })}
         <h1 class="mb-4 text-xl font-semibold">"Settings"</h1>
         <Suspense fallback=|| view! { <p class="text-muted">"Loading settings…"</p> }>
             {move || Suspend::new(async move {
