@@ -281,18 +281,17 @@ impl RecoveryService {
 
     pub async fn list(&self, caller: &Caller) -> Result<RecoveryList, RecoveryError> {
         let mut list = self.store.list(Self::scope(caller), now_ms()).await?;
-        if !caller.is_admin() {
-            // Restore points are the pod's: an administrator's to roll back.
-            for failure in list.open.iter_mut().chain(list.recent.iter_mut()) {
-                failure.actions.retain(|a| *a != RecoveryAction::RollBack);
-            }
-        }
         if caller.is_admin() {
             list.partial_files = self
                 .downloads
                 .partial_files()
                 .await
                 .map_err(|e| RecoveryError::Store(e.to_string()))?;
+        } else {
+            // Restore points are the pod's: an administrator's to roll back.
+            for failure in list.open.iter_mut().chain(list.recent.iter_mut()) {
+                failure.actions.retain(|a| *a != RecoveryAction::RollBack);
+            }
         }
         Ok(list)
     }
@@ -409,18 +408,16 @@ impl RecoveryService {
         };
         let point = self
             .downloads
-            .restore_points()
+            .newest_kept_point(kind, &failure.target)
             .await
             .map_err(|e| RecoveryError::Store(e.to_string()))?
-            .into_iter()
-            .find(|p| p.kind == kind && p.target == failure.target && p.state == RestoreState::Kept)
             .ok_or_else(|| {
                 RecoveryError::Invalid(format!(
                     "{} left nothing to roll back (it added nothing, or it was rolled back already)",
                     failure.view.subject
                 ))
             })?;
-        self.roll_back(caller, point.id).await
+        self.roll_back(caller, point).await
     }
 
     /// The failed file (a download's, or the one file of a preset that stopped) from `url`.

@@ -343,14 +343,7 @@ impl DownloadManager {
         }
         let mut rolled_presets = Vec::new();
         for preset in presets {
-            let newest: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(id) FROM restore_points WHERE kind = 'preset' AND target = ? AND state = 'kept'",
-            )
-            .bind(&preset)
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(crate::store::StoreError::from)?;
-            if let Some(preset_point) = newest {
+            if let Some(preset_point) = self.newest_kept_point("preset", &preset).await? {
                 Box::pin(self.roll_back_with(preset_point, &[], needed_by_workflows)).await?;
                 rolled_presets.push(preset);
             }
@@ -400,6 +393,22 @@ impl DownloadManager {
         self.restore_point(id)
             .await?
             .ok_or(DownloadError::UnknownRestorePoint(id))
+    }
+
+    /// The newest point of `kind` and `target` that is not rolled back yet.
+    pub async fn newest_kept_point(
+        &self,
+        kind: &str,
+        target: &str,
+    ) -> Result<Option<i64>, DownloadError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(id) FROM restore_points WHERE kind = ? AND target = ? AND state = 'kept'",
+        )
+        .bind(kind)
+        .bind(target)
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(crate::store::StoreError::from)?)
     }
 
     /// The items of point `id` that record `change`, each with what puts it back (for a pack:
