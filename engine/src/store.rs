@@ -42,6 +42,15 @@ pub struct Store {
     pool: SqlitePool,
 }
 
+/// A transaction on `pool` that takes SQLite's write lock at once. A deferred one that reads
+/// first and writes later fails with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
+/// writer commits in between, and the busy timeout cannot help it; this one waits instead.
+pub(crate) async fn write_tx(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// A session row, as the auth layer needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -95,13 +104,11 @@ impl Store {
         &self.pool
     }
 
-    /// A transaction that takes SQLite's write lock at once. A deferred one that reads first
-    /// and writes later fails with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
-    /// writer commits in between, and the busy timeout cannot help it; this one waits instead.
+    /// [`write_tx`] on the workspace database.
     pub(crate) async fn write_tx(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        write_tx(&self.pool).await
     }
 
     /// A cheap query that proves the database answers (for `/health`).

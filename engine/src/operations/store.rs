@@ -61,7 +61,7 @@ impl OperationStore {
         steps: &[PlannedStep],
         now_ms: i64,
     ) -> Result<i64, OperationError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = crate::store::write_tx(&self.pool).await.map_err(db)?;
         let id: i64 = sqlx::query(
             "INSERT INTO operations (user_id, username, role, workflow_id, workflow_name, state, \
              created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
@@ -94,7 +94,7 @@ impl OperationStore {
         if steps.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = crate::store::write_tx(&self.pool).await.map_err(db)?;
         // The check is the last step: the new ones take its place, and it follows them.
         let check: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operation_steps WHERE operation_id = ?")
@@ -222,7 +222,7 @@ impl OperationStore {
         detail: Option<&str>,
         now_ms: i64,
     ) -> Result<(), OperationError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = crate::store::write_tx(&self.pool).await.map_err(db)?;
         sqlx::query(
             "UPDATE operation_steps SET state = ?, detail = ? WHERE operation_id = ? AND seq = ?",
         )
@@ -247,7 +247,7 @@ impl OperationStore {
     ) -> Result<(), OperationError> {
         let action = serde_json::to_string(&step.action)
             .map_err(|e| OperationError::Store(e.to_string()))?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = crate::store::write_tx(&self.pool).await.map_err(db)?;
         sqlx::query(
             "UPDATE operation_steps SET title = ?, state = ?, detail = ?, action_json = ? \
              WHERE operation_id = ? AND seq = ?",

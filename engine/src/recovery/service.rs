@@ -89,9 +89,7 @@ impl RecoveryService {
                     this.passed_marks.fetch_add(1, Ordering::SeqCst);
                 }
                 if let Some(seen) = this.seen(&event) {
-                    if let Err(e) = this.record(seen).await {
-                        tracing::warn!(error = %e, "a failure was not recorded");
-                    }
+                    this.record_patiently(seen).await;
                 }
             }
         });
@@ -263,10 +261,29 @@ impl RecoveryService {
         }
     }
 
-    async fn record(&self, seen: Seen) -> Result<(), RecoveryError> {
+    /// [`Self::record`], tried again while the database is too busy (a pod under load): a
+    /// failure nobody can find is the one thing Recovery must not do.
+    async fn record_patiently(&self, seen: Seen) {
+        let mut wait = std::time::Duration::from_millis(100);
+        for attempt in 1..=4 {
+            match self.record(&seen).await {
+                Ok(()) => return,
+                Err(e) if attempt == 4 => {
+                    tracing::warn!(error = %e, "a failure was not recorded");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "recording a failure again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+            }
+        }
+    }
+
+    async fn record(&self, seen: &Seen) -> Result<(), RecoveryError> {
         let changed = match seen {
-            Seen::Failed(report) => self.store.report(&report, now_ms()).await?,
-            Seen::Worked(source, key) => self.store.resolve(source, &key, now_ms()).await?,
+            Seen::Failed(report) => self.store.report(report, now_ms()).await?,
+            Seen::Worked(source, key) => self.store.resolve(*source, key, now_ms()).await?,
         };
         if changed {
             self.events.publish(Event::Recovery);

@@ -84,7 +84,7 @@ impl RecoveryStore {
     /// Returns whether anything changed.
     pub async fn report(&self, report: &Report, now_ms: i64) -> Result<bool, RecoveryError> {
         let class = classify(report.source, &report.detail).class;
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = crate::store::write_tx(&self.pool).await.map_err(db)?;
         let existing = sqlx::query(
             "SELECT id, detail, state, last_ms FROM failures WHERE source = ? AND key = ?",
         )

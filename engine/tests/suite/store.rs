@@ -390,3 +390,62 @@ async fn api_token_hashes_are_unique() {
     );
     assert_eq!(store.api_tokens(1).await.unwrap().len(), 1);
 }
+
+/// Failures reported at once, from many tasks, while another connection keeps writing (a busy
+/// pod): every one is recorded. A deferred transaction that reads the failure first and writes
+/// it after fails with "database is locked" when a write lands in between; Recovery lost the
+/// failure that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_reported_at_once_beside_other_writers_are_all_recorded() {
+    use engine::model::FailureSource;
+    use engine::recovery::store::{RecoveryStore, Report};
+    let (dir, store) = fresh_store().await;
+    let recovery = std::sync::Arc::new(RecoveryStore::of(&store));
+    // Another pool on the same file, as a second process would be.
+    let other = Store::open(&dir.path().join("test.db")).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                other
+                    .write_settings(&[("counter", Some(n.to_string()))], n as i64)
+                    .await
+                    .unwrap();
+            }
+            n
+        })
+    };
+    let reports: Vec<_> = (0..60)
+        .map(|i| {
+            let recovery = std::sync::Arc::clone(&recovery);
+            tokio::spawn(async move {
+                let report = Report {
+                    source: FailureSource::Job,
+                    key: i.to_string(),
+                    target: i.to_string(),
+                    subject: format!("run {i}"),
+                    detail: "ComfyUI is not reachable".into(),
+                    user_id: None,
+                };
+                // Reported twice, as a repeated event would be: still one failure.
+                recovery.report(&report, 1_000).await?;
+                recovery.report(&report, 2_000_000).await
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for report in reports {
+        if let Err(e) = report.await.unwrap() {
+            refused.push(e.to_string());
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(writer.await.unwrap() > 0, "the other writer wrote");
+    assert!(refused.is_empty(), "reports refused: {refused:?}");
+    let open = recovery.open(None).await.unwrap();
+    assert_eq!(open.len(), 60);
+    assert!(open.iter().all(|f| f.view.count == 2), "{open:?}");
+}
