@@ -119,6 +119,9 @@ pub struct Config {
     pub node_pip_args: Vec<String>,
     /// How long ComfyUI may take to answer again after a pack change restarted it.
     pub node_ready_timeout: Duration,
+    /// The wait before a pack's clone or fetch that failed on the network is tried again
+    /// (twice that before the last try).
+    pub node_network_retry: Duration,
 }
 
 impl Config {
@@ -156,6 +159,7 @@ impl Config {
             node_protected_packages: Vec::new(),
             node_pip_args: Vec::new(),
             node_ready_timeout: DEFAULT_NODE_READY_TIMEOUT,
+            node_network_retry: Duration::from_secs(5),
         }
     }
 

@@ -12,6 +12,8 @@ pub mod auth;
 #[cfg(feature = "server")]
 mod background;
 #[cfg(feature = "server")]
+mod breaker;
+#[cfg(feature = "server")]
 pub mod bridge;
 #[cfg(feature = "server")]
 pub mod catalog;

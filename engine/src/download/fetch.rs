@@ -16,7 +16,6 @@
 //! `Retry-After`), every retry resuming from what is on disk; a host that keeps failing trips a
 //! circuit breaker shared by all transfers of the [`Fetcher`].
 
-mod breaker;
 mod disk;
 mod http;
 mod segments;
@@ -255,7 +254,7 @@ pub struct Fetcher {
 struct Inner {
     client: reqwest::Client,
     credentials: RwLock<Credentials>,
-    breaker: breaker::Breaker,
+    breaker: crate::breaker::Breaker,
     tuning: FetchTuning,
 }
 
@@ -280,7 +279,10 @@ impl Fetcher {
             inner: Arc::new(Inner {
                 client,
                 credentials: RwLock::new(credentials),
-                breaker: breaker::Breaker::new(tuning.breaker_threshold, tuning.breaker_cooldown),
+                breaker: crate::breaker::Breaker::new(
+                    tuning.breaker_threshold,
+                    tuning.breaker_cooldown,
+                ),
                 tuning,
             }),
         }

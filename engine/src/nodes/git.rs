@@ -16,6 +16,22 @@ fn git() -> PathBuf {
     PathBuf::from("git")
 }
 
+/// The host (and port) a remote is fetched from, to keep its failures apart from other
+/// hosts'; `None` for a local one (a path or `file://`).
+pub(crate) fn git_host(url: &str) -> Option<String> {
+    if let Ok(parsed) = url::Url::parse(url) {
+        let host = parsed.host_str().filter(|h| !h.is_empty())?;
+        return Some(match parsed.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        });
+    }
+    // scp-like `user@host:path`
+    let (before, _) = url.split_once(':')?;
+    let host = before.rsplit('@').next()?;
+    (!host.is_empty() && !host.contains('/')).then(|| host.to_string())
+}
+
 /// `git clone` `url` into `dest` (which must not exist).
 pub(crate) async fn clone(url: &str, dest: &Path) -> Result<(), String> {
     let shown = super::redact_url(url);
@@ -169,4 +185,28 @@ pub(crate) async fn available() -> Result<(), String> {
     .await
     .map(|_| ())
     .map_err(|e| format!("git is needed to install custom-node packs: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::git_host;
+
+    #[test]
+    fn a_remotes_host_is_found_and_a_local_one_has_none() {
+        assert_eq!(
+            git_host("https://github.com/a/b.git").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(
+            git_host("http://127.0.0.1:8080/a.git").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            git_host("git@github.com:a/b.git").as_deref(),
+            Some("github.com")
+        );
+        assert_eq!(git_host("file:///tmp/repos/a"), None);
+        assert_eq!(git_host("/tmp/repos/a"), None);
+        assert_eq!(git_host(""), None);
+    }
 }

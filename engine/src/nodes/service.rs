@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,15 +15,18 @@ use super::pip::{self, Frozen, Pip};
 use super::process::tail;
 use super::{redact_url, NodesError};
 use crate::activity::ActivityLog;
+use crate::breaker::Breaker;
 use crate::comfy::supervisor::resolve_python;
 use crate::comfy::ComfyClient;
 use crate::config::Config;
 use crate::download::manager::{DownloadManager, PointKey};
 use crate::model::{
-    check_pack_id, normalize_package_name, ActivityKind, Caller, ComfyProcessState, Event,
-    MissingNodeClass, NodePack, NodePackList, NodePackOutcome, NodePackState, PackOutcome,
-    PackSource, ResolvedPack, RestoreChange, DEFAULT_PROTECTED_PACKAGES,
+    check_pack_id, format_utc, normalize_package_name, ActivityKind, Caller, ComfyProcessState,
+    Event, FailureClass, FailureSource, MissingNodeClass, NodePack, NodePackList, NodePackOutcome,
+    NodePackState, PackOutcome, PackSource, ResolvedPack, RestoreChange,
+    DEFAULT_PROTECTED_PACKAGES,
 };
+use crate::recovery::{passing_class, with_patience, Patience};
 use crate::status::StatusService;
 use crate::workspace::WorkspaceLayout;
 
@@ -53,6 +57,8 @@ pub struct NodesConfig {
     pub comfyui_log: PathBuf,
     /// How long ComfyUI may take to answer again after a restart.
     pub ready_timeout: Duration,
+    /// How a clone or fetch that failed on the network is tried again.
+    pub network_patience: Patience,
 }
 
 impl NodesConfig {
@@ -76,6 +82,10 @@ impl NodesConfig {
             restore_points: layout.data().join("nodes").join("restore-points"),
             comfyui_log: layout.comfyui_log(),
             ready_timeout: config.node_ready_timeout,
+            network_patience: Patience {
+                retries: NETWORK_RETRIES,
+                first: config.node_network_retry,
+            },
         }
     }
 }
@@ -142,7 +152,17 @@ pub struct NodePackService {
     parsed_map: std::sync::Mutex<Option<(MapFileStamp, Arc<NodeMap>)>>,
     /// When a sync made for a first use last failed: not retried on every lookup.
     first_sync_failed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Git hosts that keep failing are left alone for a while (every pack of a workflow may
+    /// come from the same one).
+    git_hosts: Breaker,
 }
+
+/// Tries of a clone or fetch after the first when the network failed.
+const NETWORK_RETRIES: u32 = 2;
+/// Network failures in a row (tries included) after which a git host is left alone.
+const GIT_HOST_FAILURES: u32 = 3;
+/// How long a git host that keeps failing is left alone.
+const GIT_HOST_COOLDOWN: Duration = Duration::from_secs(120);
 
 type MapFileStamp = (u64, Option<std::time::SystemTime>);
 
@@ -166,6 +186,77 @@ impl NodePackService {
             lock: tokio::sync::Mutex::new(()),
             parsed_map: std::sync::Mutex::new(None),
             first_sync_failed: std::sync::Mutex::new(None),
+            git_hosts: Breaker::new(GIT_HOST_FAILURES, GIT_HOST_COOLDOWN),
+        }
+    }
+
+    /// Runs a clone or fetch of `url` (`attempt`) with the network's patience: a failure that
+    /// may pass is tried again after a wait said in `steps` with the next try's time; a host
+    /// that keeps failing is left alone for a while (the error says until when).
+    async fn over_the_network<T, F, Fut>(
+        &self,
+        url: &str,
+        steps: &mut Steps<'_>,
+        mut attempt: F,
+    ) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        /// Why one try did not work: git failed, or the host is left alone (not tried again
+        /// here: the wait is the breaker's).
+        enum Missed {
+            Failed(String),
+            Resting(String),
+        }
+        let host = git::git_host(url);
+        let guarded = || {
+            let permit = match &host {
+                Some(host) => match self.git_hosts.acquire(host) {
+                    Ok(permit) => Some(permit),
+                    Err(wait) => {
+                        let until = crate::clock::now_ms() + wait.as_millis() as i64;
+                        return Either::Left(std::future::ready(Err(Missed::Resting(format!(
+                            "{host} is not answering (the network failed {GIT_HOST_FAILURES} \
+                             times in a row), so comfydeck leaves it alone until {}; retry \
+                             after that",
+                            format_utc(until)
+                        )))));
+                    }
+                },
+                None => None,
+            };
+            let run = attempt();
+            Either::Right(async move {
+                let result = run.await;
+                match (&result, permit) {
+                    (Err(e), Some(permit)) if passing_class(FailureSource::Pack, e).is_some() => {
+                        permit.failure()
+                    }
+                    // The host answered (a refusal, a missing repository): it is up.
+                    (_, Some(permit)) => permit.success(),
+                    _ => {}
+                }
+                result.map_err(Missed::Failed)
+            })
+        };
+        let passing = |missed: &Missed| match missed {
+            Missed::Failed(e) => passing_class(FailureSource::Pack, e),
+            Missed::Resting(_) => None,
+        };
+        let waiting = |class: FailureClass, next_ms: i64, next_try: u32| {
+            steps.say(format!(
+                "that failed ({}); trying again at {} (try {next_try} of {})",
+                class.label(),
+                format_utc(next_ms),
+                self.config.network_patience.retries + 1
+            ));
+            std::future::ready(())
+        };
+        let patience = self.config.network_patience;
+        match with_patience(passing, patience, waiting, guarded).await.0 {
+            Ok(done) => Ok(done),
+            Err(Missed::Failed(e) | Missed::Resting(e)) => Err(e),
         }
     }
 
@@ -551,7 +642,14 @@ impl NodePackService {
             hex::encode(rand::random::<[u8; 4]>())
         ));
         steps.say(format!("cloning {shown}"));
-        if let Err(e) = git::clone(&repository, &staging).await {
+        let cloned = self
+            .over_the_network(&repository, &mut steps, || async {
+                // A try that failed half-way leaves part of a clone.
+                let _ = std::fs::remove_dir_all(&staging);
+                git::clone(&repository, &staging).await
+            })
+            .await;
+        if let Err(e) = cloned {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(NodesError::Failed(format!("{e}. Nothing was changed.")));
         }
@@ -794,12 +892,14 @@ impl NodePackService {
             .restore_point(&root, &pip, &format!("update {id}"), &mut steps)
             .await?;
         steps.say("fetching".to_string());
+        let remote = git::origin(&dir).await.unwrap_or_default();
+        let fetched = self
+            .over_the_network(&remote, &mut steps, || git::fetch_newest(&dir))
+            .await;
         let rev = match version.map(str::trim).filter(|v| !v.is_empty()) {
-            Some(v) => {
-                let _ = git::fetch_newest(&dir).await;
-                v.to_string()
-            }
-            None => git::fetch_newest(&dir).await.map_err(NodesError::Failed)?,
+            // A pinned commit may be in the checkout already.
+            Some(v) => v.to_string(),
+            None => fetched.map_err(NodesError::Failed)?,
         };
         let new = git::checkout(&dir, &rev)
             .await

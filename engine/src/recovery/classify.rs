@@ -29,10 +29,13 @@ fn url_after(message: &str, marker: &str) -> Option<String> {
     Some(url.trim_end_matches('.').to_string())
 }
 
-/// An HTTP status the message names (`HTTP 404`).
+/// An HTTP status the message names: comfydeck's `HTTP 404`, or git's (curl's) "The requested
+/// URL returned error: 503".
 fn http_status(message: &str) -> Option<u16> {
-    let at = message.find("HTTP ")? + 5;
-    message[at..].get(..3)?.parse().ok()
+    ["HTTP ", "returned error: "].iter().find_map(|marker| {
+        let at = message.find(marker)? + marker.len();
+        message[at..].get(..3)?.parse().ok()
+    })
 }
 
 pub fn classify(source: FailureSource, message: &str) -> Classified {
@@ -50,7 +53,12 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
         )
     } else if has(
         &lower,
-        &["refused the token", "requires a token", "access denied by"],
+        &[
+            "refused the token",
+            "requires a token",
+            "access denied by",
+            "authentication failed",
+        ],
     ) || matches!(status, Some(401 | 403))
     {
         (
@@ -169,6 +177,14 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
             "reset",
             "tls",
             "does not answer",
+            "without an answer",
+            // git's (and curl's) own words
+            "could not resolve host",
+            "failed to connect",
+            "couldn't connect",
+            "early eof",
+            "hung up unexpectedly",
+            "rpc failed",
         ],
     ) || status.is_some_and(|s| s >= 500)
     {
@@ -326,5 +342,30 @@ mod tests {
             crash.actions,
             [RecoveryAction::RestartComfyui, RecoveryAction::Dismiss]
         );
+    }
+
+    /// git says what went wrong in curl's words; these are what a clone or fetch prints.
+    #[test]
+    fn gits_network_and_http_errors_are_classified() {
+        let pack = FailureSource::Pack;
+        for passing in [
+            "git clone https://github.com/a/b failed (exit code 128): fatal: unable to access \
+             'https://github.com/a/b/': Could not resolve host: github.com",
+            "git clone … failed (exit code 128): fatal: unable to access 'https://github.com/a/b/': \
+             Failed to connect to github.com port 443 after 3 ms: Couldn't connect to server",
+            "git clone … failed (exit code 128): error: RPC failed; curl 56 GnuTLS recv error \
+             (-9)\nfatal: early EOF",
+            "git clone http://127.0.0.1:9/a.git failed (exit code 128): fatal: unable to access \
+             'http://127.0.0.1:9/a.git/': The requested URL returned error: 503",
+            "git fetch: gave up after 600 s without an answer",
+        ] {
+            assert_eq!(class_of(pack, passing), C::Network, "{passing}");
+        }
+        let limited = "fatal: unable to access 'https://x/': The requested URL returned error: 429";
+        assert_eq!(class_of(pack, limited), C::RateLimited);
+        let missing = "fatal: unable to access 'https://x/': The requested URL returned error: 404";
+        assert_eq!(class_of(pack, missing), C::NotFound);
+        let private = "fatal: Authentication failed for 'https://github.com/a/private/'";
+        assert_eq!(class_of(pack, private), C::Auth);
     }
 }

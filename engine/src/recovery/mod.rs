@@ -7,7 +7,7 @@ mod retry;
 mod service;
 pub mod store;
 
-pub use retry::{retry_transient, SYNC_RETRIES};
+pub use retry::{passing_class, retry_transient, with_patience, Patience, SYNC_RETRIES};
 pub use service::{ActionServices, RecoveryService};
 
 use crate::error::Classify;

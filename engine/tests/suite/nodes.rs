@@ -162,6 +162,7 @@ impl Pod {
             wheels.display().to_string(),
         ];
         config.node_ready_timeout = Duration::from_secs(60);
+        config.node_network_retry = Duration::from_millis(200);
         let (engine, _) = Engine::start(config).await.unwrap();
         // ComfyUI, the recovery listener, the download queue: as `comfydeck serve` runs.
         engine.spawn_background_jobs();
@@ -246,6 +247,81 @@ impl Pod {
 }
 
 fn quiet(_: &str) {}
+
+/// A git remote over HTTP with git's "dumb" protocol (plain files of a bare repository, as
+/// any web server serves them), answering 503 to the next `fail_next` requests, and to every
+/// one while `down`.
+struct GitOverHttp {
+    port: u16,
+    fail_next: Arc<std::sync::atomic::AtomicU32>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    requests: Arc<std::sync::atomic::AtomicU32>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl GitOverHttp {
+    async fn start(served: PathBuf) -> GitOverHttp {
+        use axum::http::{StatusCode, Uri};
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let fail_next = Arc::new(AtomicU32::new(0));
+        let down = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicU32::new(0));
+        let (f, d, r) = (fail_next.clone(), down.clone(), requests.clone());
+        let app = axum::Router::new().fallback(move |uri: Uri| {
+            let (served, f, d, r) = (served.clone(), f.clone(), d.clone(), r.clone());
+            async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                let failing = d.load(Ordering::SeqCst)
+                    || f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                if failing {
+                    return Err(StatusCode::SERVICE_UNAVAILABLE);
+                }
+                let path = uri.path().trim_start_matches('/');
+                if path.split('/').any(|part| part == "..") {
+                    return Err(StatusCode::BAD_REQUEST);
+                }
+                std::fs::read(served.join(path)).map_err(|_| StatusCode::NOT_FOUND)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        GitOverHttp {
+            port,
+            fail_next,
+            down,
+            requests,
+            server,
+        }
+    }
+
+    /// Serves the repository at `file_url` (from [`make_repo`]) as `/<name>.git`.
+    fn serve(&self, served: &Path, file_url: &str, name: &str) -> String {
+        let bare = served.join(format!("{name}.git"));
+        let source = file_url.trim_start_matches("file://");
+        run(
+            "git clone --bare",
+            Command::new("git")
+                .args(["clone", "--quiet", "--bare", source])
+                .arg(&bare),
+        );
+        git(&bare, &["update-server-info"]);
+        format!("http://127.0.0.1:{}/{name}.git", self.port)
+    }
+
+    fn requests(&self) -> u32 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for GitOverHttp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
 
 fn target(repo: &str, version: Option<&str>) -> InstallTarget {
     InstallTarget {
@@ -1069,4 +1145,107 @@ async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_
     assert!(!pod.custom_nodes().join("pack-fancy").exists());
     pod.wait_ready().await;
     assert!(!pod.classes().await.contains("FancyNode"));
+}
+
+/// A pack's clone that fails on the network is tried again by itself, each wait said with the
+/// next try's time, and works; a host that keeps failing fails its pack with a network failure
+/// on the Recovery page, and is then left alone: the next pack from it is not even asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clone_that_fails_on_the_network_is_tried_again_then_its_host_is_left_alone() {
+    use std::sync::atomic::Ordering;
+    let pod = Pod::start(&[]).await;
+    let nodes = pod.engine.nodes();
+    let served = pod.root.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let remote = GitOverHttp::start(served.clone()).await;
+    let (file_url, _) = make_repo(
+        pod.root.path(),
+        "net-pack",
+        &[&[("__init__.py", &init_py(None, &["NetNodeA"]))]],
+    );
+    let url = remote.serve(&served, &file_url, "net-pack");
+
+    // Two 503s: the first two tries fail, the third clones.
+    remote.fail_next.store(2, Ordering::SeqCst);
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |line: &str| lines.lock().unwrap().push(line.to_string());
+    let installed = nodes
+        .install(&pod.admin, target(&url, None), &progress)
+        .await
+        .unwrap_or_else(|e| panic!("the third try clones: {e}; {:?}", lines.lock().unwrap()));
+    assert_eq!(installed.pack.unwrap().id, "net-pack");
+    assert!(pod.classes().await.contains("NetNodeA"));
+    let said = lines.lock().unwrap().clone();
+    let waits: Vec<&String> = said
+        .iter()
+        .filter(|l| l.contains("trying again at"))
+        .collect();
+    assert_eq!(waits.len(), 2, "{said:#?}");
+    assert!(
+        waits[0].starts_with("that failed (network problem); trying again at ")
+            && waits[0].ends_with(" UTC (try 2 of 3)")
+            && waits[1].ends_with(" UTC (try 3 of 3)"),
+        "{waits:#?}"
+    );
+    let tree = pod.work_tree();
+    assert!(
+        !tree.iter().any(|p| p.contains(".staging-")),
+        "no half clone is left: {tree:#?}"
+    );
+
+    // The host goes down: three tries, then the pack fails, classified as the network.
+    remote.down.store(true, Ordering::SeqCst);
+    let (down_url, _) = make_repo(
+        pod.root.path(),
+        "down-pack",
+        &[&[("__init__.py", &init_py(None, &["DownNode"]))]],
+    );
+    let down_url = remote.serve(&served, &down_url, "down-pack");
+    let before = remote.requests();
+    let error = nodes
+        .install(&pod.admin, target(&down_url, None), &quiet)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("returned error: 503"), "{error}");
+    assert!(error.contains("Nothing was changed"), "{error}");
+    assert_eq!(remote.requests() - before, 3, "one request per try");
+    assert_eq!(pod.work_tree(), tree, "nothing of down-pack is left");
+    let list = common::recovery_until(&pod.engine, &pod.admin, "the pack's failure", |l| {
+        l.open.iter().any(|f| f.source == FailureSource::Pack)
+    })
+    .await;
+    let failure = list
+        .open
+        .iter()
+        .find(|f| f.source == FailureSource::Pack)
+        .unwrap();
+    assert_eq!(failure.class, FailureClass::Network, "{failure:?}");
+    assert!(failure.actions.contains(&RecoveryAction::Retry));
+
+    // The host is left alone now: another pack from it fails at once, asking nothing.
+    let before = remote.requests();
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |line: &str| lines.lock().unwrap().push(line.to_string());
+    let error = nodes
+        .install(&pod.admin, target(&down_url, None), &progress)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!("127.0.0.1:{} is not answering", remote.port))
+            && error.contains("leaves it alone until"),
+        "{error}"
+    );
+    assert_eq!(remote.requests(), before, "the host was not asked");
+    assert!(
+        !lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("trying again")),
+        "a host left alone is not waited on: {:?}",
+        lines.lock().unwrap()
+    );
+    assert_eq!(pod.work_tree(), tree);
 }

@@ -1,11 +1,12 @@
 //! Per-host circuit breakers: a host that keeps failing is left alone for a while, so that
-//! many queued files do not all hammer (and wait on) a dead server.
+//! many queued files (or packs to clone) do not all hammer, and wait on, a dead server. The
+//! downloads have one; the custom-node packs' git remotes another.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub(super) struct Breaker {
+pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     hosts: Mutex<HashMap<String, HostState>>,
@@ -21,7 +22,7 @@ struct HostState {
 
 /// Leave to send one request to a host; report how it went with `success` or `failure`.
 /// Dropping it unreported (the request was cancelled) changes nothing but frees the trial slot.
-pub(super) struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     host: String,
     trial: bool,
