@@ -1046,8 +1046,9 @@ impl Drop for SmallDisk {
 }
 
 /// A full disk for real (a 4 MiB tmpfs as the models folder): the download stops with the
-/// disk full, keeps its bytes and is in Recovery as "disk full" with Free space first; a
-/// preset removed frees the space, and `recovery retry` finishes the file, verified.
+/// disk full, keeps its bytes and is in Recovery as "disk full" with Free space, then Resume; a
+/// preset removed frees the space, and `recovery retry` (its Resume) finishes the file,
+/// verified.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_is_in_recovery_and_a_retry_after_freeing_space_finishes_the_file() {
     let filler: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 249) as u8).collect();
@@ -1126,7 +1127,7 @@ async fn a_full_disk_is_in_recovery_and_a_retry_after_freeing_space_finishes_the
     assert_eq!(failure["subject"], "checkpoints/big.safetensors");
     assert_eq!(
         failure["actions"],
-        serde_json::json!(["free_space", "retry", "dismiss"])
+        serde_json::json!(["free_space", "resume", "dismiss"])
     );
     assert_eq!(failure["link"], "/models");
     let partial = &list["partial_files"][0];

@@ -396,6 +396,7 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
         .filter_map(|a| {
             let (label, class) = match a {
                 RecoveryAction::Retry => ("Retry", "btn-primary"),
+                RecoveryAction::Resume => ("Resume", "btn-primary"),
                 RecoveryAction::RestartComfyui => ("Restart ComfyUI", "btn-primary"),
                 RecoveryAction::RollBack => ("Roll back", "btn-secondary"),
                 RecoveryAction::Dismiss => ("Dismiss", "btn-secondary"),

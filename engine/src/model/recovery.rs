@@ -114,6 +114,8 @@ named_enum! {
     pub enum RecoveryAction {
         /// Try it again as it is.
         Retry = "retry",
+        /// Go on with a paused download from the bytes it has (once there is space).
+        Resume = "resume",
         /// Save a token in Settings, then retry.
         AddToken = "add_token",
         /// Accept the model's licence (the failure's link), then retry.

@@ -206,6 +206,8 @@ pub fn classify(source: FailureSource, message: &str) -> Classified {
     let mut actions = match class {
         C::Licence => vec![A::AcceptLicence, A::Retry],
         C::Auth => vec![A::AddToken, A::Retry],
+        // A download that filled the disk is paused with its bytes: it goes on, not again.
+        C::DiskFull if source == FailureSource::Download => vec![A::FreeSpace, A::Resume],
         C::DiskFull => vec![A::FreeSpace, A::Retry],
         C::ComfyuiCrashed => vec![A::RestartComfyui],
         C::Dependency | C::NotFound | C::Validation => vec![],
@@ -297,7 +299,21 @@ mod tests {
         let full = FetchError::NoSpace { file: "x".into() };
         let disk = classify(d, &full.to_string());
         assert_eq!(disk.class, C::DiskFull);
-        assert_eq!(disk.actions[0], RecoveryAction::FreeSpace);
+        assert_eq!(
+            disk.actions,
+            [
+                RecoveryAction::FreeSpace,
+                RecoveryAction::Resume,
+                RecoveryAction::Dismiss
+            ]
+        );
+        // A preset refused before it started, for want of space, is tried again.
+        let refused = classify(
+            FailureSource::Preset,
+            "FLUX needs 20 GB more, but only 3 GB is free (keeping 2 GB in reserve)",
+        );
+        assert_eq!(refused.class, C::DiskFull);
+        assert!(refused.actions.contains(&RecoveryAction::Retry));
         assert_eq!(disk.link.as_deref(), Some("/models"));
         let net = FetchError::Network {
             attempts: 5,

@@ -361,7 +361,8 @@ impl RecoveryService {
         }
         let state = match action {
             RecoveryAction::Dismiss => FailureState::Dismissed,
-            RecoveryAction::Retry => {
+            // A paused download's retry is its resume (only downloads offer it).
+            RecoveryAction::Retry | RecoveryAction::Resume => {
                 self.retry(caller, &failure).await?;
                 FailureState::Resolved
             }

@@ -44,12 +44,18 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
         RecoveryCommand::Retry { id, .. } => {
             let engine = start_exclusive(config, "retry").await?;
             let admin = engine.auth().open_caller();
-            let failure = engine
-                .recovery()
-                .act(&admin, id, RecoveryAction::Retry, None)
-                .await?;
+            let stored = RecoveryStore::of(engine.store()).get(id).await?;
+            // A paused download offers Resume: its "go on" from the command line.
+            let action = match &stored {
+                Some(f) if f.view.actions.contains(&RecoveryAction::Resume) => {
+                    RecoveryAction::Resume
+                }
+                _ => RecoveryAction::Retry,
+            };
+            let failure = engine.recovery().act(&admin, id, action, None).await?;
             out!("Retrying {} ({}).", failure.subject, failure.class.label());
-            let code = carry_out(&engine, &failure).await?;
+            let target = stored.map(|f| f.target).unwrap_or_default();
+            let code = carry_out(&engine, &failure, &target).await?;
             engine.shutdown().await;
             Ok(code)
         }
@@ -70,7 +76,7 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
         RecoveryCommand::RetryAll { .. } => {
             let engine = start_exclusive(config, "retry").await?;
             let admin = engine.auth().open_caller();
-            let open = engine.recovery().list(&admin).await?.open;
+            let open = RecoveryStore::of(engine.store()).open(None).await?;
             let outcome = engine.recovery().retry_all(&admin).await?;
             out!(
                 "Retried {}; {} wait for you first (a token, space or a licence) or could not be retried.",
@@ -80,9 +86,9 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
             let mut code = 0;
             for failure in open
                 .iter()
-                .filter(|f| f.actions.first() == Some(&RecoveryAction::Retry))
+                .filter(|f| f.view.actions.first() == Some(&RecoveryAction::Retry))
             {
-                if carry_out(&engine, failure).await? != 0 {
+                if carry_out(&engine, &failure.view, &failure.target).await? != 0 {
                     code = EXIT_FAILED;
                 }
             }
@@ -92,18 +98,15 @@ pub async fn recovery(action: RecoveryCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs what a retry queued when it is this process's to finish (a download, a preset);
-/// the rest is started again and carried on by the deck.
-async fn carry_out(engine: &Arc<Engine>, failure: &FailureView) -> anyhow::Result<ExitCode> {
+/// Runs what a retry queued when it is this process's to finish (a download, a preset:
+/// `target` is its id); the rest is started again and carried on by the deck.
+async fn carry_out(
+    engine: &Arc<Engine>,
+    failure: &FailureView,
+    target: &str,
+) -> anyhow::Result<ExitCode> {
     match failure.source {
-        FailureSource::Preset => {
-            let preset = failure
-                .subject
-                .strip_prefix("preset ")
-                .unwrap_or(&failure.subject)
-                .to_string();
-            wait_for_presets(engine, &[preset]).await
-        }
+        FailureSource::Preset => wait_for_presets(engine, &[target.to_string()]).await,
         FailureSource::Download => wait_for_file(engine, &failure.subject).await,
         FailureSource::Sync => {
             out!("{}: synced.", failure.subject);
