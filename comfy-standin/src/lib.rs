@@ -32,7 +32,10 @@
 //! recording name as body, `GET /__standin/requests`, `GET /__standin/recordings`.
 //!
 //! A dev-only crate, used by the engine's and the server's tests and, as a binary, by the browser
-//! tests. It does not depend on `engine`, whose tests depend on it.
+//! tests. It does not depend on `engine`, whose tests depend on it. [`git_remote`] is the git
+//! remote over HTTP that the custom-node tests clone from.
+
+pub mod git_remote;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;

@@ -356,9 +356,16 @@ impl Engine {
                 .await;
             });
         }
-        // "Make runnable" operations a restart interrupted go on where they were.
-        let operations = Arc::clone(&self.operations);
-        spawn_until(&self.stopping, async move { operations.resume_all().await });
+        // A pack change the deck stopped in the middle of is put back first; then "make
+        // runnable" operations a restart interrupted go on where they were (a pack step of
+        // theirs installs again on the pod as it was).
+        let (nodes, operations) = (Arc::clone(&self.nodes), Arc::clone(&self.operations));
+        spawn_until(&self.stopping, async move {
+            if let Some(said) = nodes.put_back_interrupted().await {
+                tracing::warn!(%said, "a custom-node change was interrupted");
+            }
+            operations.resume_all().await
+        });
         let (events, status) = (self.events.clone(), Arc::clone(&self.status));
         spawn_until(&self.stopping, async move {
             loop {

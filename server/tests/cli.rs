@@ -469,14 +469,10 @@ fn git_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
     format!("file://{}", dir.display())
 }
 
-/// `nodes install` prints its steps, ends 0 only when ComfyUI (the fake one, run by the
-/// command's own supervisor) loaded the pack, and otherwise exits 1 with the reason and what
-/// was put back; `nodes list` shows what is installed.
-#[test]
-fn nodes_commands_install_list_and_refuse_with_the_reason() {
-    let root = tempfile::tempdir().unwrap();
-    let ws = root.path().join("workspace");
-    let comfy = root.path().join("ComfyUI");
+/// A ComfyUI folder under `root` that runs the fake ComfyUI (which imports `custom_nodes/`
+/// as ComfyUI does) in a venv of its own.
+fn fake_comfyui(root: &Path) -> std::path::PathBuf {
+    let comfy = root.join("ComfyUI");
     std::fs::create_dir_all(comfy.join("custom_nodes")).unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../comfy-standin/python/fake_comfyui/main.py"),
@@ -489,6 +485,17 @@ fn nodes_commands_install_list_and_refuse_with_the_reason() {
             .args(["-m", "venv"])
             .arg(comfy.join("venv")),
     );
+    comfy
+}
+
+/// `nodes install` prints its steps, ends 0 only when ComfyUI (the fake one, run by the
+/// command's own supervisor) loaded the pack, and otherwise exits 1 with the reason and what
+/// was put back; `nodes list` shows what is installed.
+#[test]
+fn nodes_commands_install_list_and_refuse_with_the_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("workspace");
+    let comfy = fake_comfyui(root.path());
     let good = git_repo(
         root.path(),
         "pack-cli",
@@ -1174,4 +1181,210 @@ async fn a_full_disk_is_in_recovery_and_a_retry_after_freeing_space_finishes_the
     );
     // Nothing was written outside the tmpfs's models folder.
     assert!(!ws.path().join("models/checkpoints").exists());
+}
+
+/// Every path under `dir` (Python caches skipped), relative, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "__pycache__") {
+                continue;
+            }
+            out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `comfydeck serve` on `workspace` running ComfyUI from `comfy` itself (on `comfy_port`),
+/// answering once `/health` does.
+async fn serve_supervised(
+    workspace: &Path,
+    comfy: &Path,
+    comfy_port: u16,
+) -> (std::process::Child, String) {
+    let port = free_port();
+    let child = with_test_env(
+        Command::new(BIN),
+        workspace,
+        &[
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--comfyui-dir",
+            &comfy.display().to_string(),
+            "--comfyui-port",
+            &comfy_port.to_string(),
+            "--node-map-url=",
+        ],
+    )
+    .env_remove("ACCESS_PASSWORD")
+    .env_remove("COMFYUI_PYTHON")
+    .env_remove("COMFYUI_ARGS")
+    .env_remove("NODE_PIP_ARGS")
+    .env_remove("NODE_PROTECTED_PACKAGES")
+    .env("PIP_NO_INDEX", "1")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    until_healthy(&base).await;
+    (child, base)
+}
+
+fn process_runs(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// `kill -9` of the deck in the middle of a pack's clone (the remote holds its objects back):
+/// the restarted deck ends the ComfyUI the killed one left running, puts the pod back by itself
+/// (no half clone: `custom_nodes/` and `pip freeze` as before), and the install waits in
+/// Recovery; its Retry installs the pack.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_install_killed_mid_clone_is_put_back_at_the_restart_and_its_retry_installs_it() {
+    let root = tempfile::tempdir().unwrap();
+    let ws = root.path().join("workspace");
+    let comfy = fake_comfyui(root.path());
+    let repo = git_repo(
+        root.path(),
+        "slow-pack",
+        &[(
+            "__init__.py",
+            "class N:\n    pass\n\nNODE_CLASS_MAPPINGS = {'SlowNode': N}\n",
+        )],
+    );
+    let remote = comfy_standin::git_remote::GitRemote::start(root.path().join("served")).await;
+    let url = remote.publish(&repo, "slow-pack");
+    remote.hold_objects(std::time::Duration::from_secs(300));
+    let custom_nodes = comfy.join("custom_nodes");
+    let freeze = || {
+        must(
+            "pip freeze",
+            Command::new(comfy.join("venv/bin/python"))
+                .args(["-m", "pip", "freeze", "--all"])
+                .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        )
+    };
+    let (tree_before, freeze_before) = (listing(&custom_nodes), freeze());
+    let comfy_port = free_port();
+
+    let (mut deck, base) = serve_supervised(&ws, &comfy, comfy_port).await;
+    let http = reqwest::Client::new();
+    let install = {
+        let (http, base, url) = (http.clone(), base.clone(), url.clone());
+        tokio::spawn(async move {
+            let _ = http
+                .post(format!("{base}/api/nodes/install"))
+                .json(&serde_json::json!({"repo": url}))
+                .send()
+                .await;
+        })
+    };
+    let started = std::time::Instant::now();
+    let cloning = || {
+        std::fs::read_dir(custom_nodes.join(".disabled")).is_ok_and(|mut entries| {
+            entries.any(|e| {
+                e.is_ok_and(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(".staging-slow-pack-")
+                })
+            })
+        })
+    };
+    while !cloning() {
+        assert!(started.elapsed().as_secs() < 60, "the clone never started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid_file = ws.join("data/comfyui.pid");
+    let left_running: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()))
+        .trim()
+        .parse()
+        .unwrap();
+    deck.kill().unwrap(); // SIGKILL
+    deck.wait().unwrap();
+    install.abort();
+    assert!(
+        process_runs(left_running),
+        "the killed deck's ComfyUI is still running"
+    );
+
+    // The restarted deck: the old ComfyUI ended, the pod put back, the install in Recovery.
+    remote.hold_objects(std::time::Duration::ZERO);
+    let (mut deck, base) = serve_supervised(&ws, &comfy, comfy_port).await;
+    let started = std::time::Instant::now();
+    let failure = loop {
+        let list = get_json(&http, &format!("{base}/api/recovery")).await;
+        if let Some(f) = list["open"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["source"] == "pack")
+        {
+            break f.clone();
+        }
+        assert!(
+            started.elapsed().as_secs() < 90,
+            "no pack failure: {list:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(!process_runs(left_running), "the old ComfyUI was ended");
+    assert_eq!(failure["subject"], "install pack slow-pack", "{failure:#}");
+    let detail = failure["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("installing slow-pack failed: comfydeck stopped in the middle of it")
+            && detail.contains("Put back"),
+        "{detail}"
+    );
+    assert!(failure["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("retry")));
+    assert_eq!(listing(&custom_nodes), tree_before, "no half clone is left");
+    assert_eq!(freeze(), freeze_before);
+
+    // Retry: the pack is installed and loaded, and nothing waits in Recovery.
+    let acted = http
+        .post(format!("{base}/api/recovery/act"))
+        .json(&serde_json::json!({"id": failure["id"], "action": "retry"}))
+        .send()
+        .await
+        .unwrap();
+    let status = acted.status();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        acted.text().await.unwrap()
+    );
+    let packs = get_json(&http, &format!("{base}/api/nodes")).await;
+    let ids: Vec<&str> = packs["packs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["slow-pack"], "{packs:#}");
+    let list = get_json(&http, &format!("{base}/api/recovery")).await;
+    assert_eq!(list["open"], serde_json::json!([]), "{list:#}");
+
+    // A graceful stop ends the deck's ComfyUI with it.
+    unsafe { libc::kill(deck.id() as i32, libc::SIGTERM) };
+    deck.wait().unwrap();
 }

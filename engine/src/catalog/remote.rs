@@ -9,9 +9,7 @@
 //!
 //! JSON is recognised by a JSON content type or a body whose first non-space character is `{`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -205,7 +203,7 @@ impl RemoteRegistry {
         };
         let cache = self.cache.clone();
         let bytes = body.to_vec();
-        tokio::task::spawn_blocking(move || write_atomic(&cache, &bytes))
+        tokio::task::spawn_blocking(move || crate::workspace::write_atomic(&cache, &bytes))
             .await
             .map_err(|e| err(format!("writing the registry cache failed: {e}")))?
             .map_err(|e| {
@@ -241,44 +239,6 @@ impl SyncState {
             }
         }
     }
-}
-
-/// Replaces `path` with `bytes` so a reader sees either the old or the new file, whole.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the cache path has no file name",
-        )
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    // The rename itself is durable once the folder is synced (best effort; not all systems allow it).
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 fn format_time(t: SystemTime) -> String {

@@ -113,6 +113,9 @@ pub struct SupervisorConfig {
     pub output_dir: PathBuf,
     pub input_dir: PathBuf,
     pub log_file: PathBuf,
+    /// Where the running ComfyUI's pid is kept: one that outlived a deck killed with -9 is
+    /// ended before the next one starts (it would hold the port).
+    pub pid_file: PathBuf,
     /// Base URL polled for readiness (`<base>/system_stats`); `None`: `http://127.0.0.1:<port>`.
     pub ready_url: Option<String>,
     pub tuning: SupervisorTuning,
@@ -130,6 +133,7 @@ impl SupervisorConfig {
             output_dir: layout.output(),
             input_dir: layout.input(),
             log_file: layout.comfyui_log(),
+            pid_file: layout.data().join("comfyui.pid"),
             ready_url: None,
             tuning: SupervisorTuning::default(),
         }
@@ -571,6 +575,45 @@ async fn pump(
     shared.publish_tail();
 }
 
+/// Ends the ComfyUI whose pid `pid_file` keeps when it still runs in `comfyui_dir` (its
+/// working directory; a zombie or another program with the pid is left alone) and is not this
+/// deck's child: a deck killed with -9 leaves its ComfyUI running, holding the port. Its
+/// process group is killed and waited for (at most 5 s). Returns the pid it ended.
+fn end_orphan(pid_file: &Path, comfyui_dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cwd = std::fs::read_link(proc_dir.join("cwd")).ok()?;
+    if cwd != absolute(comfyui_dir) {
+        return None;
+    }
+    // Our own child (not exited yet) has this deck as its parent: the supervisor ends it.
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    let parent: u32 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    if parent == std::process::id() {
+        return None;
+    }
+    tracing::warn!(
+        pid,
+        "ending a ComfyUI left running by a deck that was killed"
+    );
+    signal_group(pid, rustix::process::Signal::KILL);
+    let started = std::time::Instant::now();
+    while proc_dir.exists() && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(pid)
+}
+
 /// Sends `signal` to the process group `pgid`; false when there is no such group any more.
 fn signal_group(pgid: u32, signal: rustix::process::Signal) -> bool {
     let Some(pid) = i32::try_from(pgid)
@@ -717,6 +760,11 @@ impl Task {
     fn spawn(&self) -> Result<Running, String> {
         let config = &self.config;
         config.preflight()?;
+        if let Some(pid) = end_orphan(&config.pid_file, &config.comfyui_dir) {
+            self.shared.note(format_args!(
+                "ended ComfyUI (pid {pid}) left running by a deck that stopped without ending it"
+            ));
+        }
         let python = config.python_program();
         let args = config.args();
         let mut command = Command::new(&python);
@@ -738,6 +786,10 @@ impl Task {
             format!("cannot run {}: {e}{hint}", python.display())
         })?;
         let pid = child.id().expect("a child that was just spawned has a pid");
+        if let Err(e) = crate::workspace::write_atomic(&config.pid_file, pid.to_string().as_bytes())
+        {
+            tracing::warn!(error = %e, "the ComfyUI pid file was not written");
+        }
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let shown: Vec<String> = args

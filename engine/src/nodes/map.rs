@@ -213,7 +213,7 @@ async fn fetch(url: &str, cache: &Path) -> Result<NodeMap, String> {
     let text = std::str::from_utf8(&body).map_err(|_| "the map is not UTF-8 text".to_string())?;
     let map = NodeMap::parse(text)?;
     let (cache, bytes) = (cache.to_path_buf(), body.to_vec());
-    tokio::task::spawn_blocking(move || crate::catalog::remote::write_atomic(&cache, &bytes))
+    tokio::task::spawn_blocking(move || crate::workspace::write_atomic(&cache, &bytes))
         .await
         .map_err(|e| format!("writing the cache failed: {e}"))?
         .map_err(|e| format!("writing the cache failed: {e}"))?;

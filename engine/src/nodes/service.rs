@@ -110,6 +110,23 @@ struct RestorePoint {
     pip_freeze: Frozen,
 }
 
+/// A pack change under way, written beside its restore point before anything changes and
+/// removed when it ends, however it ends: found at a start, it means the deck stopped in the
+/// middle (kill -9, a power cut), and the pod is put back as the point says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ChangeInProgress {
+    /// The restore point's file.
+    point: PathBuf,
+    /// What was asked (`change` "install" or "update"; `pack` its id): to say it, and retry it.
+    asked: PackOutcome,
+    /// An update's commit before it.
+    from_commit: Option<String>,
+    /// The install made `custom_nodes/.disabled/`.
+    made_disabled_folder: bool,
+    /// Asked for directly (not by a "make runnable", which goes on by itself).
+    announced: bool,
+}
+
 /// How to undo one pack change that succeeded, kept with its restore point (as JSON): an
 /// install (`from_commit` is `None`: the folder goes) or an update (checked out at
 /// `from_commit` again); in both, the Python packages it altered are put back.
@@ -137,6 +154,8 @@ enum Undo<'a> {
     RemoveFolder(&'a Path),
     /// Check the folder out at its old commit again.
     Checkout(&'a Path, &'a str),
+    /// The folders are as they were (only pip may not be).
+    Nothing,
 }
 
 pub struct NodePackService {
@@ -562,7 +581,7 @@ impl NodePackService {
             version: target.version.clone(),
             error: None,
         };
-        let result = self.install_undoable(caller, target, progress).await;
+        let result = self.install_inner(caller, target, progress, true).await;
         self.announce(asked, result.as_ref().map(|(_, undo)| undo.pack.as_str()));
         let (outcome, undo) = result?;
         self.record(
@@ -594,12 +613,41 @@ impl NodePackService {
         target: InstallTarget,
         progress: Progress<'_>,
     ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
+        self.install_inner(caller, target, progress, false).await
+    }
+
+    /// An install; `announced`: asked for directly, so that if the deck stops in the middle
+    /// of it, the put-back at the next start is a failure in Recovery (a "make runnable"
+    /// goes on by itself instead).
+    async fn install_inner(
+        &self,
+        caller: &Caller,
+        target: InstallTarget,
+        progress: Progress<'_>,
+        announced: bool,
+    ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
         require_admin(caller, "install custom-node packs")?;
         let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        self.put_back_interrupted_locked(&root).await;
         let disabled = root.join(DISABLED_DIR);
         let created = !exists(&disabled);
-        let mut result = self.install_locked(&root, target, progress).await;
+        let change = ChangeInProgress {
+            point: PathBuf::new(),
+            asked: PackOutcome {
+                change: "install".into(),
+                pack: String::new(),
+                repo: target.repo.clone(),
+                id: target.id.clone(),
+                version: target.version.clone(),
+                error: None,
+            },
+            from_commit: None,
+            made_disabled_folder: created,
+            announced,
+        };
+        let mut result = self.install_locked(&root, target, progress, change).await;
+        self.change_finished();
         match &mut result {
             Ok((_, undo)) => undo.made_disabled_folder = created,
             // Only when empty: the folder is put back exactly as it was.
@@ -616,6 +664,7 @@ impl NodePackService {
         root: &Path,
         target: InstallTarget,
         progress: Progress<'_>,
+        mut change: ChangeInProgress,
     ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
         let root = root.to_path_buf();
         let mut steps = Steps::new(progress);
@@ -635,6 +684,9 @@ impl NodePackService {
         let point = self
             .restore_point(&root, &pip, &format!("install {id}"), &mut steps)
             .await?;
+        change.point = point_path(&self.config, &point);
+        change.asked.pack = id.clone();
+        self.change_started(&change)?;
 
         // Cloned aside (ComfyUI skips `.disabled/`), moved into place only once it is checked.
         let staging = root.join(DISABLED_DIR).join(format!(
@@ -710,8 +762,8 @@ impl NodePackService {
                     undo,
                 ))
             }
-            Err(reason) => {
-                self.fail(
+            Err(reason) => Err(self
+                .fail(
                     &format!("installing {id}"),
                     reason,
                     &point,
@@ -719,8 +771,7 @@ impl NodePackService {
                     Undo::RemoveFolder(&dest),
                     &mut steps,
                 )
-                .await
-            }
+                .await),
         }
     }
 
@@ -867,7 +918,9 @@ impl NodePackService {
             version: version.map(str::to_string),
             error: None,
         };
-        let result = self.update_locked(id, version, progress).await;
+        let result = self
+            .update_locked(id, version, progress, asked.clone())
+            .await;
         self.announce(asked, result.as_ref().map(|_| id));
         result
     }
@@ -877,9 +930,27 @@ impl NodePackService {
         id: &str,
         version: Option<&str>,
         progress: Progress<'_>,
+        asked: PackOutcome,
     ) -> Result<NodePackOutcome, NodesError> {
         let root = self.custom_nodes_to_change()?;
         let _guard = self.lock.try_lock().map_err(|_| NodesError::Busy)?;
+        self.put_back_interrupted_locked(&root).await;
+        let result = self
+            .update_checked_out(&root, id, version, progress, asked)
+            .await;
+        self.change_finished();
+        result
+    }
+
+    async fn update_checked_out(
+        &self,
+        root: &Path,
+        id: &str,
+        version: Option<&str>,
+        progress: Progress<'_>,
+        asked: PackOutcome,
+    ) -> Result<NodePackOutcome, NodesError> {
+        let root = root.to_path_buf();
         let mut steps = Steps::new(progress);
         let dir = pack_dir(&root, id, false)?;
         let old = git::head(&dir).await.ok_or_else(|| {
@@ -891,6 +962,13 @@ impl NodePackService {
         let point = self
             .restore_point(&root, &pip, &format!("update {id}"), &mut steps)
             .await?;
+        self.change_started(&ChangeInProgress {
+            point: point_path(&self.config, &point),
+            asked,
+            from_commit: Some(old.clone()),
+            made_disabled_folder: false,
+            announced: true,
+        })?;
         steps.say("fetching".to_string());
         let remote = git::origin(&dir).await.unwrap_or_default();
         let fetched = self
@@ -950,8 +1028,8 @@ impl NodePackService {
                     steps: steps.done,
                 })
             }
-            Err(reason) => {
-                self.fail(
+            Err(reason) => Err(self
+                .fail(
                     &format!("updating {id}"),
                     reason,
                     &point,
@@ -959,8 +1037,7 @@ impl NodePackService {
                     Undo::Checkout(&dir, &old),
                     &mut steps,
                 )
-                .await
-            }
+                .await),
         }
     }
 
@@ -1222,7 +1299,7 @@ impl NodePackService {
         };
         let path = point_path(&self.config, &point);
         let json = serde_json::to_vec_pretty(&point).expect("a restore point serialises");
-        crate::catalog::remote::write_atomic(&path, &json).map_err(|e| {
+        crate::workspace::write_atomic(&path, &json).map_err(|e| {
             NodesError::Io(format!(
                 "cannot write the restore point {}: {e}; nothing was changed",
                 path.display()
@@ -1236,6 +1313,103 @@ impl NodePackService {
             path.display()
         ));
         Ok(point)
+    }
+
+    fn change_file(&self) -> PathBuf {
+        self.config
+            .restore_points
+            .with_file_name("change-in-progress.json")
+    }
+
+    /// Notes `change` as under way (its restore point is written): nothing changes before.
+    fn change_started(&self, change: &ChangeInProgress) -> Result<(), NodesError> {
+        let json = serde_json::to_vec_pretty(change).expect("a change serialises");
+        crate::workspace::write_atomic(&self.change_file(), &json).map_err(|e| {
+            NodesError::Io(format!(
+                "cannot note the change under way: {e}; nothing was changed"
+            ))
+        })
+    }
+
+    /// The change ended (done, or put back): nothing to put back at the next start.
+    fn change_finished(&self) {
+        let _ = std::fs::remove_file(self.change_file());
+    }
+
+    /// Puts the pod back as it was before a pack change the deck stopped in the middle of
+    /// (found at a start): the half clone goes, an installed folder is removed or an updated
+    /// one checked out at its old commit, pip's packages are restored, ComfyUI restarted. An
+    /// install or update asked for directly is then a failure in Recovery (Retry asks for it
+    /// again). Returns what was said, `None` when nothing was under way.
+    pub async fn put_back_interrupted(&self) -> Option<String> {
+        let root = self.custom_nodes_to_change().ok()?;
+        let _guard = self.lock.lock().await;
+        self.put_back_interrupted_locked(&root).await
+    }
+
+    async fn put_back_interrupted_locked(&self, root: &Path) -> Option<String> {
+        let file = self.change_file();
+        let change: ChangeInProgress = match std::fs::read(&file) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(change) => change,
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %file.display(), "an unreadable change record is dropped");
+                    self.change_finished();
+                    return None;
+                }
+            },
+            Err(_) => return None,
+        };
+        let id = change.asked.pack.clone();
+        let what = match change.asked.change.as_str() {
+            "update" => format!("updating {id}"),
+            _ => format!("installing {id}"),
+        };
+        let mut steps = Steps::new(&|_: &str| {});
+        // A clone the stop cut short, in `.disabled/` where ComfyUI does not look.
+        let staging = format!(".staging-{id}-");
+        if let Ok(entries) = std::fs::read_dir(root.join(DISABLED_DIR)) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&staging) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let point: Option<RestorePoint> = std::fs::read(&change.point)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let dir = root.join(&id);
+        let message = match (point, self.pip()) {
+            (Some(point), Ok(pip)) => {
+                let undo = match change.from_commit.as_deref() {
+                    Some(commit) if exists(&dir) => Undo::Checkout(&dir, commit),
+                    None if exists(&dir) && !point.packs.contains_key(&id) => {
+                        Undo::RemoveFolder(&dir)
+                    }
+                    _ => Undo::Nothing,
+                };
+                let reason = "comfydeck stopped in the middle of it".to_string();
+                self.fail(&what, reason, &point, &pip, undo, &mut steps)
+                    .await
+                    .to_string()
+            }
+            _ => format!(
+                "{what} failed: comfydeck stopped in the middle of it, and its restore point \
+                 {} cannot be read; check custom_nodes/{id} and pip's packages by hand",
+                change.point.display()
+            ),
+        };
+        if change.made_disabled_folder {
+            // Only when empty: the folder is put back exactly as it was.
+            let _ = std::fs::remove_dir(root.join(DISABLED_DIR));
+        }
+        self.change_finished();
+        if change.announced {
+            let mut outcome = change.asked;
+            outcome.error = Some(message.clone());
+            self.activity.events().publish(Event::Pack(outcome));
+        }
+        Some(message)
     }
 
     /// Restarts the supervised ComfyUI and waits until it answers again.
@@ -1296,7 +1470,7 @@ impl NodePackService {
 
     /// Puts the restore point back after `reason`, restarts ComfyUI, and answers with what
     /// happened.
-    async fn fail<T>(
+    async fn fail(
         &self,
         what: &str,
         reason: String,
@@ -1304,7 +1478,7 @@ impl NodePackService {
         pip: &Pip,
         undo: Undo<'_>,
         steps: &mut Steps<'_>,
-    ) -> Result<T, NodesError> {
+    ) -> NodesError {
         steps.say(format!("{what} failed; putting the restore point back"));
         let mut restored = Vec::new();
         let mut problems = Vec::new();
@@ -1321,6 +1495,7 @@ impl NodePackService {
                 )),
                 Err(e) => problems.push(e),
             },
+            Undo::Nothing => {}
         }
         match pip.restore(&point.pip_freeze).await {
             Ok(done) if done.is_empty() => restored.push("pip's packages were unchanged".into()),
@@ -1345,9 +1520,9 @@ impl NodePackService {
             .record(ActivityKind::Error, first_line(&message).to_string())
             .await;
         if problems.is_empty() {
-            Err(NodesError::Failed(message))
+            NodesError::Failed(message)
         } else {
-            Err(NodesError::RestoreFailed(message))
+            NodesError::RestoreFailed(message)
         }
     }
 

@@ -176,30 +176,42 @@ pub fn resolve_inside(base: &Path, relative: &str) -> Result<PathBuf, UnsafePath
     Ok(joined)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`,
-/// so a reader sees the old file or the new one, never half of one.
+/// Writes `bytes` to a temporary file beside `path` (its folder made when missing), syncs it,
+/// then renames it over `path`, so a reader sees the old file or the new one, never half of
+/// one. The temporary name is unique per process and call: two writers never share one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename itself must reach the disk too.
-        File::open(dir)?.sync_all()
+        drop(file);
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result?;
+    // The rename itself is durable once the folder is synced (best effort: not every file
+    // system allows opening a folder for it).
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Held for the life of the process: a second comfydeck on the same workspace is refused.

@@ -248,81 +248,6 @@ impl Pod {
 
 fn quiet(_: &str) {}
 
-/// A git remote over HTTP with git's "dumb" protocol (plain files of a bare repository, as
-/// any web server serves them), answering 503 to the next `fail_next` requests, and to every
-/// one while `down`.
-struct GitOverHttp {
-    port: u16,
-    fail_next: Arc<std::sync::atomic::AtomicU32>,
-    down: Arc<std::sync::atomic::AtomicBool>,
-    requests: Arc<std::sync::atomic::AtomicU32>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl GitOverHttp {
-    async fn start(served: PathBuf) -> GitOverHttp {
-        use axum::http::{StatusCode, Uri};
-        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-        let fail_next = Arc::new(AtomicU32::new(0));
-        let down = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(AtomicU32::new(0));
-        let (f, d, r) = (fail_next.clone(), down.clone(), requests.clone());
-        let app = axum::Router::new().fallback(move |uri: Uri| {
-            let (served, f, d, r) = (served.clone(), f.clone(), d.clone(), r.clone());
-            async move {
-                r.fetch_add(1, Ordering::SeqCst);
-                let failing = d.load(Ordering::SeqCst)
-                    || f.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
-                if failing {
-                    return Err(StatusCode::SERVICE_UNAVAILABLE);
-                }
-                let path = uri.path().trim_start_matches('/');
-                if path.split('/').any(|part| part == "..") {
-                    return Err(StatusCode::BAD_REQUEST);
-                }
-                std::fs::read(served.join(path)).map_err(|_| StatusCode::NOT_FOUND)
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        GitOverHttp {
-            port,
-            fail_next,
-            down,
-            requests,
-            server,
-        }
-    }
-
-    /// Serves the repository at `file_url` (from [`make_repo`]) as `/<name>.git`.
-    fn serve(&self, served: &Path, file_url: &str, name: &str) -> String {
-        let bare = served.join(format!("{name}.git"));
-        let source = file_url.trim_start_matches("file://");
-        run(
-            "git clone --bare",
-            Command::new("git")
-                .args(["clone", "--quiet", "--bare", source])
-                .arg(&bare),
-        );
-        git(&bare, &["update-server-info"]);
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
-    }
-
-    fn requests(&self) -> u32 {
-        self.requests.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for GitOverHttp {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 fn target(repo: &str, version: Option<&str>) -> InstallTarget {
     InstallTarget {
         repo: Some(repo.to_string()),
@@ -1152,21 +1077,19 @@ async fn make_runnable_installs_the_packs_a_workflow_names_and_reports_one_that_
 /// on the Recovery page, and is then left alone: the next pack from it is not even asked for.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clone_that_fails_on_the_network_is_tried_again_then_its_host_is_left_alone() {
-    use std::sync::atomic::Ordering;
+    use comfy_standin::git_remote::GitRemote;
     let pod = Pod::start(&[]).await;
     let nodes = pod.engine.nodes();
-    let served = pod.root.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    let remote = GitOverHttp::start(served.clone()).await;
+    let remote = GitRemote::start(pod.root.path().join("served")).await;
     let (file_url, _) = make_repo(
         pod.root.path(),
         "net-pack",
         &[&[("__init__.py", &init_py(None, &["NetNodeA"]))]],
     );
-    let url = remote.serve(&served, &file_url, "net-pack");
+    let url = remote.publish(&file_url, "net-pack");
 
     // Two 503s: the first two tries fail, the third clones.
-    remote.fail_next.store(2, Ordering::SeqCst);
+    remote.fail_next(2);
     let lines = std::sync::Mutex::new(Vec::<String>::new());
     let progress = |line: &str| lines.lock().unwrap().push(line.to_string());
     let installed = nodes
@@ -1194,13 +1117,13 @@ async fn a_clone_that_fails_on_the_network_is_tried_again_then_its_host_is_left_
     );
 
     // The host goes down: three tries, then the pack fails, classified as the network.
-    remote.down.store(true, Ordering::SeqCst);
+    remote.set_down(true);
     let (down_url, _) = make_repo(
         pod.root.path(),
         "down-pack",
         &[&[("__init__.py", &init_py(None, &["DownNode"]))]],
     );
-    let down_url = remote.serve(&served, &down_url, "down-pack");
+    let down_url = remote.publish(&down_url, "down-pack");
     let before = remote.requests();
     let error = nodes
         .install(&pod.admin, target(&down_url, None), &quiet)
@@ -1233,7 +1156,7 @@ async fn a_clone_that_fails_on_the_network_is_tried_again_then_its_host_is_left_
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains(&format!("127.0.0.1:{} is not answering", remote.port))
+        error.contains(&format!("127.0.0.1:{} is not answering", remote.port()))
             && error.contains("leaves it alone until"),
         "{error}"
     );
