@@ -9,7 +9,7 @@ use crate::common::test_config;
 use crate::downloads::{file, installed, sha256_of, start, wait_for, write_preset, TestFile};
 use engine::config::Config;
 use engine::download::fetch::FetchTuning;
-use engine::model::SettingsPatch;
+use engine::model::{FileState, InstallState, SettingsPatch};
 
 /// Delays of milliseconds instead of seconds, so a test sees many retries quickly.
 fn quick_tuning() -> FetchTuning {
@@ -116,6 +116,55 @@ async fn a_host_whose_circuit_opened_gives_way_to_the_mirror() {
         "the failing host was left alone once its circuit opened: {asked:?}"
     );
     assert_eq!(server.bytes_sent(&mirror.path), 200_000);
+}
+
+/// A file with no other source whose host keeps failing waits, queued, and says when it tries
+/// again (the time the queue will take it up).
+#[tokio::test]
+async fn a_file_whose_host_keeps_failing_says_when_it_tries_again() {
+    let server = FileServer::start().await;
+    let primary = server.add_file_seeded("/down/alone.safetensors", 50_000, 9);
+    server.set_fault(&primary.path, Fault::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    write_preset(
+        dir.path(),
+        "alone",
+        &[TestFile {
+            path: "loras/alone.safetensors",
+            url: server.url(&primary.path),
+            size: "50KB",
+            sha256: Some(Box::leak(primary.sha256.clone().into_boxed_str())),
+            mirrors: Vec::new(),
+        }],
+    );
+    let config = Config {
+        fetch_tuning: FetchTuning {
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(600),
+            ..quick_tuning()
+        },
+        ..test_config(dir.path())
+    };
+    let engine = start(config).await;
+    engine.downloads().install_preset("alone").await.unwrap();
+    let waiting = wait_for(&engine, "alone", Duration::from_secs(20), |v| {
+        v.files[0].state == FileState::Queued && v.files[0].error.is_some()
+    })
+    .await;
+    let said = waiting.files[0].error.clone().unwrap();
+    let at = said
+        .split("; tries again at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no time of the next try: {said}"));
+    assert!(
+        at.ends_with(" UTC") && at.len() == "2026-12-07 14:55:00 UTC".len(),
+        "{said}"
+    );
+    assert!(
+        said.contains("HTTP 503") || said.contains("not answering"),
+        "{said}"
+    );
+    assert_ne!(waiting.state, InstallState::Failed, "it waits, not fails");
 }
 
 /// With `HF_ENDPOINT`, a huggingface.co link is fetched from the endpoint, which is treated

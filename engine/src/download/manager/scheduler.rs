@@ -318,6 +318,15 @@ impl DownloadManager {
                     ),
                     _ => (TaskState::Failed, 0, FileState::Failed),
                 };
+                // A file queued again says when it goes on.
+                let message = if not_before > 0 {
+                    format!(
+                        "{message}; tries again at {}",
+                        crate::model::format_utc(not_before)
+                    )
+                } else {
+                    message
+                };
                 tracing::warn!(path = %task.path, error = %message, "download stopped");
                 if let Err(e) = self
                     .store
