@@ -862,23 +862,27 @@ async fn kill_9_mid_download(process: &mut std::process::Child, file: &Path) {
 
 /// `comfydeck serve` on `workspace` with ComfyUI at `comfyui`, answering once `/health` does.
 async fn serve(workspace: &Path, comfyui: &str) -> (std::process::Child, String) {
-    let port = free_port();
-    let child = with_test_env(
-        Command::new(BIN),
-        workspace,
-        &[
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--comfyui-url",
-            comfyui,
-        ],
-    )
-    .env_remove("ACCESS_PASSWORD")
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    serve_with(workspace, &["--comfyui-url", comfyui]).await
+}
+
+/// `comfydeck serve` on `workspace` with `comfyui_args` (where ComfyUI is), in an environment
+/// free of the developer's ComfyUI and pack settings (pip never reaches an index), answering
+/// once `/health` does.
+async fn serve_with(workspace: &Path, comfyui_args: &[&str]) -> (std::process::Child, String) {
+    let port = free_port().to_string();
+    let mut args = vec!["serve", "--port", &port];
+    args.extend_from_slice(comfyui_args);
+    let child = with_test_env(Command::new(BIN), workspace, &args)
+        .env_remove("ACCESS_PASSWORD")
+        .env_remove("COMFYUI_PYTHON")
+        .env_remove("COMFYUI_ARGS")
+        .env_remove("NODE_PIP_ARGS")
+        .env_remove("NODE_PROTECTED_PACKAGES")
+        .env("PIP_NO_INDEX", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     until_healthy(&base).await;
     (child, base)
@@ -1210,34 +1214,18 @@ async fn serve_supervised(
     comfy: &Path,
     comfy_port: u16,
 ) -> (std::process::Child, String) {
-    let port = free_port();
-    let child = with_test_env(
-        Command::new(BIN),
+    let (dir, port) = (comfy.display().to_string(), comfy_port.to_string());
+    serve_with(
         workspace,
         &[
-            "serve",
-            "--port",
-            &port.to_string(),
             "--comfyui-dir",
-            &comfy.display().to_string(),
+            &dir,
             "--comfyui-port",
-            &comfy_port.to_string(),
+            &port,
             "--node-map-url=",
         ],
     )
-    .env_remove("ACCESS_PASSWORD")
-    .env_remove("COMFYUI_PYTHON")
-    .env_remove("COMFYUI_ARGS")
-    .env_remove("NODE_PIP_ARGS")
-    .env_remove("NODE_PROTECTED_PACKAGES")
-    .env("PIP_NO_INDEX", "1")
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    until_healthy(&base).await;
-    (child, base)
+    .await
 }
 
 fn process_runs(pid: i32) -> bool {

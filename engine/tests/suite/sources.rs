@@ -76,6 +76,18 @@ async fn a_file_taken_down_mid_download_comes_from_its_mirror_keeping_the_bytes_
     );
 }
 
+/// Quick retries, and a host's circuit that opens after three failures and stays open.
+fn circuit_after_three(workspace: &std::path::Path) -> Config {
+    Config {
+        fetch_tuning: FetchTuning {
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(600),
+            ..quick_tuning()
+        },
+        ..test_config(workspace)
+    }
+}
+
 /// A host that keeps failing opens its circuit; the file then comes from its mirror on
 /// another host instead of waiting for the circuit to close.
 #[tokio::test]
@@ -95,15 +107,7 @@ async fn a_host_whose_circuit_opened_gives_way_to_the_mirror() {
     };
     spec.mirrors = vec![server.url(&mirror.path)];
     write_preset(dir.path(), "breaker", &[spec]);
-    let config = Config {
-        fetch_tuning: FetchTuning {
-            breaker_threshold: 3,
-            breaker_cooldown: Duration::from_secs(600),
-            ..quick_tuning()
-        },
-        ..test_config(dir.path())
-    };
-    let engine = start(config).await;
+    let engine = start(circuit_after_three(dir.path())).await;
     engine.downloads().install_preset("breaker").await.unwrap();
     wait_for(&engine, "breaker", Duration::from_secs(20), installed).await;
     assert_eq!(
@@ -137,15 +141,7 @@ async fn a_file_whose_host_keeps_failing_says_when_it_tries_again() {
             mirrors: Vec::new(),
         }],
     );
-    let config = Config {
-        fetch_tuning: FetchTuning {
-            breaker_threshold: 3,
-            breaker_cooldown: Duration::from_secs(600),
-            ..quick_tuning()
-        },
-        ..test_config(dir.path())
-    };
-    let engine = start(config).await;
+    let engine = start(circuit_after_three(dir.path())).await;
     engine.downloads().install_preset("alone").await.unwrap();
     let waiting = wait_for(&engine, "alone", Duration::from_secs(20), |v| {
         v.files[0].state == FileState::Queued && v.files[0].error.is_some()
