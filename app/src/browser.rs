@@ -146,6 +146,29 @@ pub fn reveal_run_panel() {
     );
 }
 
+/// Brings the element `id` into view when the page's address ends in `#id`: the router does
+/// not scroll to an anchor that a page renders only once its data came (Settings' tokens).
+pub fn reveal_anchor(id: &'static str) {
+    #[cfg(feature = "hydrate")]
+    leptos::prelude::request_animation_frame(move || {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let wanted = window
+            .location()
+            .hash()
+            .is_ok_and(|hash| hash.strip_prefix('#') == Some(id));
+        if let (true, Some(element)) = (
+            wanted,
+            window.document().and_then(|d| d.get_element_by_id(id)),
+        ) {
+            element.scroll_into_view();
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
+}
+
 /// Puts `text` on the clipboard. The browser allows it only on a secure page (https or
 /// localhost); elsewhere the error says to copy by hand.
 pub async fn copy_text(text: &str) -> Result<(), String> {

@@ -8,10 +8,17 @@ use leptos::prelude::*;
 pub fn Card(
     #[prop(into)] title: String,
     #[prop(optional, into)] testid: Option<&'static str>,
+    /// An `id` a link can land on (`/settings#hf-token`), clear of the sticky header.
+    #[prop(optional)]
+    anchor: Option<&'static str>,
     children: Children,
 ) -> impl IntoView {
     view! {
-        <section data-testid=testid class="rounded-xl border border-line bg-surface p-4 shadow-sm">
+        <section
+            id=anchor
+            data-testid=testid
+            class="scroll-mt-20 rounded-xl border border-line bg-surface p-4 shadow-sm"
+        >
             <h2 class="mb-3 text-sm font-medium text-muted">{title}</h2>
             {children()}
         </section>

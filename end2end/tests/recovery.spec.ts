@@ -61,10 +61,16 @@ test('a failed install shows in the banner and on Recovery, and one click fixes 
   await expect(failure).toHaveAttribute('data-class', 'auth');
   await expect(failure.getByTestId('failure-sentence')).toContainText('save a valid Hugging Face or CivitAI token in Settings');
   const addToken = failure.locator('[data-testid="failure-guide"][data-action="add_token"]');
-  await expect(addToken).toHaveAttribute('href', '/settings?back=/recovery');
+  await expect(addToken).toHaveAttribute('href', '/settings?back=/recovery#hf-token');
   // Settings opens with the way back to Recovery.
   await press(addToken, testInfo);
   await expect(page).toHaveURL(/\/settings\?back=/);
+  // It opens at the Hugging Face token, wherever the card is on a phone.
+  await expect(page.getByTestId('hf-token-input')).toBeInViewport();
+  await expectNoHorizontalScroll(page);
+  await shoot(page, testInfo, 'recovery-settings-back');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await expect(page.getByTestId('settings-back')).toBeInViewport();
   await press(page.getByTestId('settings-back'), testInfo);
   await expect(page).toHaveURL(/\/recovery$/);
   await expect(failure).toHaveCount(1);

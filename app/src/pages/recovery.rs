@@ -361,9 +361,9 @@ fn FailureCard(failure: FailureView, refresh: Callback<()>) -> impl IntoView {
         .iter()
         .filter_map(|a| {
             let mut href = link.clone()?;
-            // Settings offers the way back here once the token is saved.
+            // Settings opens at the tokens and offers the way back here once one is saved.
             if *a == RecoveryAction::AddToken && href == "/settings" {
-                href = "/settings?back=/recovery".to_string();
+                href = "/settings?back=/recovery#hf-token".to_string();
             }
             let label = match a {
                 RecoveryAction::AddToken => "Add a token in Settings",

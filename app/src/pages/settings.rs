@@ -250,8 +250,10 @@ fn TokenCard(
             checking.set(false);
         });
     };
+    Effect::new(move |_| crate::browser::reveal_anchor(prefix));
     view! {
-        <Card title=title>
+        // `#hf-token`, `#civitai-token`: where "Add a token" on Recovery lands.
+        <Card title=title anchor=prefix>
             <p class="mb-3 flex items-center gap-2 text-sm">
                 <span class="text-muted">"Saved:"</span>
                 <code data-testid=format!("{prefix}-masked") class="rounded bg-surface-2 px-2 py-0.5 font-mono">
