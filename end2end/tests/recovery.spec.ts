@@ -15,9 +15,10 @@ test.use({ baseURL: POD_URL });
 const PRESET = 'e2e-token';
 const FILE = 'e2e-token.safetensors';
 
-async function shoot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+/// The whole page, or (`fullPage` false) what the screen shows.
+async function shoot(page: Page, testInfo: TestInfo, name: string, fullPage = true): Promise<void> {
   fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS_DIR, `${name}-${testInfo.project.name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(ARTIFACTS_DIR, `${name}-${testInfo.project.name}.png`), fullPage });
 }
 
 const GONE = 'e2e-gone';
@@ -68,7 +69,7 @@ test('a failed install shows in the banner and on Recovery, and one click fixes 
   // It opens at the Hugging Face token, wherever the card is on a phone.
   await expect(page.getByTestId('hf-token-input')).toBeInViewport();
   await expectNoHorizontalScroll(page);
-  await shoot(page, testInfo, 'recovery-settings-back');
+  await shoot(page, testInfo, 'recovery-settings-back', false);
   await page.evaluate(() => window.scrollTo(0, 0));
   await expect(page.getByTestId('settings-back')).toBeInViewport();
   await press(page.getByTestId('settings-back'), testInfo);
