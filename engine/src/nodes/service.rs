@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::Either;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -230,23 +229,25 @@ impl NodePackService {
         }
         let host = git::git_host(url);
         let guarded = || {
-            let permit = match &host {
-                Some(host) => match self.git_hosts.acquire(host) {
-                    Ok(permit) => Some(permit),
-                    Err(wait) => {
-                        let until = crate::clock::now_ms() + wait.as_millis() as i64;
-                        return Either::Left(std::future::ready(Err(Missed::Resting(format!(
-                            "{host} is not answering (the network failed {GIT_HOST_FAILURES} \
-                             times in a row), so comfydeck leaves it alone until {}; retry \
-                             after that",
-                            format_utc(until)
-                        )))));
-                    }
-                },
-                None => None,
-            };
+            // Made now, run only below, once the host may be asked.
             let run = attempt();
-            Either::Right(async move {
+            let host = host.clone();
+            async move {
+                let permit = match &host {
+                    Some(host) => match self.git_hosts.acquire(host) {
+                        Ok(permit) => Some(permit),
+                        Err(wait) => {
+                            let until = crate::clock::now_ms() + wait.as_millis() as i64;
+                            return Err(Missed::Resting(format!(
+                                "{host} is not answering (the network failed \
+                                 {GIT_HOST_FAILURES} times in a row), so comfydeck leaves it \
+                                 alone until {}; retry after that",
+                                format_utc(until)
+                            )));
+                        }
+                    },
+                    None => None,
+                };
                 let result = run.await;
                 match (&result, permit) {
                     (Err(e), Some(permit)) if passing_class(FailureSource::Pack, e).is_some() => {
@@ -257,7 +258,7 @@ impl NodePackService {
                     _ => {}
                 }
                 result.map_err(Missed::Failed)
-            })
+            }
         };
         let passing = |missed: &Missed| match missed {
             Missed::Failed(e) => passing_class(FailureSource::Pack, e),
@@ -632,21 +633,9 @@ impl NodePackService {
         self.put_back_interrupted_locked(&root).await;
         let disabled = root.join(DISABLED_DIR);
         let created = !exists(&disabled);
-        let change = ChangeInProgress {
-            point: PathBuf::new(),
-            asked: PackOutcome {
-                change: "install".into(),
-                pack: String::new(),
-                repo: target.repo.clone(),
-                id: target.id.clone(),
-                version: target.version.clone(),
-                error: None,
-            },
-            from_commit: None,
-            made_disabled_folder: created,
-            announced,
-        };
-        let mut result = self.install_locked(&root, target, progress, change).await;
+        let mut result = self
+            .install_locked(&root, target, progress, announced, created)
+            .await;
         self.change_finished();
         match &mut result {
             Ok((_, undo)) => undo.made_disabled_folder = created,
@@ -664,7 +653,8 @@ impl NodePackService {
         root: &Path,
         target: InstallTarget,
         progress: Progress<'_>,
-        mut change: ChangeInProgress,
+        announced: bool,
+        made_disabled_folder: bool,
     ) -> Result<(NodePackOutcome, PackUndo), NodesError> {
         let root = root.to_path_buf();
         let mut steps = Steps::new(progress);
@@ -684,13 +674,25 @@ impl NodePackService {
         let point = self
             .restore_point(&root, &pip, &format!("install {id}"), &mut steps)
             .await?;
-        change.point = point_path(&self.config, &point);
-        change.asked.pack = id.clone();
-        self.change_started(&change)?;
+        self.change_started(&ChangeInProgress {
+            point: point_path(&self.config, &point),
+            asked: PackOutcome {
+                change: "install".into(),
+                pack: id.clone(),
+                repo: target.repo.clone(),
+                id: target.id.clone(),
+                version: target.version.clone(),
+                error: None,
+            },
+            from_commit: None,
+            made_disabled_folder,
+            announced,
+        })?;
 
         // Cloned aside (ComfyUI skips `.disabled/`), moved into place only once it is checked.
         let staging = root.join(DISABLED_DIR).join(format!(
-            ".staging-{id}-{}",
+            "{}{}",
+            staging_prefix(&id),
             hex::encode(rand::random::<[u8; 4]>())
         ));
         steps.say(format!("cloning {shown}"));
@@ -1367,7 +1369,7 @@ impl NodePackService {
         };
         let mut steps = Steps::new(&|_: &str| {});
         // A clone the stop cut short, in `.disabled/` where ComfyUI does not look.
-        let staging = format!(".staging-{id}-");
+        let staging = staging_prefix(&id);
         if let Ok(entries) = std::fs::read_dir(root.join(DISABLED_DIR)) {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with(&staging) {
@@ -1658,6 +1660,11 @@ fn pack_id_of(repository: &str) -> Result<String, String> {
         .trim_end_matches(".git");
     check_pack_id(name)?;
     Ok(name.to_string())
+}
+
+/// How the clones of pack `id` made aside in `.disabled/` begin (a random end follows).
+fn staging_prefix(id: &str) -> String {
+    format!(".staging-{id}-")
 }
 
 fn exists(path: &Path) -> bool {
