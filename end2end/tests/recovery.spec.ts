@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test, type APIRequestContext, type Page, type TestInfo } from '@playwright/test';
 import { FILESERVER_URL, POD_URL } from '../env';
-import { ARTIFACTS_DIR, collectBrowserErrors, expectNoHorizontalScroll, gotoHydrated, press } from './support';
+import { ARTIFACTS_DIR, collectBrowserErrors, expectNoHorizontalScroll, gotoHydrated, press, waitForHydration } from './support';
 
 test.use({ baseURL: POD_URL });
 
@@ -124,8 +124,10 @@ test('a file whose link is gone is finished from another link, and its install r
   await expect(failure).toHaveCount(0, { timeout: 15_000 });
   await expect.poll(() => presetState(request, GONE), { timeout: 20_000 }).toBe('installed');
 
-  // Its restore point, newest first: rolling it back removes the file it added.
+  // Its restore point, newest first: rolling it back removes the file it added. (A press
+  // before hydration would land on the server-rendered button, which opens nothing.)
   await page.reload();
+  await waitForHydration(page);
   const point = page.getByTestId('restore-point').filter({ hasText: 'install E2E gone preset' }).first();
   await expect(point).toHaveAttribute('data-state', 'kept');
   await expect(point).toContainText('1 file');
