@@ -117,6 +117,43 @@ test('search and filters live in the URL and survive a reload', async ({ page },
   browserErrors.assertNone();
 });
 
+test('the catalog lists a page of presets; Show more and Show all list the rest', async ({ page, request }, testInfo) => {
+  const browserErrors = collectBrowserErrors(page);
+  await gotoHydrated(page, '/models');
+  const count = page.getByTestId('models-count');
+  const total = Number((await count.textContent())?.match(/of (\d+)/)?.[1]);
+  expect(total, 'the built-in catalog is longer than two pages').toBeGreaterThan(24);
+  const cards = page.getByTestId('preset-card');
+  const more = page.getByTestId('models-more');
+  await expect(cards).toHaveCount(12);
+  await expect(count).toHaveText(`${total} of ${total} presets`);
+  await expect(more).toContainText(`Showing 12 of ${total}`);
+  await expect(page.getByTestId('models-show-more')).toHaveText('Show 12 more');
+
+  // In place, where the list was: no reload, no jump to the top, and the URL keeps it.
+  await setReloadMarker(page);
+  await press(page.getByTestId('models-show-more'), testInfo);
+  await expect(page).toHaveURL(/[?&]shown=24\b/);
+  await expect(cards).toHaveCount(24);
+  expect(await page.evaluate(() => window.scrollY), 'still scrolled down to the list').toBeGreaterThan(0);
+  await press(page.getByTestId('models-show-all'), testInfo);
+  await expect(cards).toHaveCount(total);
+  await expect(more).toHaveCount(0);
+  expect(await readReloadMarker(page), 'no full reload').toBe(1);
+
+  // A filter starts again at the first page of what it matches.
+  await page.getByTestId('filter-installed').selectOption('not_installed');
+  await expect(page).not.toHaveURL(/shown=/);
+  await expect(cards).toHaveCount(12);
+
+  // The links are plain links: the server renders what they ask for, for a browser whose
+  // script has not loaded (or never does).
+  const html = await (await request.get('/models?shown=24')).text();
+  expect(html.match(/data-testid="preset-card"/g)?.length).toBe(24);
+  expect(html).toContain(`href="/models?shown=36"`);
+  browserErrors.assertNone();
+});
+
 test('reload catalog reports what it read', async ({ page }, testInfo) => {
   const browserErrors = collectBrowserErrors(page);
   await gotoHydrated(page, '/models');

@@ -1,12 +1,13 @@
 //! The preset list: the filter bar (search, menus, "Fits my GPU") over the matching preset
-//! cards.
+//! cards, a page of them at a time ("Show more" is a link, so it works before the page's code
+//! has loaded too).
 
 use engine::model::*;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 use leptos_router::NavigateOptions;
 
-use super::filters::{FilterOptions, Filters, InstalledFilter};
+use super::filters::{shown_from_query, FilterOptions, Filters, InstalledFilter, PAGE};
 use super::preset_card::PresetCard;
 use super::state::Models;
 
@@ -14,11 +15,13 @@ use super::state::Models;
 pub(super) fn Catalog(m: Models) -> impl IntoView {
     let query = use_query_map();
     let filters = Memo::new(move |_| query.with(Filters::from_query));
+    let limit = Memo::new(move |_| query.with(shown_from_query));
     let navigate = use_navigate();
-    // Filters replace the history entry: the back button leaves the page, not a keystroke.
-    let apply = Callback::new(move |f: Filters| {
+    // Filters and "Show more" replace the history entry: the back button leaves the page, not
+    // a keystroke.
+    let go = Callback::new(move |url: String| {
         navigate(
-            &f.to_url(),
+            &url,
             NavigateOptions {
                 replace: true,
                 scroll: false,
@@ -26,6 +29,7 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
             },
         )
     });
+    let apply = Callback::new(move |f: Filters| go.run(f.to_url()));
     let update = move |edit: &dyn Fn(&mut Filters)| {
         let mut f = filters.get_untracked();
         edit(&mut f);
@@ -46,7 +50,7 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
     let options = Memo::new(move |_| m.data.with(|d| FilterOptions::of(&d.presets)));
     let usable = Memo::new(move |_| m.data.with(|d| d.space.usable_bytes()));
     let total = Memo::new(move |_| m.data.with(|d| d.presets.len()));
-    let shown = Memo::new(move |_| {
+    let matching = Memo::new(move |_| {
         let gpu = gpu_known.get();
         filters.with(|f| {
             m.data.with(|d| {
@@ -61,6 +65,16 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
             })
         })
     });
+    let listed = Memo::new(move |_| {
+        let n = limit.get();
+        matching.with(|all| all.iter().take(n).cloned().collect::<Vec<_>>())
+    });
+    let not_listed = move || matching.with(Vec::len).saturating_sub(limit.get());
+    let showing_url = move |n: usize| filters.with(|f| f.to_url_showing(n));
+    let show = move |ev: leptos::ev::MouseEvent, n: usize| {
+        ev.prevent_default();
+        go.run(showing_url(n));
+    };
     let set_tag = Callback::new(move |tag: String| update(&|f| f.tag = tag.clone()));
 
     let select_class =
@@ -86,7 +100,7 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
                     <p data-testid="models-count" class="text-sm text-muted tabular-nums">
                         {move || {
                             let t = total.get();
-                            format!("{} of {} preset{}", shown.with(Vec::len), t, if t == 1 { "" } else { "s" })
+                            format!("{} of {} preset{}", matching.with(Vec::len), t, if t == 1 { "" } else { "s" })
                         }}
                     </p>
                 </div>
@@ -200,7 +214,7 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
                 </label>
             </div>
             <Show
-                when=move || !shown.with(Vec::is_empty)
+                when=move || !matching.with(Vec::is_empty)
                 fallback=move || view! {
                     <div data-testid="models-none" class="rounded-xl border border-line bg-surface p-6 text-center text-sm text-muted">
                         <p>{move || if total.get() == 0 { "The catalog has no presets." } else { "No preset matches these filters." }}</p>
@@ -208,10 +222,33 @@ pub(super) fn Catalog(m: Models) -> impl IntoView {
                 }
             >
                 <div class="grid gap-3 lg:grid-cols-2">
-                    <For each=move || shown.get() key=|p| p.id.clone() let:preset>
+                    <For each=move || listed.get() key=|p| p.id.clone() let:preset>
                         <PresetCard initial=preset m usable set_tag/>
                     </For>
                 </div>
+                <Show when=move || { not_listed() > 0 }>
+                    <div data-testid="models-more" class="mt-4 flex flex-wrap items-center justify-center gap-x-4 gap-y-2">
+                        <p class="w-full text-center text-sm text-muted tabular-nums sm:w-auto">
+                            {move || format!("Showing {} of {}", limit.get(), matching.with(Vec::len))}
+                        </p>
+                        <a
+                            data-testid="models-show-more"
+                            class="btn-secondary"
+                            href=move || showing_url(limit.get() + PAGE)
+                            on:click=move |ev| show(ev, limit.get_untracked() + PAGE)
+                        >
+                            {move || format!("Show {} more", not_listed().min(PAGE))}
+                        </a>
+                        <a
+                            data-testid="models-show-all"
+                            class="text-sm text-accent hover:underline"
+                            href=move || showing_url(matching.with(Vec::len))
+                            on:click=move |ev| show(ev, matching.with_untracked(Vec::len))
+                        >
+                            {move || format!("Show all {}", matching.with(Vec::len))}
+                        </a>
+                    </div>
+                </Show>
             </Show>
         </section>
     }

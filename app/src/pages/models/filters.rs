@@ -62,8 +62,22 @@ impl InstalledFilter {
     }
 }
 
+/// How many matching presets the page lists at first, and how many each "Show more" adds.
+/// Rendering the whole catalog made the page several hundred kB and most of its server time,
+/// for far more cards than a phone's screen shows.
+pub(super) const PAGE: usize = 12;
+
+/// How many matching presets the URL asks the page to list (`shown=`; never less than a page).
+pub(super) fn shown_from_query(query: &ParamsMap) -> usize {
+    query
+        .get("shown")
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(PAGE, |n| n.max(PAGE))
+}
+
 /// The catalog filters, as the URL query holds them:
-/// `?q=flux&category=…&type=image&tag=fp8&installed=installed&fits=1`.
+/// `?q=flux&category=…&type=image&tag=fp8&installed=installed&fits=1`. A change of filters
+/// starts again at the first page (their URL has no `shown=`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Filters {
     pub(super) q: String,
@@ -92,6 +106,19 @@ impl Filters {
     }
 
     pub(super) fn to_url(&self) -> String {
+        self.url(String::new())
+    }
+
+    /// The same filters, listing the first `shown` matches.
+    pub(super) fn to_url_showing(&self, shown: usize) -> String {
+        self.url(if shown > PAGE {
+            shown.to_string()
+        } else {
+            String::new()
+        })
+    }
+
+    fn url(&self, shown: String) -> String {
         let fits = if self.fits { "1" } else { "" };
         let params: Vec<String> = [
             ("q", self.q.as_str()),
@@ -100,6 +127,7 @@ impl Filters {
             ("tag", self.tag.as_str()),
             ("installed", self.installed.as_str()),
             ("fits", fits),
+            ("shown", shown.as_str()),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -223,6 +251,25 @@ mod tests {
             "/models?q=a%20b%26c&category=Image%20Generation&type=image&installed=in_progress&fits=1"
         );
         assert_eq!(Filters::default().to_url(), "/models");
+        assert_eq!(f.to_url_showing(PAGE), f.to_url());
+        assert_eq!(
+            Filters::default().to_url_showing(3 * PAGE),
+            format!("/models?shown={}", 3 * PAGE)
+        );
+    }
+
+    #[test]
+    fn shown_is_at_least_a_page() {
+        let query = |q: &str| {
+            let mut map = ParamsMap::new();
+            map.insert("shown", q.to_string());
+            map
+        };
+        assert_eq!(shown_from_query(&ParamsMap::new()), PAGE);
+        assert_eq!(shown_from_query(&query("40")), 40);
+        assert_eq!(shown_from_query(&query("1")), PAGE);
+        assert_eq!(shown_from_query(&query("lots")), PAGE);
+        assert_eq!(shown_from_query(&query("-5")), PAGE);
     }
 
     #[test]
