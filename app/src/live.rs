@@ -221,7 +221,7 @@ mod client {
                         received = true;
                         live.connection.set(Connection::Live);
                     }
-                    match serde_json::from_str::<Event>(&text) {
+                    match Event::from_json(&text) {
                         Ok(event) => live.apply(event),
                         Err(e) => leptos::logging::warn!("unreadable live event: {e}"),
                     }
