@@ -22,6 +22,7 @@ mod recovery;
 mod runs;
 mod settings;
 mod system;
+mod tagged;
 mod users;
 mod workflows;
 

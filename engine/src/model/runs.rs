@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tagged::{required, unknown_variant};
+
 /// A file a prompt produced, with the comfydeck URL that serves it (behind the login).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunOutput {
@@ -17,7 +19,7 @@ pub struct RunOutput {
 
 /// What happened to a prompt, as pushed on `/ws`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RunEventFields")]
 pub enum RunEventKind {
     Queued,
     Started,
@@ -64,6 +66,94 @@ pub enum RunEventKind {
         total: usize,
         fraction: f64,
     },
+}
+
+/// Every field of every [`RunEventKind`], read flat (see `tagged.rs`).
+#[derive(Deserialize)]
+struct RunEventFields {
+    kind: String,
+    nodes: Option<Vec<String>>,
+    node: Option<String>,
+    title: Option<String>,
+    class_type: Option<String>,
+    value: Option<f64>,
+    max: Option<f64>,
+    url: Option<String>,
+    text: Option<String>,
+    files: Option<Vec<RunOutput>>,
+    node_type: Option<String>,
+    message: Option<String>,
+    done: Option<usize>,
+    total: Option<usize>,
+    fraction: Option<f64>,
+}
+
+impl TryFrom<RunEventFields> for RunEventKind {
+    type Error = String;
+
+    fn try_from(f: RunEventFields) -> Result<Self, String> {
+        let kind = f.kind.as_str();
+        Ok(match kind {
+            "queued" => RunEventKind::Queued,
+            "started" => RunEventKind::Started,
+            "cached" => RunEventKind::Cached {
+                nodes: required(f.nodes, kind, "nodes")?,
+            },
+            "executing" => RunEventKind::Executing {
+                node: required(f.node, kind, "node")?,
+                title: f.title,
+                class_type: f.class_type,
+            },
+            "progress" => RunEventKind::Progress {
+                node: f.node,
+                value: required(f.value, kind, "value")?,
+                max: required(f.max, kind, "max")?,
+            },
+            "preview" => RunEventKind::Preview {
+                node: f.node,
+                url: required(f.url, kind, "url")?,
+            },
+            "progress_text" => RunEventKind::ProgressText {
+                node: required(f.node, kind, "node")?,
+                text: required(f.text, kind, "text")?,
+            },
+            "output" => RunEventKind::Output {
+                node: required(f.node, kind, "node")?,
+                files: required(f.files, kind, "files")?,
+            },
+            "succeeded" => RunEventKind::Succeeded,
+            "failed" => RunEventKind::Failed {
+                node: f.node,
+                node_type: f.node_type,
+                message: required(f.message, kind, "message")?,
+            },
+            "interrupted" => RunEventKind::Interrupted { node: f.node },
+            "nodes" => RunEventKind::Nodes {
+                done: required(f.done, kind, "done")?,
+                total: required(f.total, kind, "total")?,
+                fraction: required(f.fraction, kind, "fraction")?,
+            },
+            other => {
+                return Err(unknown_variant(
+                    other,
+                    &[
+                        "queued",
+                        "started",
+                        "cached",
+                        "executing",
+                        "progress",
+                        "preview",
+                        "progress_text",
+                        "output",
+                        "succeeded",
+                        "failed",
+                        "interrupted",
+                        "nodes",
+                    ],
+                ))
+            }
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::tagged::{required, unknown_variant};
+
 use super::{ActivityEntry, ComfyProcess};
 
 /// One sample of the pod's resources, taken by `metrics`.
@@ -59,7 +61,7 @@ pub struct DiskStats {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "snake_case", try_from = "GpuReportFields")]
 pub enum GpuReport {
     Available {
         gpus: Vec<GpuStats>,
@@ -68,6 +70,31 @@ pub enum GpuReport {
     Unavailable {
         reason: String,
     },
+}
+
+/// Every field of every [`GpuReport`], read flat (see `tagged.rs`).
+#[derive(Deserialize)]
+struct GpuReportFields {
+    state: String,
+    gpus: Option<Vec<GpuStats>>,
+    reason: Option<String>,
+}
+
+impl TryFrom<GpuReportFields> for GpuReport {
+    type Error = String;
+
+    fn try_from(f: GpuReportFields) -> Result<Self, String> {
+        let state = f.state.as_str();
+        Ok(match state {
+            "available" => GpuReport::Available {
+                gpus: required(f.gpus, state, "gpus")?,
+            },
+            "unavailable" => GpuReport::Unavailable {
+                reason: required(f.reason, state, "reason")?,
+            },
+            other => return Err(unknown_variant(other, &["available", "unavailable"])),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
